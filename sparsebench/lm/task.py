@@ -1,0 +1,150 @@
+"""The shared base of causal-LM tasks: token streams, perplexity, calibration windows.
+
+Perplexity follows the reference pruning papers' evaluation: the evaluation
+token stream is cut into non-overlapping windows of ``window`` tokens, each
+window is scored on its own, and ppl = exp(mean next-token NLL over all
+predicted positions). Calibration windows are drawn at random positions (seeded)
+from a disjoint calibration stream.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from sparsebench.task import Metric, Task
+
+
+def token_stream(texts, tokenizer, n_tokens: int) -> torch.Tensor:
+    """The first ``n_tokens`` tokens of ``texts`` (each followed by EOS), or fail if too short."""
+    eos = tokenizer.eos_token_id
+    ids: list[int] = []
+    for text in texts:
+        ids.extend(tokenizer(text, add_special_tokens=False)["input_ids"])
+        if eos is not None:
+            ids.append(eos)
+        if len(ids) >= n_tokens:
+            return torch.tensor(ids[:n_tokens], dtype=torch.long)
+    raise ValueError(f"the text source has only {len(ids)} tokens; {n_tokens} are needed")
+
+
+def tokens_sha256(ids: torch.Tensor) -> str:
+    return hashlib.sha256(ids.to(torch.int64).numpy().tobytes()).hexdigest()
+
+
+class LanguageModelTask(Task):
+    families: ClassVar[tuple[str, ...]] = ("pruning",)
+    metrics: ClassVar[tuple[Metric, ...]] = (
+        Metric("perplexity", higher_is_better=False, description="exp(mean NLL) on held-out windows"),
+    )
+
+    @dataclass
+    class Params:
+        window: int = 512  # tokens per evaluation window
+        eval_windows: int = 32  # number of non-overlapping evaluation windows
+        calibration_window: int = 512  # tokens per calibration window
+        calibration_windows: int = 32  # number of calibration windows
+        batch_size: int = 4
+
+        def check(self):
+            for key in ("window", "eval_windows", "calibration_window", "calibration_windows", "batch_size"):
+                if getattr(self, key) < 1:
+                    raise ValueError(f"{key}={getattr(self, key)} must be >= 1")
+
+    # -- what a concrete task provides ----------------------------------------
+    def model_source(self):
+        raise NotImplementedError
+
+    def text_source(self):
+        raise NotImplementedError
+
+    # -- shared machinery ------------------------------------------------------
+    def __init__(self, params=None):
+        super().__init__(params)
+        self._tokenizer = None
+        self._eval_ids = None
+        self._calib_pool = None
+
+    def prepare(self) -> dict:
+        self.model_source().prepare()
+        return {"model": self.model_source().describe(), "text": self.text_source().describe()}
+
+    def load_model(self) -> nn.Module:
+        model, tok = self.model_source().load()
+        self._tokenizer = tok
+        return model
+
+    @property
+    def tokenizer(self):
+        if self._tokenizer is None:
+            _, self._tokenizer = self.model_source().load()
+        return self._tokenizer
+
+    def decoder_blocks(self, model: nn.Module) -> nn.ModuleList:
+        """The model's transformer blocks, in order (llama/mistral/qwen and OPT layouts)."""
+        inner = getattr(model, "model", model)
+        if hasattr(inner, "layers"):
+            return inner.layers
+        if hasattr(inner, "decoder") and hasattr(inner.decoder, "layers"):
+            return inner.decoder.layers
+        raise TypeError(f"{type(model).__name__}: cannot find its decoder blocks (llama- or OPT-style expected)")
+
+    def prunable_layers(self, model: nn.Module) -> dict[str, nn.Module]:
+        """Every nn.Linear inside the decoder blocks (embeddings and the LM head stay dense, as in the papers)."""
+        blocks = self.decoder_blocks(model)
+        prefix = next(name for name, mod in model.named_modules() if mod is blocks)
+        return {
+            f"{prefix}.{name}": mod
+            for name, mod in blocks.named_modules()
+            if isinstance(mod, nn.Linear)
+        }
+
+    def eval_ids(self) -> torch.Tensor:
+        """(eval_windows, window) token ids of the evaluation split."""
+        if self._eval_ids is None:
+            p = self.params
+            stream = token_stream(self.text_source().texts("evaluation"), self.tokenizer, p.window * p.eval_windows)
+            self._eval_ids = stream.reshape(p.eval_windows, p.window)
+        return self._eval_ids
+
+    def calibration_windows(self, seed: int) -> torch.Tensor:
+        """(calibration_windows, calibration_window) ids at seeded random positions of the calibration split."""
+        p = self.params
+        if self._calib_pool is None:
+            pool = max(8 * p.calibration_window * p.calibration_windows, 4 * p.calibration_window)
+            self._calib_pool = token_stream(self.text_source().texts("calibration"), self.tokenizer, pool)
+        g = torch.Generator().manual_seed(seed)
+        starts = torch.randint(0, len(self._calib_pool) - p.calibration_window, (p.calibration_windows,), generator=g)
+        return torch.stack([self._calib_pool[s : s + p.calibration_window] for s in starts.tolist()])
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module) -> dict[str, float]:
+        ids = self.eval_ids()
+        device = next(model.parameters()).device
+        total = torch.zeros((), dtype=torch.float64)
+        count = 0
+        for start in range(0, ids.shape[0], self.params.batch_size):
+            batch = ids[start : start + self.params.batch_size].to(device)
+            logits = model(batch, use_cache=False).logits
+            nll = nn.functional.cross_entropy(
+                logits[:, :-1].reshape(-1, logits.shape[-1]).float(), batch[:, 1:].reshape(-1), reduction="sum"
+            )
+            total += nll.double().cpu()
+            count += batch[:, 1:].numel()
+        mean_nll = (total / count).item()
+        return {"perplexity": float(torch.exp(torch.tensor(mean_nll, dtype=torch.float64))), "nll": mean_nll}
+
+    def data_info(self) -> dict:
+        ids = self.eval_ids()
+        return {
+            "text": self.text_source().describe(),
+            "model": self.model_source().describe(),
+            "eval_tokens": int(ids.numel()),
+            "eval_windows": int(ids.shape[0]),
+            "window": int(ids.shape[1]),
+            "eval_tokens_sha256": tokens_sha256(ids),
+        }

@@ -1,0 +1,75 @@
+"""Where the text comes from, split into disjoint calibration and evaluation sets.
+
+- :class:`StdlibText`: CPython's own standard-library sources (on every machine
+  with Python). Files are assigned to a split by a hash of their relative
+  path, so the split is the same on every machine with the same Python.
+- :class:`HFDatasetText`: WikiText-2, C4 or any ``datasets`` dataset (for users
+  with a network; tested on local parquet files).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sysconfig
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+_SKIP_DIRS = {"site-packages", "test", "tests", "idle_test", "__pycache__", "lib2to3"}
+
+
+@dataclass(frozen=True)
+class StdlibText:
+    eval_fraction_per_256: int = 26  # ~10 % of files are evaluation text
+    root: str | None = None  # defaults to this interpreter's stdlib
+
+    def _root(self) -> Path:
+        return Path(self.root or sysconfig.get_paths()["stdlib"])
+
+    def files(self, split: str) -> list[Path]:
+        if split not in ("calibration", "evaluation"):
+            raise ValueError(f"split={split!r}; allowed: 'calibration', 'evaluation'")
+        root = self._root()
+        out = []
+        for path in sorted(root.rglob("*.py")):
+            rel = path.relative_to(root)
+            if any(part in _SKIP_DIRS for part in rel.parts[:-1]):
+                continue
+            is_eval = hashlib.sha256(rel.as_posix().encode()).digest()[0] < self.eval_fraction_per_256
+            if is_eval == (split == "evaluation"):
+                out.append(path)
+        return out
+
+    def texts(self, split: str) -> Iterator[str]:
+        for path in self.files(split):
+            text = path.read_text(encoding="utf-8", errors="replace")
+            if text.strip():
+                yield text
+
+    def describe(self) -> dict:
+        import platform
+
+        return {"source": "cpython-stdlib", "python": platform.python_version(), "root": str(self._root())}
+
+
+@dataclass(frozen=True)
+class HFDatasetText:
+    path: str = "wikitext"
+    name: str | None = "wikitext-2-raw-v1"
+    calibration_split: str = "train"
+    evaluation_split: str = "test"
+    text_field: str = "text"
+    data_files: dict | None = None  # for local files: {"train": ..., "test": ...}
+    join: str = "\n\n"  # WikiText is evaluated as one joined document, as in SparseGPT's code
+
+    def texts(self, split: str) -> Iterator[str]:
+        try:
+            import datasets
+        except ImportError as exc:  # pragma: no cover - exercised only without the extra
+            raise RuntimeError("HFDatasetText needs the `datasets` package: pip install 'sparsebench[hub]'") from exc
+        name = {"calibration": self.calibration_split, "evaluation": self.evaluation_split}[split]
+        ds = datasets.load_dataset(self.path, self.name, split=name, data_files=self.data_files)
+        yield self.join.join(ds[self.text_field])
+
+    def describe(self) -> dict:
+        return {"source": "datasets", "path": self.path, "name": self.name, "data_files": self.data_files}

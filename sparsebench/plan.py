@@ -1,0 +1,100 @@
+"""Expanding a validated config into jobs, each named by a stable run id.
+
+The run id is a hash of everything that determines a result: task and its
+parameters, method and its hyperparameters (defaults filled in), target, seed
+and hardware profile. Same inputs -> same id -> the same result directory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from sparsebench import registry
+from sparsebench.hardware import profile
+from sparsebench.params import params_dict
+from sparsebench.targets import DENSE, Target
+
+
+def canonical_json(obj) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+
+
+@dataclass(frozen=True)
+class Job:
+    task: str
+    method: str
+    family: str
+    target: dict
+    seed: int
+    hardware: str
+    task_params: dict = field(default_factory=dict)
+    method_params: dict = field(default_factory=dict)
+
+    @property
+    def run_id(self) -> str:
+        return hashlib.sha256(canonical_json(self.spec()).encode()).hexdigest()[:16]
+
+    def spec(self) -> dict:
+        return asdict(self)
+
+    def spec_json(self) -> str:
+        return canonical_json(self.spec())
+
+    @classmethod
+    def from_spec(cls, spec: dict | str) -> "Job":
+        if isinstance(spec, str):
+            spec = json.loads(spec)
+        return cls(**spec)
+
+    def result_path(self, results_dir: str | Path = "results") -> Path:
+        return Path(results_dir) / "runs" / self.task / self.method / self.run_id / "result.json"
+
+    @property
+    def method_file(self) -> str:
+        return str(registry.method(self.method).file)
+
+    @property
+    def task_file(self) -> str:
+        return str(registry.task(self.task).file)
+
+    @property
+    def label(self) -> str:
+        return f"{self.task} {self.method} {Target.from_dict(self.target).label} seed={self.seed} on {self.hardware}"
+
+
+def plan_jobs(config: dict, only_available: bool = False, log=sys.stderr) -> list[Job]:
+    """All jobs of a validated config, in a stable order, without duplicates.
+
+    With ``only_available``, jobs for hardware profiles this machine lacks are
+    left out and each such profile is named once on ``log``.
+    """
+    jobs: dict[str, Job] = {}
+    hardware = list(config["hardware"])
+    if only_available:
+        kept = []
+        for name in hardware:
+            ok, why = profile(name).available()
+            if ok:
+                kept.append(name)
+            elif log is not None:
+                print(f"sparsebench: skipping jobs for {why}", file=log)
+        hardware = kept
+    for exp in config["experiments"].values():
+        seeds = exp.get("seeds") or config["seeds"]
+        targets = [Target.from_config(t) for t in exp.get("targets") or []]
+        for tname in exp["tasks"]:
+            tentry = registry.task(tname)
+            tparams = params_dict(tentry.cls.build(config["tasks"].get(tname), f"tasks.{tname}").params)
+            for mname, mraw in exp["methods"].items():
+                mentry = registry.method(mname)
+                mparams = params_dict(mentry.cls.build(mraw, f"methods.{mname}").params)
+                for target in [DENSE] if mentry.cls.reference else targets:
+                    for seed in seeds:
+                        for hw in hardware:
+                            job = Job(tname, mname, mentry.family, target.to_dict(), int(seed), hw, tparams, mparams)
+                            jobs.setdefault(job.run_id, job)
+    return list(jobs.values())

@@ -1,0 +1,5 @@
+"""Reports generated from stored results only (never reruns an experiment)."""
+
+from sparsebench.report.build import build_report
+
+__all__ = ["build_report"]

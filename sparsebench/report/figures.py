@@ -1,0 +1,52 @@
+"""Figure builders. Each takes the summary table and returns {name: matplotlib Figure}.
+
+Register a new figure by adding it to ``FIGURES``; ``sparsebench report --figure
+NAME`` regenerates one alone.
+"""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from sparsebench.report.style import method_style  # noqa: E402
+
+
+def quality_vs_sparsity(df: pd.DataFrame) -> dict:
+    """Primary metric versus sparsity per method, one panel per task (unstructured targets as lines,
+    N:M targets as hollow markers at their sparsity, dense as a horizontal line)."""
+    figs = {}
+    pruning = df[df["family"] == "pruning"]
+    for task, tdf in pruning.groupby("task"):
+        metric = tdf["primary_metric"].iloc[0]
+        col = f"metric.{metric}"
+        fig, ax = plt.subplots(figsize=(6.4, 4.4))
+        dense = tdf[tdf["method"] == "dense"]
+        if not dense.empty:
+            ax.axhline(dense[col].mean(), color="black", ls="--", lw=1, label="dense")
+        for method, mdf in tdf[tdf["method"] != "dense"].groupby("method"):
+            st = method_style(method)
+            uns = mdf[mdf["pattern"] == "unstructured"].groupby("target_sparsity")[col].mean().sort_index()
+            if not uns.empty:
+                ax.plot(uns.index * 100, uns.values, color=st["color"], marker=st["marker"], label=method)
+            nm = mdf[mdf["pattern"] != "unstructured"].groupby(["pattern", "target_sparsity"])[col].mean()
+            for (pattern, s), v in nm.items():
+                ax.plot([s * 100], [v], ls="none", marker=st["marker"], mfc="none", mec=st["color"], ms=9)
+                ax.annotate(pattern, (s * 100, v), textcoords="offset points", xytext=(6, 0), fontsize=7,
+                            color=st["color"])
+        ax.set_xlabel("sparsity (%)")
+        ax.set_ylabel(metric + (" (log scale)" if metric == "perplexity" else ""))
+        if metric == "perplexity":
+            ax.set_yscale("log")
+        ax.set_title(f"{task}: {metric} vs sparsity (hollow: N:M)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        figs[f"quality_vs_sparsity_{task}"] = fig
+    return figs
+
+
+FIGURES = {"quality_vs_sparsity": quality_vs_sparsity}

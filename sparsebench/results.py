@@ -1,0 +1,102 @@
+"""Result files: written atomically, read strictly, gathered into one table."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+SCHEMA_VERSION = 1
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that readers see the old file or the whole new one, never a part."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def write_result(path: Path, result: dict) -> None:
+    write_atomic(path, json.dumps(result, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def read_result(path: Path) -> dict:
+    data = json.loads(Path(path).read_text())
+    if data.get("schema") != SCHEMA_VERSION or data.get("status") != "ok":
+        raise ValueError(f"{path}: not a complete sparsebench result (schema {data.get('schema')}, status {data.get('status')})")
+    return data
+
+
+def find_results(results_dir: Path) -> list[Path]:
+    """Every complete ``result.json`` under ``results_dir/runs`` (temp files are never matched)."""
+    return sorted(Path(results_dir).glob("runs/**/result.json"))
+
+
+def flatten(result: dict) -> dict:
+    """One row per result for the summary table."""
+    job = result["job"]
+    row = {
+        "run_id": result["run_id"],
+        "task": job["task"],
+        "family": job["family"],
+        "method": job["method"],
+        "pattern": job["target"]["pattern"],
+        "target_sparsity": job["target"]["sparsity"],
+        "target_label": result.get("target_label", ""),
+        "seed": job["seed"],
+        "hardware": job["hardware"],
+        "measured_sparsity": result.get("sparsity", {}).get("measured"),
+    }
+    for k, v in result.get("metrics", {}).items():
+        row[f"metric.{k}"] = v
+    for k, v in result.get("timings", {}).items():
+        row[f"time.{k}"] = v
+    for k, v in result.get("memory", {}).items():
+        row[f"memory.{k}"] = v
+    for k, v in job.get("method_params", {}).items():
+        row[f"param.{k}"] = json.dumps(v) if isinstance(v, (list, dict)) else v
+    env = result.get("environment", {})
+    row["commit"] = env.get("commit")
+    row["data_hash"] = result.get("data", {}).get("eval_tokens_sha256")
+    row["result_path"] = result.get("_path")
+    return row
+
+
+def summarize(paths: list[Path]):
+    import pandas as pd
+
+    rows = []
+    for p in paths:
+        r = read_result(p)
+        r["_path"] = str(p)
+        rows.append(flatten(r))
+    df = pd.DataFrame(rows)
+    if not df.empty:
+        df = df.sort_values(["task", "family", "method", "pattern", "target_sparsity", "seed", "hardware"]).reset_index(drop=True)
+    return df
+
+
+def write_summary(df, csv_path: Path) -> list[Path]:
+    """Write the summary as CSV (and Parquet beside it), atomically."""
+    csv_path = Path(csv_path)
+    write_atomic(csv_path, df.to_csv(index=False))
+    written = [csv_path]
+    pq = csv_path.with_suffix(".parquet")
+    tmp = pq.with_name(f".{pq.name}.tmp")
+    df.to_parquet(tmp, index=False)
+    os.replace(tmp, pq)
+    written.append(pq)
+    return written

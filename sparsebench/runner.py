@@ -1,0 +1,114 @@
+"""Running one job: build its task and method, hand them to the family, write result.json.
+
+The result is written atomically at the very end, so a job killed at any point
+leaves no ``result.json`` behind and rerunning it starts clean.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import random
+import resource
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from sparsebench import registry
+from sparsebench.environment import capture
+from sparsebench.errors import ConfigError
+from sparsebench.hardware import HardwareProfile, profile
+from sparsebench.plan import Job
+from sparsebench.results import SCHEMA_VERSION, write_result
+from sparsebench.targets import Target
+
+
+@dataclass
+class JobContext:
+    """Everything a family's ``run`` needs for one job."""
+
+    job: Job
+    task: object
+    method: object
+    target: Target
+    profile: HardwareProfile
+    generator: torch.Generator
+    timings: dict = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def seed(self) -> int:
+        return self.job.seed
+
+    @property
+    def device(self) -> torch.device:
+        return torch.device(self.profile.device)
+
+    @contextlib.contextmanager
+    def timer(self, name: str):
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[f"{name}_s"] = self.timings.get(f"{name}_s", 0.0) + time.perf_counter() - t0
+
+    def timed(self, name: str, fn, *args, **kwargs):
+        with self.timer(name):
+            return fn(*args, **kwargs)
+
+    def log(self, message: str) -> None:
+        print(f"[{self.job.method} {self.target.label} seed={self.seed}] {message}", file=sys.stderr, flush=True)
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux reports KiB
+
+
+def run_job(job: Job, out: Path) -> dict:
+    t_start = time.perf_counter()
+    tentry = registry.task(job.task, "job.task")
+    mentry = registry.method(job.method, "job.method")
+    if mentry.family != job.family:
+        raise ConfigError(f"job.family={job.family!r} but method {job.method!r} is in family {mentry.family!r}")
+    hw = profile(job.hardware, "job.hardware")
+    ok, why = hw.available()
+    if not ok:
+        raise ConfigError(f"job.hardware={job.hardware!r}: {why}")
+    torch.set_num_threads(hw.thread_count())
+    task = tentry.cls.build(job.task_params, "job.task_params")
+    method = mentry.cls.build(job.method_params, "job.method_params")
+    target = Target.from_dict(job.target)
+    ctx = JobContext(job, task, method, target, hw, seed_everything(job.seed))
+    family = registry.families()[job.family].module
+    outcome = family.run(ctx)
+    ctx.timings["total_s"] = time.perf_counter() - t_start
+    result = {
+        "schema": SCHEMA_VERSION,
+        "status": "ok",
+        "run_id": job.run_id,
+        "job": job.spec(),
+        "target_label": target.label,
+        "paper": mentry.cls.paper.to_dict() if mentry.cls.paper else None,
+        "metric_info": {m.name: {"higher_is_better": m.higher_is_better} for m in tentry.cls.metrics},
+        **outcome,
+        "timings": ctx.timings,
+        "memory": {"peak_rss_mb": peak_rss_mb()},
+        "data": task.data_info(),
+        "hardware_profile": {"name": hw.name, "device": hw.device, "dtype": hw.dtype, "threads": hw.thread_count()},
+        "environment": capture(registry.project_root()),
+        "extra": ctx.extra,
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    write_result(out, result)
+    return result

@@ -1,0 +1,71 @@
+"""What every task declares: its model, its data, its metrics, and which families apply.
+
+A task is one file ``tasks/<name>.py`` with one subclass of :class:`Task`
+(usually through a shared base such as ``sparsebench.lm.LanguageModelTask``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from torch import nn
+
+from sparsebench.params import build_params, params_dict
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    higher_is_better: bool
+    description: str = ""
+
+
+class Task:
+    name: ClassVar[str]
+    families: ClassVar[tuple[str, ...]] = ()
+    metrics: ClassVar[tuple[Metric, ...]] = ()
+    description: ClassVar[str] = ""
+
+    @dataclass
+    class Params:
+        pass
+
+    def __init__(self, params=None):
+        self.params = params if params is not None else self.Params()
+
+    @classmethod
+    def build(cls, raw: dict | None, where: str) -> "Task":
+        return cls(build_params(cls.Params, raw, where))
+
+    @classmethod
+    def primary_metric(cls) -> Metric:
+        return cls.metrics[0]
+
+    @classmethod
+    def describe(cls) -> dict:
+        return {
+            "name": cls.name,
+            "families": list(cls.families),
+            "metrics": {m.name: ("higher" if m.higher_is_better else "lower") + " is better" for m in cls.metrics},
+            "params": params_dict(cls.Params()),
+        }
+
+    # -- what the runner calls -------------------------------------------------
+    def prepare(self) -> dict:
+        """One-time, per-machine work (e.g. caching float weights). Idempotent."""
+        return {}
+
+    def load_model(self) -> nn.Module:
+        raise NotImplementedError
+
+    def prunable_layers(self, model: nn.Module) -> dict[str, nn.Module]:
+        """The layers whose weights a method may sparsify, by qualified name."""
+        raise NotImplementedError
+
+    def evaluate(self, model: nn.Module) -> dict[str, float]:
+        raise NotImplementedError
+
+    def data_info(self) -> dict:
+        """Sizes and hashes of the data this task evaluates and calibrates on."""
+        return {}

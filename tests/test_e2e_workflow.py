@@ -1,0 +1,81 @@
+"""The real DAG on the real model: snakemake on config/ci.yaml in a temporary directory."""
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+SNAKEMAKE = shutil.which("snakemake", path=str(Path(sys.executable).parent)) or shutil.which("snakemake")
+
+
+def snakemake(root, workdir, *extra, check=True):
+    cmd = [SNAKEMAKE, "--snakefile", str(root / "Snakefile"), "--directory", str(workdir),
+           "--configfile", str(root / "config" / "ci.yaml"), "--cores", "2", *extra]
+    env = dict(os.environ, SPARSEBENCH_ROOT=str(root), PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if check and proc.returncode != 0:
+        raise AssertionError(proc.stdout[-4000:] + proc.stderr[-4000:])
+    return proc
+
+
+@pytest.fixture(scope="module")
+def workflow_run(root, tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("wf")
+    t0 = time.perf_counter()
+    proc = snakemake(root, workdir)
+    return workdir, proc, time.perf_counter() - t0
+
+
+def test_workflow_produces_summary_mlflow_and_report(workflow_run):
+    workdir, _, _ = workflow_run
+    df = pd.read_csv(workdir / "results" / "summary.csv")
+    assert (workdir / "results" / "summary.parquet").exists()
+    # dense once, magnitude and random at 50 % and 2:4
+    assert len(df) == 5
+    assert set(df["method"]) == {"dense", "magnitude", "random"}
+    assert df["metric.perplexity"].notna().all()
+    dense = df[df.method == "dense"]["metric.perplexity"].iloc[0]
+    assert (df[df.method != "dense"]["metric.perplexity"] > dense).all()
+    html = (workdir / "reports" / "index.html").read_text()
+    assert "quality_vs_sparsity_lm-smollm2" in html
+    runs = pd.read_csv(workdir / "results" / "mlflow_runs.csv")
+    assert len(runs) == 5 and runs["mlflow_run_id"].nunique() == 5
+
+
+def test_mlflow_store_has_one_run_per_result(workflow_run):
+    from mlflow.tracking import MlflowClient
+
+    workdir, _, _ = workflow_run
+    client = MlflowClient(f"sqlite:///{workdir / 'results' / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("lm-smollm2")
+    assert len(client.search_runs([exp.experiment_id])) == 5
+
+
+def test_rerun_does_nothing(root, workflow_run):
+    workdir, _, _ = workflow_run
+    t0 = time.perf_counter()
+    proc = snakemake(root, workdir)
+    elapsed = time.perf_counter() - t0
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+    assert elapsed < 10, f"no-op rerun took {elapsed:.1f} s"
+
+
+def test_touching_one_method_reruns_only_its_jobs(root, workflow_run):
+    workdir, _, _ = workflow_run
+    method_file = root / "methods" / "pruning" / "random.py"
+    stat = method_file.stat()
+    try:
+        os.utime(method_file, (time.time() + 5, time.time() + 5))
+        proc = snakemake(root, workdir, "-n", "--quiet", "rules")
+    finally:
+        os.utime(method_file, (stat.st_atime, stat.st_mtime))
+    out = proc.stdout + proc.stderr
+    lines = [ln.split() for ln in out.splitlines() if ln.strip().startswith(("run_job", "aggregate", "prepare_task"))]
+    counts = {ln[0]: int(ln[1]) for ln in lines if len(ln) > 1 and ln[1].isdigit()}
+    assert counts.get("run_job") == 2, out  # random at 50 % and 2:4, nothing else
+    assert "prepare_task" not in counts

@@ -1,0 +1,92 @@
+"""Text and model sources: the offline stdlib split, and the hub / datasets loaders on local fixtures."""
+
+from dataclasses import dataclass
+
+import pandas as pd
+import pytest
+import torch
+
+from sparsebench.lm import HFDatasetText, HubModel, LanguageModelTask, StdlibText
+from sparsebench.lm.task import token_stream
+
+
+def test_stdlib_split_is_disjoint_deterministic_and_mostly_calibration():
+    src = StdlibText()
+    cal, ev = src.files("calibration"), src.files("evaluation")
+    assert cal and ev and not set(cal) & set(ev)
+    assert 0.05 < len(ev) / (len(ev) + len(cal)) < 0.2
+    assert src.files("evaluation") == ev
+    assert all("site-packages" not in p.parts for p in cal + ev)
+
+
+@pytest.fixture(scope="module")
+def hub_fixture(tmp_path_factory):
+    """A tiny llama checkpoint and tokenizer in hub layout, plus WikiText-like parquet files."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    d = tmp_path_factory.mktemp("hub")
+    corpus = [f"line {i}: the quick brown fox jumps over the lazy dog {i % 7}" for i in range(400)]
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.train_from_iterator(corpus, trainers.BpeTrainer(vocab_size=120, special_tokens=["<unk>", "</s>"]))
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="</s>", unk_token="<unk>")
+    model_dir = d / "tiny-llama"
+    fast.save_pretrained(model_dir)
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=len(fast), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256)
+    LlamaForCausalLM(cfg).save_pretrained(model_dir)
+    pd.DataFrame({"text": corpus[:300]}).to_parquet(d / "train.parquet")
+    pd.DataFrame({"text": corpus[300:]}).to_parquet(d / "test.parquet")
+    return model_dir, {"train": str(d / "train.parquet"), "test": str(d / "test.parquet")}
+
+
+def test_hub_model_loader_reads_a_local_checkpoint(hub_fixture):
+    model_dir, _ = hub_fixture
+    model, tok = HubModel(str(model_dir)).load()
+    assert model.config.num_hidden_layers == 2 and tok.eos_token == "</s>"
+
+
+def test_dataset_text_loader_reads_local_parquet_splits(hub_fixture):
+    _, files = hub_fixture
+    src = HFDatasetText("parquet", None, "train", "test", data_files=files)
+    ev = next(src.texts("evaluation"))
+    assert ev.startswith("line 300:") and "line 299:" not in ev
+    assert "line 0:" in next(src.texts("calibration"))
+
+
+def test_lm_task_on_hub_fixture_gives_finite_perplexity_and_disjoint_calibration(hub_fixture):
+    model_dir, files = hub_fixture
+
+    class FixtureTask(LanguageModelTask):
+        name = "lm-fixture"
+
+        @dataclass
+        class Params(LanguageModelTask.Params):
+            window: int = 16
+            eval_windows: int = 3
+            calibration_window: int = 16
+            calibration_windows: int = 2
+
+        def model_source(self):
+            return HubModel(str(model_dir))
+
+        def text_source(self):
+            return HFDatasetText("parquet", None, "train", "test", data_files=files)
+
+    task = FixtureTask()
+    model = task.load_model()
+    ppl = task.evaluate(model)["perplexity"]
+    assert 1 < ppl < 10 * len(task.tokenizer)  # a random tiny model: near-uniform, but finite
+    assert len(task.prunable_layers(model)) == 2 * 7
+    cal = task.calibration_windows(seed=0)
+    assert cal.shape == (2, 16) and torch.equal(cal, task.calibration_windows(seed=0))
+    assert not torch.equal(cal, task.calibration_windows(seed=1))
+
+
+def test_token_stream_fails_clearly_when_text_is_too_short(hub_fixture):
+    model_dir, _ = hub_fixture
+    _, tok = HubModel(str(model_dir)).load()
+    with pytest.raises(ValueError, match="only"):
+        token_stream(["a few words"], tok, 10_000)

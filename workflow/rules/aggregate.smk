@@ -1,0 +1,13 @@
+rule aggregate:
+    input:
+        result_files(),
+    output:
+        csv=f"{RESULTS}/summary.csv",
+        parquet=f"{RESULTS}/summary.parquet",
+    log:
+        f"{RESULTS}/logs/aggregate.log",
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    shell:
+        "sparsebench aggregate --results {RESULTS} --out {output.csv} > {log} 2>&1"

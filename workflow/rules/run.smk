@@ -1,0 +1,33 @@
+rule prepare_task:
+    # One-time per-machine work of a task (e.g. dequantise and cache model weights).
+    input:
+        task=lambda w: str(registry.task(w.task).file),
+    output:
+        f"{RESULTS}/prepared/{{task}}.json",
+    log:
+        f"{RESULTS}/logs/prepare/{{task}}.log",
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    shell:
+        "sparsebench prepare --task {wildcards.task} --out {output} > {log} 2>&1"
+
+
+rule run_job:
+    # One job = one result.json; inputs include the method and task files, so
+    # editing a method reruns only that method's jobs.
+    input:
+        method=lambda w: job_of(w).method_file,
+        task=lambda w: job_of(w).task_file,
+        prepared=lambda w: f"{RESULTS}/prepared/{job_of(w).task}.json",
+    output:
+        f"{RESULTS}/runs/{{task}}/{{method}}/{{run_id}}/result.json",
+    log:
+        f"{RESULTS}/logs/run/{{task}}/{{method}}/{{run_id}}.log",
+    params:
+        spec=lambda w: job_of(w).spec_json(),
+    resources:
+        mem_mb=6000,
+        runtime=60,
+    shell:
+        "sparsebench run --spec {params.spec:q} --out {output} > {log} 2>&1"

@@ -1,0 +1,15 @@
+rule track:
+    # The only job that writes the MLflow store (SQLite has one writer).
+    input:
+        f"{RESULTS}/summary.csv",
+    output:
+        f"{RESULTS}/mlflow_runs.csv",
+    log:
+        f"{RESULTS}/logs/track.log",
+    params:
+        uri=lambda w: f"--tracking-uri {config['tracking_uri']}" if config.get("tracking_uri") else "",
+    resources:
+        mem_mb=2000,
+        runtime=20,
+    shell:
+        "sparsebench track --results {RESULTS} {params.uri} --out {output} > {log} 2>&1"
