@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from sparsebench.report.figures import FIGURES
+from sparsebench.report.figures import all_figures
 from sparsebench.results import find_results, read_result, summarize, write_atomic
 
 
@@ -59,6 +59,7 @@ def build_report(results_dir: Path, out_dir: Path, only_figure: str | None = Non
     t0 = time.perf_counter()
     results_dir, out_dir = Path(results_dir), Path(out_dir)
     df = load_summary(results_dir)
+    FIGURES = all_figures()
     if only_figure is not None:
         if only_figure not in FIGURES:
             raise KeyError(f"--figure {only_figure!r} is not a figure; allowed: {', '.join(FIGURES)}")

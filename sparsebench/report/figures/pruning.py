@@ -1,8 +1,4 @@
-"""Figure builders. Each takes the summary table and returns {name: matplotlib Figure}.
-
-Register a new figure by adding it to ``FIGURES``; ``sparsebench report --figure
-NAME`` regenerates one alone.
-"""
+"""Figures of the pruning family (see the package docstring for the contract)."""
 
 from __future__ import annotations
 
