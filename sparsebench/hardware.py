@@ -18,7 +18,7 @@ class HardwareProfile:
     name: str
     device: str  # "cpu" or "cuda"
     dtype: str = "float32"
-    threads: int | None = None  # None: all cores of the machine
+    threads: int | None = None  # None: every core this process may run on
     description: str = ""
     peak: dict = field(default_factory=dict)  # e.g. {"tflops": {"float16": 989}, "bandwidth_gbs": 3350}
     backends: tuple[str, ...] = ()
@@ -38,7 +38,14 @@ class HardwareProfile:
         return False, f"hardware profile {self.name!r}: unknown device {self.device!r}"
 
     def thread_count(self) -> int:
-        return int(self.threads or os.cpu_count() or 1)
+        # The CPUs this process may run on, not os.cpu_count(): under SLURM
+        # (task/affinity or task/cgroup) a job is bound to the cores it was
+        # given, and a thread per core of the whole node would oversubscribe them.
+        if self.threads:
+            return int(self.threads)
+        if hasattr(os, "sched_getaffinity"):  # Linux; macOS has no affinity
+            return len(os.sched_getaffinity(0)) or 1
+        return os.cpu_count() or 1
 
 
 _FIELDS = {"name", "device", "dtype", "threads", "description", "peak", "backends", "timing"}
