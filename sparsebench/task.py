@@ -15,6 +15,18 @@ from sparsebench.params import build_params, params_dict
 
 
 @dataclass(frozen=True)
+class JobResources:
+    """What one job of a task asks the scheduler for (SLURM: --mem, --time).
+
+    The workflow's ``run_job`` rule reads these, so a cluster job asks for the
+    memory its task needs, not one number for every task.
+    """
+
+    mem_mb: int = 4000  # peak resident memory of one job, with headroom
+    runtime: int = 60  # minutes of wall time
+
+
+@dataclass(frozen=True)
 class Metric:
     name: str
     higher_is_better: bool
@@ -26,6 +38,7 @@ class Task:
     families: ClassVar[tuple[str, ...]] = ()
     metrics: ClassVar[tuple[Metric, ...]] = ()
     description: ClassVar[str] = ""
+    resources: ClassVar[JobResources] = JobResources()
 
     @dataclass
     class Params:

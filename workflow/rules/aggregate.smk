@@ -1,4 +1,5 @@
 rule aggregate:
+    localrule: True  # cheap; on a cluster it runs on the submit host (see docs/slurm.md)
     input:
         result_files(),
     output:

@@ -1,16 +1,27 @@
 # Validate the config (schema + discovered names) before any job starts, and
 # expand it into jobs. All logic lives in the sparsebench package.
+import os
+
 from snakemake.utils import validate
 
 from sparsebench import registry
 from sparsebench.config import validate_config
+from sparsebench.hardware import profile
 from sparsebench.plan import plan_jobs
 
 validate(config, "../schemas/config.schema.yaml")
 config = validate_config(config, source="config")
 RESULTS = config["results_dir"]
 REPORTS = config["reports_dir"]
-JOBS = {job.run_id: job for job in plan_jobs(config, only_available=True)}
+if config.get("cache_dir"):
+    # The model cache `prepare_task` builds and every run job reads. Set in the
+    # environment at parse time, so local jobs inherit it and cluster jobs get it
+    # twice over (sbatch --export=ALL, and each job re-reads this config).
+    os.environ["SPARSEBENCH_CACHE"] = os.path.abspath(os.path.expanduser(config["cache_dir"]))
+# Locally, jobs for a device this machine lacks are left out (with a message).
+# On a cluster (any non-local executor) the submit host's devices say nothing
+# about the nodes': every job stays, and a cuda job asks for a GPU (run_resources).
+JOBS = {job.run_id: job for job in plan_jobs(config, only_available=not workflow.non_local_exec)}
 TASKS = sorted({job.task for job in JOBS.values()})
 
 
@@ -20,3 +31,14 @@ def job_of(wildcards):
 
 def result_files():
     return [str(job.result_path(RESULTS)) for job in JOBS.values()]
+
+
+def run_resources(wildcards) -> dict:
+    """What a run job asks the scheduler for: its task's memory and time, a GPU for a cuda profile."""
+    job = job_of(wildcards)
+    declared = registry.task(job.task).cls.resources
+    return {
+        "mem_mb": declared.mem_mb,
+        "runtime": declared.runtime,
+        "gpu": 1 if profile(job.hardware).device == "cuda" else 0,
+    }

@@ -1,4 +1,5 @@
 rule report:
+    localrule: True  # cheap; on a cluster it runs on the submit host (see docs/slurm.md)
     input:
         f"{RESULTS}/summary.csv",
     output:

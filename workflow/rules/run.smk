@@ -27,7 +27,9 @@ rule run_job:
     params:
         spec=lambda w: job_of(w).spec_json(),
     resources:
-        mem_mb=6000,
-        runtime=60,
+        # declared by the task (Task.resources); gpu=1 for a cuda hardware profile
+        mem_mb=lambda w: run_resources(w)["mem_mb"],
+        runtime=lambda w: run_resources(w)["runtime"],
+        gpu=lambda w: run_resources(w)["gpu"],
     shell:
         "sparsebench run --spec {params.spec:q} --out {output} > {log} 2>&1"

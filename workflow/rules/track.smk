@@ -1,5 +1,6 @@
 rule track:
     # The only job that writes the MLflow store (SQLite has one writer).
+    localrule: True  # cheap; on a cluster it runs on the submit host (see docs/slurm.md)
     input:
         f"{RESULTS}/summary.csv",
     output:
