@@ -8,6 +8,8 @@ import platform
 import subprocess
 from pathlib import Path
 
+from sparsebench.cache import cache_dir
+
 PACKAGES = ("sparsebench", "torch", "transformers", "timm", "numpy", "pandas", "mlflow", "snakemake", "safetensors", "gguf")
 
 
@@ -61,5 +63,9 @@ def capture(root: Path) -> dict:
         "threads": torch.get_num_threads(),
         "gpu": gpu_name(),
         "hostname": platform.node(),
+        # which scheduler job produced this result (None outside SLURM), and
+        # which model cache it read (see docs/slurm.md: cache on a cluster)
+        "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
+        "cache_dir": str(cache_dir()),
         **git_commit(root),
     }
