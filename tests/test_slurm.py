@@ -29,8 +29,9 @@ BIN = Path(sys.executable).parent
 SNAKEMAKE = shutil.which("snakemake", path=str(BIN)) or shutil.which("snakemake")
 SLURM_BINARIES = ("munged", "slurmctld", "slurmd", "sbatch", "squeue", "sinfo", "scontrol", "srun", "scancel")
 RUN_TIMEOUT_S = 2400  # per snakemake run; the CI matrix takes minutes
-# Columns a result fixes (same config, same seeds); timings and memory vary by run.
-VOLATILE = ("time.", "memory.")
+# Columns a result fixes (same config, same seeds); timings and memory vary by
+# run, and the commit if the checkout moved between the two runs.
+VOLATILE = ("time.", "memory.", "commit")
 
 
 def _env(**extra) -> dict:
