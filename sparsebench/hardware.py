@@ -53,7 +53,11 @@ class HardwareProfile:
     def thread_count(self) -> int:
         return int(self.threads or os.cpu_count() or 1)
 
-    def peaks(self) -> dict:
+    def kernel_threads(self) -> int:
+        """Threads the kernel suite pins: ``timing.threads`` if set, else :meth:`thread_count`."""
+        return int(self.timing.get("threads") or self.thread_count())
+
+    def peaks(self, threads: int | None = None) -> dict:
         """``{"flops": FLOP/s in this profile's dtype, "bandwidth": bytes/s, "source": ...}``."""
         if self.peak:
             tflops = self.peak.get("tflops", {})
@@ -61,7 +65,7 @@ class HardwareProfile:
                     "bandwidth": float(self.peak.get("bandwidth_gbs", 0.0)) * 1e9,
                     "source": "datasheet (profile)"}
         if self.device == "cpu":
-            return measured_cpu_peaks(self.thread_count())
+            return measured_cpu_peaks(threads or self.thread_count())
         return {"flops": 0.0, "bandwidth": 0.0, "source": "unknown"}
 
 
