@@ -61,8 +61,11 @@ def run(args) -> int:
     from sparsebench.kernels.suite import run_suite
     from sparsebench.results import write_atomic
 
-    doc = run_suite(_profile(args), args.kernel_set, args.only, args.seed, log=_log)
-    write_atomic(Path(args.out), json.dumps(doc, indent=1) + "\n")
+    def save(doc):
+        write_atomic(Path(args.out), json.dumps(doc, indent=1) + "\n")
+
+    doc = run_suite(_profile(args), args.kernel_set, args.only, args.seed, log=_log, on_row=save)
+    save(doc)
     print(format_table(doc["rows"]))
     print(f"{sum(r['status'] == 'ok' for r in doc['rows'])}/{len(doc['rows'])} kernels ok -> {args.out}")
     return 0

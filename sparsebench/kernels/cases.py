@@ -65,7 +65,8 @@ class Env:
     device: str
     dtype: torch.dtype
     rotate_mb: float
-    generator: torch.Generator
+    generator: torch.Generator  # on the CPU: masks and choices
+    device_generator: torch.Generator | None = None  # on the device: the (many, large) random tensors
 
 
 def nbytes(*tensors) -> int:
@@ -79,7 +80,8 @@ def rel_error(out: torch.Tensor, ref: torch.Tensor) -> float:
 
 
 def random_normal(shape, env: Env, scale: float = 1.0) -> torch.Tensor:
-    t = torch.randn(*shape, generator=env.generator, device="cpu") * scale
+    gen = env.device_generator or env.generator
+    t = torch.randn(*shape, generator=gen, device=gen.device, dtype=torch.float32) * scale
     return t.to(env.device, env.dtype)
 
 

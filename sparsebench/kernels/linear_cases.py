@@ -75,7 +75,7 @@ def build_gemv_2_4(case: Case, env: Env) -> Bench:
     out0 = gemv_2_4(xv[0], *packed[0], *config)
     return _finish(case, env, ws, xs, copies, lambda i: F.linear(xv[i], ws[i]),
                    lambda i: gemv_2_4(xv[i], *packed[i], *config), nbytes(*packed[0]), 2.0, out0,
-                   info={"config": dict(zip(("block_n", "block_g", "num_warps"), config))})
+                   info={"config": dict(zip(("block_n", "block_g", "num_warps", "tiles", "fp32_out"), config))})
 
 
 def _sparse_inputs(case: Case, env: Env, xs: list) -> list:
@@ -96,7 +96,7 @@ def build_act_sparse_gemv(case: Case, env: Env) -> Bench:
     return Bench(lambda i: F.linear(xv[i], ws[i]), lambda i: activation_sparse_gemv(xv[i], wts[i], *config),
                  copies, f_dense, f_dense * case.density, nbytes(ws[0]) + act, nbytes(ws[0]) * case.density + act,
                  1.0 / case.density, rel_error(out0, ref),
-                 info={"config": dict(zip(("block_k", "block_n", "num_warps"), config))})
+                 info={"config": dict(zip(("block_k", "block_n", "num_warps", "tiles", "fp32_out"), config))})
 
 
 def build_act_sparse_gather(case: Case, env: Env) -> Bench:
@@ -116,9 +116,16 @@ def build_act_sparse_gather(case: Case, env: Env) -> Bench:
                  rel_error(sparse(0), ref), graph=False)
 
 
-# Triton launch configurations tried once per case (best of a short timing on copy 0).
-TUNE_2_4 = [(16, 64, 4), (32, 32, 4), (8, 128, 4), (16, 128, 8), (32, 64, 8), (64, 32, 8)]
-TUNE_ACT = [(32, 256, 4), (64, 128, 4), (16, 512, 4), (32, 128, 4), (64, 256, 8), (128, 64, 4)]
+# Triton launch configurations tried once per case (best of a short timing on copy 0):
+# (block_n, block_g, num_warps, k tiles per program (0: ~4 programs per SM), float32 output).
+# The float32-output variants stand in if half-precision atomics do not compile.
+TUNE_2_4 = [(16, 64, 4, 0, False), (16, 64, 4, 1, False), (32, 32, 4, 1, False), (8, 128, 4, 1, False),
+            (32, 64, 4, 1, False), (64, 64, 8, 1, False), (16, 128, 4, 2, False), (32, 32, 4, 4, False),
+            (16, 64, 4, 1, True), (32, 64, 4, 0, True)]
+# (block_k, block_n, num_warps, k tiles per program, float32 output)
+TUNE_ACT = [(32, 256, 4, 0, False), (64, 128, 2, 1, False), (64, 64, 4, 1, False), (16, 256, 4, 1, False),
+            (32, 256, 4, 1, False), (64, 256, 4, 1, False), (128, 128, 4, 1, False), (16, 512, 4, 1, False),
+            (32, 256, 4, 4, False), (128, 64, 4, 1, False), (64, 128, 2, 1, True), (32, 256, 4, 0, True)]
 
 
 def _tune(make, configs, env: Env):

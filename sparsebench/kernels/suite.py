@@ -95,10 +95,11 @@ def run_case(case: Case, profile, env: Env, peaks: dict) -> dict:
     }
 
 
-def run_suite(profile, kernel_set: str | None = None, only=None, seed: int = 0, log=print) -> dict:
+def run_suite(profile, kernel_set: str | None = None, only=None, seed: int = 0, log=print, on_row=None) -> dict:
     """Run a kernel set on this machine under ``profile``; returns the JSON-ready document.
 
-    ``only``: a substring of case ids, or a collection of exact ids (the gate reruns a baseline's ids).
+    ``only``: comma-separated substrings of case ids (any matches), or a collection of exact ids
+    (the gate reruns a baseline's ids).
     """
     from sparsebench.environment import capture
     from sparsebench.registry import project_root
@@ -113,25 +114,18 @@ def run_suite(profile, kernel_set: str | None = None, only=None, seed: int = 0, 
         raise ConfigError(f"kernel set {name!r} is not known; allowed: {', '.join(KERNEL_SETS)}")
     cases = KERNEL_SETS[name]()
     if isinstance(only, str):
-        cases = [c for c in cases if only in c.id]
+        cases = [c for c in cases if any(part in c.id for part in only.split(","))]
     elif only is not None:
         cases = [c for c in cases if c.id in set(only)]
     threads = profile.kernel_threads()
     torch.set_num_threads(threads)
     device = "cuda" if profile.device == "cuda" else "cpu"
     env = Env(device, DTYPES[profile.dtype], float(profile.timing.get("rotate_mb", 64)),
-              torch.Generator().manual_seed(seed))
+              torch.Generator().manual_seed(seed),
+              torch.Generator(device=device).manual_seed(seed) if device == "cuda" else None)
     peaks = profile.peaks(threads)
     rows = []
-    for n, case in enumerate(cases, 1):
-        row = run_case(case, profile, env, peaks)
-        rows.append(row)
-        if row["status"] == "ok":
-            log(f"[{n}/{len(cases)}] {case.id}: dense {row['dense_ms']:.4f} ms, sparse {row['sparse_ms']:.4f} ms, "
-                f"{row['speedup']:.2f}x (ideal {row['ideal_speedup']:.2f}x)")
-        else:
-            log(f"[{n}/{len(cases)}] {case.id}: {row['status']}: {row.get('reason', '')}")
-    return {
+    doc = {
         "schema": RESULT_SCHEMA,
         "profile": profile.name,
         "kernel_set": name,
@@ -145,3 +139,14 @@ def run_suite(profile, kernel_set: str | None = None, only=None, seed: int = 0, 
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "rows": rows,
     }
+    for n, case in enumerate(cases, 1):
+        row = run_case(case, profile, env, peaks)
+        rows.append(row)
+        if on_row:
+            on_row(doc)  # e.g. write the partial document, so a killed run keeps what it measured
+        if row["status"] == "ok":
+            log(f"[{n}/{len(cases)}] {case.id}: dense {row['dense_ms']:.4f} ms, sparse {row['sparse_ms']:.4f} ms, "
+                f"{row['speedup']:.2f}x (ideal {row['ideal_speedup']:.2f}x)")
+        else:
+            log(f"[{n}/{len(cases)}] {case.id}: {row['status']}: {row.get('reason', '')}")
+    return doc

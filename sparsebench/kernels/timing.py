@@ -110,11 +110,11 @@ def _time_cuda(dense: Kernel, sparse: Kernel, copies: int, warmup: int, repeats:
         runs.append(replay)
     if method == "events":  # both the same way
         runs = [_pass(dense, copies), _pass(sparse, copies)]
-    for _ in range(max(1, warmup)):
+    first = max(_event_ms(run) for run in runs) / 1e3  # also the first warm-up
+    for _ in range(max(0, min(warmup - 1, int(budget_s / 4 / max(first, 1e-9))))):
         for run in runs:
             run()
     torch.cuda.synchronize()
-    first = max(_event_ms(run) for run in runs) / 1e3
     repeats = max(5, min(repeats, int(budget_s / max(first, 1e-9) / 2)))
     td, ts = [], []
     for _ in range(repeats):

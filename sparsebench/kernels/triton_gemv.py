@@ -65,12 +65,13 @@ def _kernels():
         for k0 in range(k_start, k_start + K_PER_PROG, BLOCK_K):
             offs_k = k0 + tl.arange(0, BLOCK_K)
             k_ok = offs_k < K
-            x = tl.load(x_ptr + offs_k, mask=k_ok, other=0.0)
+            # x is re-read by every program (keep it cached); each weight byte is read once (stream it)
+            x = tl.load(x_ptr + offs_k, mask=k_ok, other=0.0, eviction_policy="evict_last")
             live = k_ok & (x != 0)  # the whole point: zero inputs never load their weight row
             w = tl.load(wt_ptr + offs_k[:, None] * stride_wk + offs_n[None, :],
-                        mask=live[:, None] & n_ok[None, :], other=0.0)
+                        mask=live[:, None] & n_ok[None, :], other=0.0, eviction_policy="evict_first")
             acc += tl.sum(w.to(tl.float32) * x.to(tl.float32)[:, None], axis=0)
-        tl.atomic_add(y_ptr + offs_n, acc, mask=n_ok)
+        tl.atomic_add(y_ptr + offs_n, acc.to(y_ptr.dtype.element_ty), mask=n_ok)
 
     @triton.jit
     def gemv_2_4(x_ptr, v_ptr, m_ptr, y_ptr, N, G, stride_vn, stride_mn, G_PER_PROG,
@@ -85,40 +86,48 @@ def _kernels():
             offs_g = g0 + tl.arange(0, BLOCK_G)
             g_ok = offs_g < G
             ok = n_ok[:, None] & g_ok[None, :]
-            meta = tl.load(m_ptr + offs_n[:, None] * stride_mn + offs_g[None, :], mask=ok, other=0).to(tl.int32)
+            meta = tl.load(m_ptr + offs_n[:, None] * stride_mn + offs_g[None, :], mask=ok, other=0,
+                           eviction_policy="evict_first").to(tl.int32)
             offs_v = 2 * g0 + tl.arange(0, 2 * BLOCK_G)
             v_ok = n_ok[:, None] & (offs_v < 2 * G)[None, :]
-            v = tl.load(v_ptr + offs_n[:, None] * stride_vn + offs_v[None, :], mask=v_ok, other=0.0)
+            v = tl.load(v_ptr + offs_n[:, None] * stride_vn + offs_v[None, :], mask=v_ok, other=0.0,
+                        eviction_policy="evict_first")
             v0, v1 = tl.split(tl.reshape(v, (BLOCK_N, BLOCK_G, 2)))
-            x0 = tl.load(x_ptr + 4 * offs_g + 0, mask=g_ok, other=0.0).to(tl.float32)[None, :]
-            x1 = tl.load(x_ptr + 4 * offs_g + 1, mask=g_ok, other=0.0).to(tl.float32)[None, :]
-            x2 = tl.load(x_ptr + 4 * offs_g + 2, mask=g_ok, other=0.0).to(tl.float32)[None, :]
-            x3 = tl.load(x_ptr + 4 * offs_g + 3, mask=g_ok, other=0.0).to(tl.float32)[None, :]
+            x0 = tl.load(x_ptr + 4 * offs_g + 0, mask=g_ok, other=0.0, eviction_policy="evict_last").to(tl.float32)[None, :]
+            x1 = tl.load(x_ptr + 4 * offs_g + 1, mask=g_ok, other=0.0, eviction_policy="evict_last").to(tl.float32)[None, :]
+            x2 = tl.load(x_ptr + 4 * offs_g + 2, mask=g_ok, other=0.0, eviction_policy="evict_last").to(tl.float32)[None, :]
+            x3 = tl.load(x_ptr + 4 * offs_g + 3, mask=g_ok, other=0.0, eviction_policy="evict_last").to(tl.float32)[None, :]
             i0 = meta & 3
             i1 = (meta >> 2) & 3
             xa = tl.where(i0 == 0, x0, tl.where(i0 == 1, x1, tl.where(i0 == 2, x2, x3)))
             xb = tl.where(i1 == 0, x0, tl.where(i1 == 1, x1, tl.where(i1 == 2, x2, x3)))
             acc += tl.sum(v0.to(tl.float32) * xa + v1.to(tl.float32) * xb, axis=1)
-        tl.atomic_add(y_ptr + offs_n, acc, mask=n_ok)
+        tl.atomic_add(y_ptr + offs_n, acc.to(y_ptr.dtype.element_ty), mask=n_ok)
 
     return triton, act_sparse_gemv, gemv_2_4
 
 
-def _split(total: int, per_block: int, other_programs: int, target_programs: int = 528) -> int:
-    """Units of ``per_block`` per program along the split axis, so the grid has ~``target_programs``."""
+def _split(total: int, per_block: int, other_programs: int, tiles: int, target_programs: int = 528) -> int:
+    """Units of the split axis per program: ``tiles`` blocks each, or with ``tiles=0`` as many as give
+    the grid about ``target_programs`` programs. ``tiles=1`` is TEAL's one-tile-per-program grid."""
     blocks = -(-total // per_block)
+    if tiles:
+        return tiles * per_block
     splits = max(1, min(blocks, target_programs // max(other_programs, 1)))
     return -(-blocks // splits) * per_block
 
 
 def activation_sparse_gemv(x: torch.Tensor, wt: torch.Tensor, block_k: int = 32, block_n: int = 256,
-                           num_warps: int = 4) -> torch.Tensor:
-    """``W x`` for one token ``x`` (in,) given ``wt = W^T`` (in, out) contiguous; skips zero inputs."""
+                           num_warps: int = 4, tiles: int = 0, fp32_out: bool = False) -> torch.Tensor:
+    """``W x`` for one token ``x`` (in,) given ``wt = W^T`` (in, out) contiguous; skips zero inputs.
+
+    Partial sums of the split-K programs meet by atomic add in the output (x's dtype, or float32 with
+    ``fp32_out`` and one cast after)."""
     triton, kernel, _ = _kernels()
     k_dim, n_dim = wt.shape
-    y = torch.zeros(n_dim, dtype=torch.float32, device=x.device)
+    y = torch.zeros(n_dim, dtype=torch.float32 if fp32_out else x.dtype, device=x.device)
     n_blocks = triton.cdiv(n_dim, block_n)
-    k_per_prog = _split(k_dim, block_k, n_blocks)
+    k_per_prog = _split(k_dim, block_k, n_blocks, tiles)
     grid = (n_blocks, triton.cdiv(k_dim, k_per_prog))
     kernel[grid](x, wt, y, k_dim, n_dim, wt.stride(0), k_per_prog, BLOCK_K=block_k, BLOCK_N=block_n,
                  num_warps=num_warps)
@@ -126,13 +135,13 @@ def activation_sparse_gemv(x: torch.Tensor, wt: torch.Tensor, block_k: int = 32,
 
 
 def gemv_2_4(x: torch.Tensor, values: torch.Tensor, meta: torch.Tensor, block_n: int = 16, block_g: int = 64,
-             num_warps: int = 4) -> torch.Tensor:
+             num_warps: int = 4, tiles: int = 0, fp32_out: bool = False) -> torch.Tensor:
     """``W x`` for one token ``x`` (in,) with ``W`` given packed by :func:`pack_2_4`."""
     triton, _, kernel = _kernels()
     n_dim, groups = meta.shape
-    y = torch.zeros(n_dim, dtype=torch.float32, device=x.device)
+    y = torch.zeros(n_dim, dtype=torch.float32 if fp32_out else x.dtype, device=x.device)
     n_blocks = triton.cdiv(n_dim, block_n)
-    g_per_prog = _split(groups, block_g, n_blocks)
+    g_per_prog = _split(groups, block_g, n_blocks, tiles)
     grid = (n_blocks, triton.cdiv(groups, g_per_prog))
     kernel[grid](x, values, meta, y, n_dim, groups, values.stride(0), meta.stride(0), g_per_prog,
                  BLOCK_N=block_n, BLOCK_G=block_g, num_warps=num_warps)
