@@ -44,7 +44,7 @@ import numpy as np
 from sparsebench.targets import Pattern
 
 KERNELS_FOR = {"unstructured": ("csr",), "2:4": ("semi_structured", "gemv_2_4"), "block": ("bsr",)}
-ACTIVATION_KERNELS = ("act_sparse_gemv", "act_sparse_gather")
+ACTIVATION_KERNELS = ("act_sparse_gemv", "act_sparse_gemv_compact", "act_sparse_gather")
 
 
 class KernelTable:

@@ -99,6 +99,22 @@ def build_act_sparse_gemv(case: Case, env: Env) -> Bench:
                  info={"config": dict(zip(("block_k", "block_n", "num_warps", "tiles", "fp32_out"), config))})
 
 
+def build_act_sparse_gemv_compact(case: Case, env: Env) -> Bench:
+    from sparsebench.kernels.triton_gemv import activation_sparse_gemv_compact
+
+    ws, xs, copies = _weights(case, env, lambda: torch.ones((), dtype=torch.bool, device=env.device))
+    xv = _sparse_inputs(case, env, xs)
+    wts = [w.t().contiguous() for w in ws]
+    config = _tune(lambda cfg: (lambda: activation_sparse_gemv_compact(xv[0], wts[0], *cfg)), TUNE_COMPACT, env)
+    out0 = activation_sparse_gemv_compact(xv[0], wts[0], *config)
+    f_dense, act = _linear_work(case, 1.0, ws[0].element_size())
+    ref = F.linear(xv[0].float(), ws[0].float())
+    return Bench(lambda i: F.linear(xv[i], ws[i]), lambda i: activation_sparse_gemv_compact(xv[i], wts[i], *config),
+                 copies, f_dense, f_dense * case.density, nbytes(ws[0]) + act, nbytes(ws[0]) * case.density + act,
+                 1.0 / case.density, rel_error(out0, ref),
+                 info={"config": dict(zip(("block_k", "block_n", "num_warps", "fp32_out"), config))})
+
+
 def build_act_sparse_gather(case: Case, env: Env) -> Bench:
     """Stock PyTorch: gather the weight rows of the non-zero inputs, then a dense GEMV on them."""
     ws, xs, copies = _weights(case, env, lambda: torch.ones((), dtype=torch.bool, device=env.device))
@@ -121,11 +137,19 @@ def build_act_sparse_gather(case: Case, env: Env) -> Bench:
 # The float32-output variants stand in if half-precision atomics do not compile.
 TUNE_2_4 = [(16, 64, 4, 0, False), (16, 64, 4, 1, False), (32, 32, 4, 1, False), (8, 128, 4, 1, False),
             (32, 64, 4, 1, False), (64, 64, 8, 1, False), (16, 128, 4, 2, False), (32, 32, 4, 4, False),
-            (16, 64, 4, 1, True), (32, 64, 4, 0, True)]
+            (16, 64, 4, 1, True), (32, 64, 4, 0, True),
+            # one split (tiles past the whole row): plain stores, no zeroing, no atomics
+            (4, 256, 4, 1 << 20, False), (8, 128, 4, 1 << 20, False), (16, 128, 8, 1 << 20, False),
+            (2, 512, 4, 1 << 20, False)]
 # (block_k, block_n, num_warps, k tiles per program, float32 output)
 TUNE_ACT = [(32, 256, 4, 0, False), (64, 128, 2, 1, False), (64, 64, 4, 1, False), (16, 256, 4, 1, False),
             (32, 256, 4, 1, False), (64, 256, 4, 1, False), (128, 128, 4, 1, False), (16, 512, 4, 1, False),
-            (32, 256, 4, 4, False), (128, 64, 4, 1, False), (64, 128, 2, 1, True), (32, 256, 4, 0, True)]
+            (32, 256, 4, 4, False), (128, 64, 4, 1, False), (64, 128, 2, 1, True), (32, 256, 4, 0, True),
+            (32, 128, 2, 1, False), (64, 64, 2, 1, False), (128, 128, 8, 1, False), (16, 128, 1, 1, False)]
+# (block_k, block_n, num_warps, float32 output)
+TUNE_COMPACT = [(64, 128, 2, False), (32, 128, 2, False), (64, 64, 2, False), (128, 128, 4, False),
+                (32, 256, 4, False), (16, 256, 2, False), (128, 64, 4, False), (64, 256, 4, False),
+                (64, 128, 2, True), (32, 128, 2, True)]
 
 
 def _tune(make, configs, env: Env):
@@ -150,5 +174,7 @@ OPS = {
     "semi_structured": Op(build_semi_structured, True, "2:4 weight via to_sparse_semi_structured (cuSPARSELt)"),
     "gemv_2_4": Op(build_gemv_2_4, True, "2:4 weight, one token: our Triton GEMV on packed values + 2-bit indices"),
     "act_sparse_gemv": Op(build_act_sparse_gemv, True, "zero input activations skipped: our Triton GEMV (TEAL)"),
+    "act_sparse_gemv_compact": Op(build_act_sparse_gemv_compact, True,
+                                  "zero input activations skipped: our Triton GEMV over packed non-zeros"),
     "act_sparse_gather": Op(build_act_sparse_gather, False, "zero inputs skipped by index_select + dense GEMV (stock)"),
 }
