@@ -145,7 +145,10 @@ TUNE_2_4 = [(16, 64, 4, 0, False), (16, 64, 4, 1, False), (32, 32, 4, 1, False),
 TUNE_ACT = [(32, 256, 4, 0, False), (64, 128, 2, 1, False), (64, 64, 4, 1, False), (16, 256, 4, 1, False),
             (32, 256, 4, 1, False), (64, 256, 4, 1, False), (128, 128, 4, 1, False), (16, 512, 4, 1, False),
             (32, 256, 4, 4, False), (128, 64, 4, 1, False), (64, 128, 2, 1, True), (32, 256, 4, 0, True),
-            (32, 128, 2, 1, False), (64, 64, 2, 1, False), (128, 128, 8, 1, False), (16, 128, 1, 1, False)]
+            (32, 128, 2, 1, False), (64, 64, 2, 1, False), (128, 128, 8, 1, False), (16, 128, 1, 1, False),
+            # more warps per tile: fewer registers per thread, so more programs (loads) in flight per SM
+            (64, 128, 4, 1, False), (64, 128, 8, 1, False), (128, 64, 8, 1, False), (128, 128, 16, 1, False),
+            (64, 128, 4, 2, False), (64, 128, 4, 1, True), (128, 128, 8, 1, True)]
 # (block_k, block_n, num_warps, float32 output)
 TUNE_COMPACT = [(64, 128, 2, False), (32, 128, 2, False), (64, 64, 2, False), (128, 128, 4, False),
                 (32, 256, 4, False), (16, 256, 2, False), (128, 64, 4, False), (64, 256, 4, False),
