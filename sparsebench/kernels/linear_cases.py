@@ -142,7 +142,7 @@ TUNE_2_4 = [(16, 64, 4, 0, False), (16, 64, 4, 1, False), (32, 32, 4, 1, False),
             (4, 256, 4, 1 << 20, False), (8, 128, 4, 1 << 20, False), (16, 128, 8, 1 << 20, False),
             (2, 512, 4, 1 << 20, False)]
 # (block_k, block_n, num_warps, k tiles per program, float32 output)
-TUNE_ACT = [(32, 256, 4, 0, False), (64, 128, 2, 1, False), (64, 64, 4, 1, False), (16, 256, 4, 1, False),
+TUNE_ACT = [(64, 128, 2, 1, False), (32, 256, 4, 0, False), (64, 64, 4, 1, False), (16, 256, 4, 1, False),
             (32, 256, 4, 1, False), (64, 256, 4, 1, False), (128, 128, 4, 1, False), (16, 512, 4, 1, False),
             (32, 256, 4, 4, False), (128, 64, 4, 1, False), (64, 128, 2, 1, True), (32, 256, 4, 0, True),
             (32, 128, 2, 1, False), (64, 64, 2, 1, False), (128, 128, 8, 1, False), (16, 128, 1, 1, False),
@@ -163,13 +163,15 @@ def _tune(run, configs, env: Env, copies: int):
     from triton.testing import do_bench
 
     best, best_ms = configs[0], float("inf")
-    for cfg in configs:
+    for n, cfg in enumerate(configs):
         turn = iter(range(1 << 62))
         try:
             ms = do_bench(lambda: run(cfg, next(turn) % copies), warmup=5, rep=20, return_mode="median")
         except Exception:  # noqa: BLE001 - a config that does not compile (resources) is just not a candidate
             continue
-        if ms < best_ms:
+        # The first config is the default (best on the large shapes on an H100); another replaces it only
+        # when clearly faster: a few-microsecond kernel's differences are mostly timing noise.
+        if ms < best_ms * (0.9 if best == configs[0] and n else 1.0):
             best, best_ms = cfg, ms
     return best
 
