@@ -94,3 +94,26 @@ def test_cli_collects_commands_without_importing_heavy_or_workflow_packages(root
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root,
                          env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"})
     assert out.stdout.strip() == "[]", out.stderr
+
+
+def test_report_draws_speedup_vs_density_for_the_committed_h100_measurements():
+    import matplotlib.pyplot as plt
+
+    from sparsebench.report.figures.kernels import accuracy_vs_latency, kernel_speedup_vs_density
+
+    figs = kernel_speedup_vs_density(pd.DataFrame({"result_path": []}))
+    assert "kernel_speedup_vs_density_h100" in figs
+    df = pd.DataFrame([
+        {"task": "t", "method": m, "target_label": lab, "primary_metric": "perplexity", "metric.perplexity": p,
+         "latency_ms.h100": lat}
+        for m, lab, p, lat in [("dense", "0%", 10.0, 2.0), ("wanda", "2:4", 12.0, 1.5), ("magnitude", "2:4", 30.0, 1.5)]
+    ])
+    assert list(accuracy_vs_latency(df)) == ["accuracy_vs_latency_t_h100"]
+    plt.close("all")
+
+
+def test_pareto_front_keeps_only_undominated_points():
+    from sparsebench.report.figures.kernels import pareto_front
+
+    pts = pd.DataFrame({"latency": [1.0, 1.0, 2.0, 3.0], "metric.ppl": [30.0, 12.0, 10.0, 11.0]})
+    assert list(pareto_front(pts, "metric.ppl", lower_better=True)["metric.ppl"]) == [12.0, 10.0]
