@@ -9,6 +9,8 @@ def register(sub):
     p = sub.add_parser("aggregate", help="gather every result.json into results/summary.csv (+ .parquet)")
     p.add_argument("--results", default="results", help="results directory")
     p.add_argument("--out", default=None, help="CSV path (default <results>/summary.csv)")
+    p.add_argument("--kernels", default=None,
+                   help="kernel results (<profile>.json) for the latency_ms.<profile> columns (default <results>/kernels)")
     p.set_defaults(func=aggregate)
     p = sub.add_parser("track", help="log every result to MLflow (one run per result, never twice)")
     p.add_argument("--results", default="results")
@@ -18,10 +20,11 @@ def register(sub):
 
 
 def aggregate(args) -> int:
+    from sparsebench.latency import add_latency_columns
     from sparsebench.results import find_results, summarize, write_summary
 
     paths = find_results(Path(args.results))
-    df = summarize(paths)
+    df = add_latency_columns(summarize(paths), Path(args.kernels or Path(args.results) / "kernels"))
     written = write_summary(df, Path(args.out or Path(args.results) / "summary.csv"))
     print(f"{len(df)} results -> {', '.join(map(str, written))}")
     return 0

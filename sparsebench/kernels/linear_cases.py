@@ -1,0 +1,188 @@
+"""Sparse linear layers against the dense ``torch.nn.functional.linear`` (cuBLAS / MKL / oneDNN)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from sparsebench.kernels.cases import (Bench, Case, Env, Op, keep_fraction, mask_2_4, mask_blocks, nbytes,
+                                       random_normal, rel_error)
+from sparsebench.kernels.timing import copies_for
+
+
+def _weights(case: Case, env: Env, mask_fn) -> tuple[list, list, int]:
+    """Rotated copies of a masked weight (out, in) and of the input x (tokens, in)."""
+    per_copy = case.out_features * case.in_features * torch.tensor([], dtype=env.dtype).element_size()
+    copies = copies_for(per_copy, env.rotate_mb)
+    mask = mask_fn()
+    ws = [random_normal((case.out_features, case.in_features), env, 0.02) * mask for _ in range(copies)]
+    xs = [random_normal((case.tokens, case.in_features), env) for _ in range(copies)]
+    return ws, xs, copies
+
+
+def _linear_work(case: Case, density: float, elt: int) -> tuple[float, float]:
+    flops = 2.0 * case.tokens * case.out_features * case.in_features * density
+    act_bytes = (case.in_features + case.out_features) * case.tokens * elt
+    return flops, act_bytes
+
+
+def _finish(case, env, ws, xs, copies, dense, sparse, sparse_bytes, ideal, out0, **kw) -> Bench:
+    elt = ws[0].element_size()
+    f_dense, act = _linear_work(case, 1.0, elt)
+    f_sparse, _ = _linear_work(case, case.density, elt)
+    ref = F.linear(xs[0].float(), ws[0].float())
+    return Bench(dense, sparse, copies, f_dense, f_sparse, nbytes(ws[0]) + act, sparse_bytes + act, ideal,
+                 rel_error(out0.reshape(ref.shape), ref), **kw)
+
+
+def build_csr(case: Case, env: Env) -> Bench:
+    ws, xs, copies = _weights(case, env, lambda: keep_fraction((case.out_features, case.in_features), case.density, env))
+    sp = [w.to_sparse_csr() for w in ws]
+    xts = [x.t().contiguous() for x in xs]  # y^T = W_csr @ x^T, the layout sparse x dense wants
+    out0 = (sp[0] @ xts[0]).t()
+    return _finish(case, env, ws, xs, copies, lambda i: F.linear(xs[i], ws[i]), lambda i: sp[i] @ xts[i],
+                   nbytes(sp[0].values(), sp[0].crow_indices(), sp[0].col_indices()), 1.0 / case.density, out0)
+
+
+def build_bsr(case: Case, env: Env) -> Bench:
+    b = case.block
+    ws, xs, copies = _weights(case, env, lambda: mask_blocks(case.out_features, case.in_features, b, case.density, env))
+    sp = [w.to_sparse_bsr((b, b)) for w in ws]
+    xts = [x.t().contiguous() for x in xs]
+    out0 = (sp[0] @ xts[0]).t()
+    return _finish(case, env, ws, xs, copies, lambda i: F.linear(xs[i], ws[i]), lambda i: sp[i] @ xts[i],
+                   nbytes(sp[0].values(), sp[0].crow_indices(), sp[0].col_indices()), 1.0 / case.density, out0)
+
+
+def build_semi_structured(case: Case, env: Env) -> Bench:
+    from torch.sparse import to_sparse_semi_structured
+
+    ws, xs, copies = _weights(case, env, lambda: mask_2_4(case.out_features, case.in_features, env))
+    sp = [to_sparse_semi_structured(w) for w in ws]
+    out0 = F.linear(xs[0], sp[0])
+    stored = nbytes(getattr(sp[0], "packed", None), getattr(sp[0], "meta", None))
+    return _finish(case, env, ws, xs, copies, lambda i: F.linear(xs[i], ws[i]), lambda i: F.linear(xs[i], sp[i]),
+                   stored, 2.0, out0, info={"backend": type(sp[0]).__name__})
+
+
+def build_gemv_2_4(case: Case, env: Env) -> Bench:
+    from sparsebench.kernels.triton_gemv import gemv_2_4, pack_2_4
+
+    ws, xs, copies = _weights(case, env, lambda: mask_2_4(case.out_features, case.in_features, env))
+    packed = [pack_2_4(w) for w in ws]
+    xv = [x.reshape(-1) for x in xs]  # one token
+    config = _tune(lambda cfg, i: gemv_2_4(xv[i], *packed[i], *cfg), TUNE_2_4, env, copies)
+    out0 = gemv_2_4(xv[0], *packed[0], *config)
+    return _finish(case, env, ws, xs, copies, lambda i: F.linear(xv[i], ws[i]),
+                   lambda i: gemv_2_4(xv[i], *packed[i], *config), nbytes(*packed[0]), 2.0, out0,
+                   info={"config": dict(zip(("block_n", "block_g", "num_warps", "tiles", "fp32_out"), config))})
+
+
+def _sparse_inputs(case: Case, env: Env, xs: list) -> list:
+    """Zero a random (1 - density) share of every input copy (the activation sparsity)."""
+    return [x.reshape(-1) * keep_fraction((case.in_features,), case.density, env) for x in xs]
+
+
+def build_act_sparse_gemv(case: Case, env: Env) -> Bench:
+    from sparsebench.kernels.triton_gemv import activation_sparse_gemv
+
+    ws, xs, copies = _weights(case, env, lambda: torch.ones((), dtype=torch.bool, device=env.device))
+    xv = _sparse_inputs(case, env, xs)
+    wts = [w.t().contiguous() for w in ws]  # the layout the kernel skips rows of
+    config = _tune(lambda cfg, i: activation_sparse_gemv(xv[i], wts[i], *cfg), TUNE_ACT, env, copies)
+    out0 = activation_sparse_gemv(xv[0], wts[0], *config)
+    f_dense, act = _linear_work(case, 1.0, ws[0].element_size())
+    ref = F.linear(xv[0].float(), ws[0].float())
+    return Bench(lambda i: F.linear(xv[i], ws[i]), lambda i: activation_sparse_gemv(xv[i], wts[i], *config),
+                 copies, f_dense, f_dense * case.density, nbytes(ws[0]) + act, nbytes(ws[0]) * case.density + act,
+                 1.0 / case.density, rel_error(out0, ref),
+                 info={"config": dict(zip(("block_k", "block_n", "num_warps", "tiles", "fp32_out"), config))})
+
+
+def build_act_sparse_gemv_compact(case: Case, env: Env) -> Bench:
+    from sparsebench.kernels.triton_gemv import activation_sparse_gemv_compact
+
+    ws, xs, copies = _weights(case, env, lambda: torch.ones((), dtype=torch.bool, device=env.device))
+    xv = _sparse_inputs(case, env, xs)
+    wts = [w.t().contiguous() for w in ws]
+    config = _tune(lambda cfg, i: activation_sparse_gemv_compact(xv[i], wts[i], *cfg), TUNE_COMPACT, env, copies)
+    out0 = activation_sparse_gemv_compact(xv[0], wts[0], *config)
+    f_dense, act = _linear_work(case, 1.0, ws[0].element_size())
+    ref = F.linear(xv[0].float(), ws[0].float())
+    return Bench(lambda i: F.linear(xv[i], ws[i]), lambda i: activation_sparse_gemv_compact(xv[i], wts[i], *config),
+                 copies, f_dense, f_dense * case.density, nbytes(ws[0]) + act, nbytes(ws[0]) * case.density + act,
+                 1.0 / case.density, rel_error(out0, ref),
+                 info={"config": dict(zip(("block_k", "block_n", "num_warps", "fp32_out"), config))})
+
+
+def build_act_sparse_gather(case: Case, env: Env) -> Bench:
+    """Stock PyTorch: gather the weight rows of the non-zero inputs, then a dense GEMV on them."""
+    ws, xs, copies = _weights(case, env, lambda: torch.ones((), dtype=torch.bool, device=env.device))
+    xv = _sparse_inputs(case, env, xs)
+    wts = [w.t().contiguous() for w in ws]
+
+    def sparse(i):
+        nz = xv[i].nonzero().squeeze(1)
+        return wts[i].index_select(0, nz).t() @ xv[i].index_select(0, nz)
+
+    f_dense, act = _linear_work(case, 1.0, ws[0].element_size())
+    ref = F.linear(xv[0].float(), ws[0].float())
+    return Bench(lambda i: F.linear(xv[i], ws[i]), sparse, copies, f_dense, f_dense * case.density,
+                 nbytes(ws[0]) + act, nbytes(ws[0]) * case.density + act, 1.0 / case.density,
+                 rel_error(sparse(0), ref), graph=False)
+
+
+# Triton launch configurations tried once per case (best of a short timing on copy 0):
+# (block_n, block_g, num_warps, k tiles per program (0: ~4 programs per SM), float32 output).
+# The float32-output variants stand in if half-precision atomics do not compile.
+TUNE_2_4 = [(16, 64, 4, 0, False), (16, 64, 4, 1, False), (32, 32, 4, 1, False), (8, 128, 4, 1, False),
+            (32, 64, 4, 1, False), (64, 64, 8, 1, False), (16, 128, 4, 2, False), (32, 32, 4, 4, False),
+            (16, 64, 4, 1, True), (32, 64, 4, 0, True),
+            # one split (tiles past the whole row): plain stores, no zeroing, no atomics
+            (4, 256, 4, 1 << 20, False), (8, 128, 4, 1 << 20, False), (16, 128, 8, 1 << 20, False),
+            (2, 512, 4, 1 << 20, False)]
+# (block_k, block_n, num_warps, k tiles per program, float32 output)
+TUNE_ACT = [(64, 128, 2, 1, False), (32, 256, 4, 0, False), (64, 64, 4, 1, False), (16, 256, 4, 1, False),
+            (32, 256, 4, 1, False), (64, 256, 4, 1, False), (128, 128, 4, 1, False), (16, 512, 4, 1, False),
+            (32, 256, 4, 4, False), (128, 64, 4, 1, False), (64, 128, 2, 1, True), (32, 256, 4, 0, True),
+            (32, 128, 2, 1, False), (64, 64, 2, 1, False), (128, 128, 8, 1, False), (16, 128, 1, 1, False),
+            # more warps per tile: fewer registers per thread, so more programs (loads) in flight per SM
+            (64, 128, 4, 1, False), (64, 128, 8, 1, False), (128, 64, 8, 1, False), (128, 128, 16, 1, False),
+            (64, 128, 4, 2, False), (64, 128, 4, 1, True), (128, 128, 8, 1, True)]
+# (block_k, block_n, num_warps, float32 output)
+TUNE_COMPACT = [(64, 128, 2, False), (32, 128, 2, False), (64, 64, 2, False), (128, 128, 4, False),
+                (32, 256, 4, False), (16, 256, 2, False), (128, 64, 4, False), (64, 256, 4, False),
+                (64, 128, 2, True), (32, 128, 2, True)]
+
+
+def _tune(run, configs, env: Env, copies: int):
+    """The fastest config of ``run(cfg, i)``, timed cycling through the input copies (as the suite times
+    it: a config that only wins with its weights in L2 must not win)."""
+    if env.device == "cpu":  # the Triton interpreter (tests): any config computes the same
+        return configs[0]
+    from triton.testing import do_bench
+
+    best, best_ms = configs[0], float("inf")
+    for n, cfg in enumerate(configs):
+        turn = iter(range(1 << 62))
+        try:
+            ms = do_bench(lambda: run(cfg, next(turn) % copies), warmup=5, rep=20, return_mode="median")
+        except Exception:  # noqa: BLE001 - a config that does not compile (resources) is just not a candidate
+            continue
+        # The first config is the default (best on the large shapes on an H100); another replaces it only
+        # when clearly faster: a few-microsecond kernel's differences are mostly timing noise.
+        if ms < best_ms * (0.9 if best == configs[0] and n else 1.0):
+            best, best_ms = cfg, ms
+    return best
+
+
+OPS = {
+    "csr": Op(build_csr, False, "CSR weight x dense activations (torch.sparse: cuSPARSE / MKL)"),
+    "bsr": Op(build_bsr, False, "BSR (b x b blocks) weight x dense activations (torch.sparse)"),
+    "semi_structured": Op(build_semi_structured, True, "2:4 weight via to_sparse_semi_structured (cuSPARSELt)"),
+    "gemv_2_4": Op(build_gemv_2_4, True, "2:4 weight, one token: our Triton GEMV on packed values + 2-bit indices"),
+    "act_sparse_gemv": Op(build_act_sparse_gemv, True, "zero input activations skipped: our Triton GEMV (TEAL)"),
+    "act_sparse_gemv_compact": Op(build_act_sparse_gemv_compact, True,
+                                  "zero input activations skipped: our Triton GEMV over packed non-zeros"),
+    "act_sparse_gather": Op(build_act_sparse_gather, False, "zero inputs skipped by index_select + dense GEMV (stock)"),
+}

@@ -1,0 +1,123 @@
+"""Timing a sparse kernel against its dense twin, the same way for both.
+
+Sound practice, in order: warm up (compilation, handles, autotuning stay out of
+the numbers); rotate among copies of the inputs that together span more memory
+than the caches, so a repeated call never finds its weights cached; interleave
+dense and sparse repetitions so that drift (clocks, neighbours) hits both; take
+the median of many repetitions.
+
+On CUDA one repetition is the replay of a CUDA graph that calls the kernel once
+on each copy (device events around the replay, divided by the copies): this is
+the time the GPU spends, without the Python launch gaps that a served model
+also avoids with graphs. Kernels that cannot be captured fall back to events
+around back-to-back eager calls (recorded as ``timing: events``). On CPU each
+repetition is one call timed with ``perf_counter``, with the thread count pinned.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+Kernel = Callable[[int], torch.Tensor]  # kernel(i): run on copy i of the inputs
+
+
+@dataclass
+class Timing:
+    dense_ms: float
+    sparse_ms: float
+    repeats: int
+    method: str  # "perf_counter", "cuda_graph" or "events"
+
+
+def copies_for(bytes_per_copy: int, rotate_mb: float, cap: int = 512) -> int:
+    """How many copies of the inputs rotate through so that they span ``rotate_mb`` (at least 2)."""
+    need = int(rotate_mb * 2**20 // max(bytes_per_copy, 1)) + 1
+    return max(2, min(cap, need))
+
+
+def time_pair(dense: Kernel, sparse: Kernel, copies: int, device: str, warmup: int, repeats: int,
+              graph: bool = True, budget_s: float = 1.5) -> Timing:
+    if device == "cpu":
+        return _time_cpu(dense, sparse, copies, warmup, repeats)
+    return _time_cuda(dense, sparse, copies, warmup, repeats, graph, budget_s)
+
+
+def _time_cpu(dense: Kernel, sparse: Kernel, copies: int, warmup: int, repeats: int) -> Timing:
+    for i in range(warmup):
+        dense(i % copies)
+        sparse(i % copies)
+    td, ts = [], []
+    for r in range(repeats):
+        i = (warmup + r) % copies
+        t0 = time.perf_counter()
+        dense(i)
+        t1 = time.perf_counter()
+        sparse(i)
+        t2 = time.perf_counter()
+        td.append(t1 - t0)
+        ts.append(t2 - t1)
+    return Timing(statistics.median(td) * 1e3, statistics.median(ts) * 1e3, repeats, "perf_counter")
+
+
+def _pass(fn: Kernel, copies: int) -> Callable[[], None]:
+    def run():
+        for i in range(copies):
+            fn(i)
+    return run
+
+
+def _graphed(fn: Kernel, copies: int):
+    """A callable replaying one captured pass over all copies, or None if capture fails."""
+    run = _pass(fn, copies)
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        run()  # warm-up outside capture (autotuning, workspace allocation)
+    torch.cuda.current_stream().wait_stream(side)
+    torch.cuda.synchronize()
+    g = torch.cuda.CUDAGraph()
+    try:
+        with torch.cuda.graph(g):
+            run()
+    except Exception:  # noqa: BLE001 - some library kernels refuse capture; fall back to eager
+        torch.cuda.synchronize()
+        return None
+    return g.replay
+
+
+def _event_ms(fn: Callable[[], None]) -> float:
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    fn()
+    end.record()
+    end.synchronize()
+    return start.elapsed_time(end)
+
+
+def _time_cuda(dense: Kernel, sparse: Kernel, copies: int, warmup: int, repeats: int, graph: bool,
+               budget_s: float) -> Timing:
+    runs, method = [], "cuda_graph" if graph else "events"
+    for fn in (dense, sparse):
+        replay = _graphed(fn, copies) if graph else None
+        if replay is None:
+            method = "events"
+            replay = _pass(fn, copies)
+        runs.append(replay)
+    if method == "events":  # both the same way
+        runs = [_pass(dense, copies), _pass(sparse, copies)]
+    first = max(_event_ms(run) for run in runs) / 1e3  # also the first warm-up
+    for _ in range(max(0, min(warmup - 1, int(budget_s / 4 / max(first, 1e-9))))):
+        for run in runs:
+            run()
+    torch.cuda.synchronize()
+    repeats = max(5, min(repeats, int(budget_s / max(first, 1e-9) / 2)))
+    td, ts = [], []
+    for _ in range(repeats):
+        td.append(_event_ms(runs[0]) / copies)
+        ts.append(_event_ms(runs[1]) / copies)
+    return Timing(statistics.median(td), statistics.median(ts), repeats, method)

@@ -1,0 +1,165 @@
+"""Estimated latency of an accuracy result's model on a hardware profile, from kernel measurements.
+
+The model (decode: one token, batch 1, the regime where weight and activation
+sparsity pay off on memory-bound hardware)::
+
+    latency_ms = sum over every nn.Linear of the model of  t(layer)
+    t(layer)   = min( t_dense(shape),  t_dense(shape) / speedup_k(shape, density)  for each kernel k
+                      that can execute the layer's pattern )
+
+* ``t_dense(shape)``: the measured dense time of that (out, in) shape at one
+  token (the median over every case of that shape in the profile's kernel
+  file); a shape that was not measured takes the nearest measured shape by
+  weight count, scaled in proportion to the weight count (a GEMV is
+  bandwidth-bound: time ~ bytes).
+* ``speedup_k(shape, density)``: kernel k's measured speed-up over dense at one
+  token, on the same shape if measured (else the nearest by weight count),
+  linearly interpolated in density between measured densities and clamped at
+  the ends (never extrapolated).
+* Kernels per pattern: ``unstructured`` -> CSR; ``2:4`` -> cuSPARSELt and our
+  Triton 2:4 GEMV; ``block:b`` -> BSR; other N:M patterns have no kernel here
+  and run dense; ``channel``/``head`` remove whole rows/columns, so the layer
+  runs dense on the smaller shape (time scaled by the kept share). Results of
+  the ``activation_sparsity`` family use the activation-sparse GEMVs at the
+  measured activation density, with dense weights.
+* A runtime would pick dense where sparse is slower, hence the ``min``.
+* Only the linear layers are counted (all of them: the pruned ones at their
+  pattern, the rest, e.g. the LM head, dense). Attention over the KV cache,
+  norms, embeddings and launch gaps are left out; so the column compares
+  methods on one profile, it is not an end-to-end wall-clock time.
+
+The layer shapes come from the task's own model (``task.load_model()``; its
+``prunable_layers`` say which layers carry the pattern).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from sparsebench.targets import Pattern
+
+KERNELS_FOR = {"unstructured": ("csr",), "2:4": ("semi_structured", "gemv_2_4"), "block": ("bsr",)}
+ACTIVATION_KERNELS = ("act_sparse_gemv", "act_sparse_gemv_compact", "act_sparse_gather")
+
+
+class KernelTable:
+    """One profile's kernel measurements at one token, indexed for the latency model."""
+
+    def __init__(self, doc: dict):
+        self.profile = doc["profile"]
+        self.rows = [r for r in doc["rows"] if r.get("status") == "ok" and r.get("tokens") == 1
+                     and r.get("out_features")]
+        dense: dict[tuple, list] = {}
+        for r in self.rows:
+            dense.setdefault((r["out_features"], r["in_features"]), []).append(r["dense_ms"])
+        self.dense = {shape: float(np.median(v)) for shape, v in dense.items()}
+
+    @classmethod
+    def load(cls, path: Path) -> "KernelTable":
+        return cls(json.loads(Path(path).read_text()))
+
+    @staticmethod
+    def _nearest(shapes, out_f: int, in_f: int):
+        return min(shapes, key=lambda s: (abs(np.log(s[0] * s[1] / (out_f * in_f))), s != (out_f, in_f)))
+
+    def dense_ms(self, out_f: int, in_f: int) -> float:
+        if (out_f, in_f) in self.dense:
+            return self.dense[(out_f, in_f)]
+        if not self.dense:
+            raise ValueError(f"profile {self.profile!r}: no one-token kernel measurements")
+        near = self._nearest(self.dense, out_f, in_f)
+        return self.dense[near] * (out_f * in_f) / (near[0] * near[1])
+
+    def speedup(self, op: str, out_f: int, in_f: int, density: float) -> float | None:
+        rows = [r for r in self.rows if r["op"] == op]
+        if not rows:
+            return None
+        shape = self._nearest({(r["out_features"], r["in_features"]) for r in rows}, out_f, in_f)
+        pts = sorted((r["density"], r["speedup"]) for r in rows if (r["out_features"], r["in_features"]) == shape)
+        xs, ys = [p[0] for p in pts], [p[1] for p in pts]
+        return float(np.interp(density, xs, ys))
+
+    def layer_ms(self, out_f: int, in_f: int, ops: tuple[str, ...], density: float) -> float:
+        dense = self.dense_ms(out_f, in_f)
+        best = dense
+        for op in ops:
+            s = self.speedup(op, out_f, in_f, density)
+            if s:
+                best = min(best, dense / s)
+        return best
+
+
+def kernels_for(pattern: Pattern) -> tuple[str, ...]:
+    if pattern.kind == "n:m":
+        return KERNELS_FOR.get(f"{pattern.n}:{pattern.m}", ())
+    return KERNELS_FOR.get(pattern.kind, ())
+
+
+def estimate_ms(table: KernelTable, layers: list[tuple[int, int, bool]], family: str, pattern: Pattern,
+                sparsity: float) -> float:
+    """``layers``: (out_features, in_features, prunable) of every linear layer of the model."""
+    density = 1.0 - float(sparsity or 0.0)
+    total = 0.0
+    for out_f, in_f, prunable in layers:
+        if family == "activation_sparsity":
+            total += table.layer_ms(out_f, in_f, ACTIVATION_KERNELS, density) if prunable else table.dense_ms(out_f, in_f)
+        elif not prunable or density >= 1.0 or family not in ("pruning", "sparse_training"):
+            total += table.dense_ms(out_f, in_f)
+        elif pattern.kind in ("channel", "head"):
+            total += table.dense_ms(out_f, in_f) * density
+        else:
+            total += table.layer_ms(out_f, in_f, kernels_for(pattern), density)
+    return total
+
+
+@functools.lru_cache(maxsize=None)
+def task_linear_layers(task_name: str) -> tuple[tuple[int, int, bool], ...]:
+    """(out, in, prunable) of every nn.Linear in the task's model (loaded once per process)."""
+    from torch import nn
+
+    from sparsebench import registry
+
+    task = registry.task(task_name).cls.build(None, "task")
+    model = task.load_model()
+    prunable = {id(m) for m in task.prunable_layers(model).values()}
+    return tuple((m.out_features, m.in_features, id(m) in prunable)
+                 for m in model.modules() if isinstance(m, nn.Linear))
+
+
+def kernel_tables(kernels_dir: Path) -> dict[str, KernelTable]:
+    """Every ``<profile>.json`` kernel results file in ``kernels_dir``."""
+    tables = {}
+    for path in sorted(Path(kernels_dir).glob("*.json")):
+        try:
+            tables[path.stem] = KernelTable.load(path)
+        except (KeyError, ValueError, json.JSONDecodeError) as exc:
+            print(f"latency: skipping {path}: {exc}", file=sys.stderr)
+    return tables
+
+
+def add_latency_columns(df, kernels_dir: Path, layers_of=task_linear_layers):
+    """Add ``latency_ms.<profile>`` for every kernel results file in ``kernels_dir`` (NaN where the task's
+    model cannot be loaded or the family is not one the model covers)."""
+    tables = kernel_tables(kernels_dir)
+    if df.empty or not tables:
+        return df
+    for name, table in tables.items():
+        values = []
+        for _, row in df.iterrows():
+            try:
+                layers = layers_of(row["task"])
+                sparsity = row.get("measured_sparsity")
+                if sparsity is None or sparsity != sparsity:  # NaN
+                    sparsity = row["target_sparsity"]
+                values.append(estimate_ms(table, list(layers), row["family"], Pattern.parse(row["pattern"]),
+                                          float(sparsity)))
+            except Exception as exc:  # noqa: BLE001 - one task without a loadable model must not stop aggregation
+                print(f"latency: {row['task']}/{row['method']}: {exc}", file=sys.stderr)
+                values.append(float("nan"))
+        df[f"latency_ms.{name}"] = values
+    return df

@@ -1,0 +1,129 @@
+"""Every kernel of the suite computes what its dense twin computes (CPU here; Triton ones marked gpu)."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from sparsebench.kernels.attention_cases import block_mask_from_table, block_table
+from sparsebench.kernels.cases import Case, Env, keep_fraction, mask_2_4, mask_blocks
+from sparsebench.kernels.linear_cases import build_act_sparse_gather, build_bsr, build_csr
+from sparsebench.kernels.timing import copies_for, time_pair
+from sparsebench.kernels.triton_gemv import pack_2_4, unpack_2_4
+
+
+def _env(rotate_mb=1.0):
+    return Env("cpu", torch.float32, rotate_mb, torch.Generator().manual_seed(0))
+
+
+@pytest.mark.parametrize("build,case", [
+    (build_csr, Case("csr", "m", "l", 96, 64, 3, 0.3)),
+    (build_csr, Case("csr", "m", "l", 96, 64, 1, 0.05)),
+    (build_bsr, Case("bsr", "m", "l", 96, 64, 4, 0.5, block=16)),
+    (build_act_sparse_gather, Case("act_sparse_gather", "m", "l", 96, 64, 1, 0.4)),
+])
+def test_cpu_sparse_kernel_matches_dense_reference_on_every_copy(build, case):
+    bench = build(case, _env())
+    assert bench.rel_error < 1e-5
+    for i in range(bench.copies):  # the rotated copies are all real, distinct inputs
+        dense, sparse = bench.dense(i), bench.sparse(i)
+        sparse = sparse.reshape(dense.shape) if sparse.shape == dense.shape else sparse.t().reshape(dense.shape)
+        assert torch.allclose(sparse, dense, rtol=1e-4, atol=1e-5)
+    assert not torch.equal(bench.dense(0), bench.dense(1))
+
+
+def test_masks_keep_exactly_the_requested_share():
+    env = _env()
+    assert int(keep_fraction((40, 50), 0.3, env).sum()) == 600
+    m = mask_2_4(8, 32, env).reshape(8, 8, 4)
+    assert (m.sum(-1) == 2).all()
+    b = mask_blocks(64, 64, 16, 0.25, env)
+    tiles = b.reshape(4, 16, 4, 16).permute(0, 2, 1, 3).reshape(16, 256)
+    assert int(tiles.all(1).sum()) == 4 and bool((tiles.all(1) | ~tiles.any(1)).all())
+
+
+def test_pack_2_4_round_trips_and_uses_one_byte_per_group_of_four():
+    env = _env()
+    w = torch.randn(16, 64) * mask_2_4(16, 64, env)
+    w[0, :4] = 0  # a group with fewer than two non-zeros still packs
+    values, meta = pack_2_4(w)
+    assert values.shape == (16, 32) and meta.shape == (16, 16) and meta.dtype == torch.uint8
+    assert torch.equal(unpack_2_4(values, meta), w)
+
+
+def test_pack_2_4_rejects_a_weight_that_is_not_2_4():
+    with pytest.raises(ValueError, match="not 2:4"):
+        pack_2_4(torch.ones(4, 8))
+
+
+def test_block_table_keeps_the_diagonal_and_the_requested_density():
+    keep = block_table(20, 0.3, torch.Generator().manual_seed(0))
+    assert keep.diagonal().all()
+    assert (keep.sum(1) == 6).all()
+
+
+def test_block_mask_is_built_from_the_block_table_itself():
+    keep = block_table(8, 0.25, torch.Generator().manual_seed(1))
+    mask = block_mask_from_table(keep, 8 * 128, "cpu")
+    assert torch.equal(mask.to_dense()[0, 0].bool(), keep)
+
+
+def test_copies_span_the_rotation_budget():
+    assert copies_for(2**20, 64) == 65
+    assert copies_for(2**30, 64) == 2
+    assert copies_for(1, 64) == 512
+
+
+def test_cpu_timing_interleaves_and_reports_medians():
+    calls = []
+    t = time_pair(lambda i: calls.append(("d", i)), lambda i: calls.append(("s", i)), copies=3, device="cpu",
+                  warmup=2, repeats=5)
+    assert t.repeats == 5 and t.method == "perf_counter" and t.dense_ms >= 0 and t.sparse_ms >= 0
+    timed = calls[4:]
+    assert [c[0] for c in timed] == ["d", "s"] * 5
+    assert {c[1] for c in timed} == {0, 1, 2}
+
+
+TRITON_CHECK = """
+import torch
+from sparsebench.kernels.triton_gemv import activation_sparse_gemv, gemv_2_4, pack_2_4
+from sparsebench.kernels.cases import Env, mask_2_4
+g = torch.Generator().manual_seed(0)
+w = torch.randn(96, 128, generator=g)
+x = torch.randn(128, generator=g); x[torch.rand(128, generator=g) < 0.5] = 0
+ref = w @ x
+y = activation_sparse_gemv(x, w.t().contiguous(), 32, 64, 4, 1)
+assert ((y - ref).norm() / ref.norm()) < 1e-5, "activation-sparse GEMV"
+w24 = w * mask_2_4(96, 128, Env("cpu", torch.float32, 1, g))
+y = gemv_2_4(x, *pack_2_4(w24), 16, 8, 4, 1)
+ref = w24 @ x
+assert ((y - ref).norm() / ref.norm()) < 1e-5, "2:4 GEMV"
+print("ok")
+"""
+
+
+@pytest.mark.slow
+def test_triton_gemvs_match_dense_in_the_triton_interpreter(root):
+    env = dict(os.environ, TRITON_INTERPRET="1", PYTHONPATH=str(root))
+    out = subprocess.run([sys.executable, "-c", TRITON_CHECK], env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0 and "ok" in out.stdout, out.stderr[-2000:]
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("out_f,in_f,density", [(576, 1536, 0.5), (11008, 4096, 0.5), (4096, 11008, 0.2)])
+def test_triton_gemvs_match_dense_on_cuda(out_f, in_f, density):
+    from sparsebench.kernels.triton_gemv import activation_sparse_gemv, gemv_2_4
+
+    env = Env("cuda", torch.float16, 1, torch.Generator().manual_seed(0))
+    w = (torch.randn(out_f, in_f, device="cuda") * 0.02).half()
+    x = torch.randn(in_f, device="cuda").half() * keep_fraction((in_f,), density, env)
+    ref = w.float() @ x.float()
+    for cfg in [(32, 256, 4, 0, False), (64, 128, 2, 1, False), (64, 128, 2, 1, True)]:
+        y = activation_sparse_gemv(x, w.t().contiguous(), *cfg)
+        assert float((y.float() - ref).norm() / ref.norm()) < 1e-2
+    w24 = w * mask_2_4(out_f, in_f, env)
+    ref = w24.float() @ x.float()
+    y = gemv_2_4(x, *pack_2_4(w24))
+    assert float((y.float() - ref).norm() / ref.norm()) < 1e-2
