@@ -7,6 +7,7 @@ configfile: "config/config.yaml"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/run.smk"
+include: "workflow/rules/kernels.smk"
 include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/track.smk"
 include: "workflow/rules/report.smk"
@@ -15,6 +16,7 @@ include: "workflow/rules/report.smk"
 rule all:
     input:
         f"{RESULTS}/summary.csv",
+        KERNEL_RESULTS,
         f"{RESULTS}/mlflow_runs.csv",
         f"{REPORTS}/index.html",
     default_target: True

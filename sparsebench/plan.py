@@ -66,6 +66,22 @@ class Job:
         return f"{self.task} {self.method} {Target.from_dict(self.target).label} seed={self.seed} on {self.hardware}"
 
 
+def runnable_profiles(names, only_available: bool = True, log=sys.stderr) -> list[str]:
+    """The hardware profiles among ``names`` whose jobs should be planned.
+
+    With ``only_available``, profiles whose device this machine lacks are left
+    out and each is named once on ``log`` (skipped, never faked).
+    """
+    kept = []
+    for name in names:
+        ok, why = profile(name).available() if only_available else (True, "")
+        if ok:
+            kept.append(name)
+        elif log is not None:
+            print(f"sparsebench: skipping jobs for {why}", file=log)
+    return kept
+
+
 def plan_jobs(config: dict, only_available: bool = False, log=sys.stderr) -> list[Job]:
     """All jobs of a validated config, in a stable order, without duplicates.
 
@@ -73,16 +89,7 @@ def plan_jobs(config: dict, only_available: bool = False, log=sys.stderr) -> lis
     left out and each such profile is named once on ``log``.
     """
     jobs: dict[str, Job] = {}
-    hardware = list(config["hardware"])
-    if only_available:
-        kept = []
-        for name in hardware:
-            ok, why = profile(name).available()
-            if ok:
-                kept.append(name)
-            elif log is not None:
-                print(f"sparsebench: skipping jobs for {why}", file=log)
-        hardware = kept
+    hardware = runnable_profiles(config["hardware"], only_available, log)
     for exp in config["experiments"].values():
         seeds = exp.get("seeds") or config["seeds"]
         targets = [Target.from_config(t) for t in exp.get("targets") or []]

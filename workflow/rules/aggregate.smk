@@ -1,7 +1,8 @@
 rule aggregate:
     localrule: True  # cheap; on a cluster it runs on the submit host (see docs/slurm.md)
     input:
-        result_files(),
+        results=result_files(),
+        kernels=KERNEL_RESULTS,  # latency columns come from the kernel measurements
     output:
         csv=f"{RESULTS}/summary.csv",
         parquet=f"{RESULTS}/summary.parquet",

@@ -2,19 +2,14 @@
 # (a profile that is absent is skipped with a message, never faked). GPU profiles
 # declare a GPU so cluster executors place them on one; the cpu profile's kernel set
 # is small (seconds), so `make run` stays fast.
-import sys as _sys
 from pathlib import Path as _Path
 
 import sparsebench.kernels as _kernels_pkg
 from sparsebench.hardware import profile as _profile
+from sparsebench.plan import runnable_profiles
 
-KERNEL_PROFILES = []
-for _name in config["hardware"]:
-    _ok, _why = _profile(_name).available()
-    if _ok:
-        KERNEL_PROFILES.append(_name)
-    else:
-        print(f"kernels: skipping hardware profile {_name!r}: {_why}", file=_sys.stderr)
+# plan_jobs (common.smk) already named any skipped profile.
+KERNEL_PROFILES = runnable_profiles(config["hardware"], only_available=not workflow.non_local_exec, log=None)
 KERNEL_RESULTS = [f"{RESULTS}/kernels/{p}.json" for p in KERNEL_PROFILES]
 KERNEL_SOURCES = sorted(str(p) for p in _Path(_kernels_pkg.__file__).parent.glob("*.py"))
 
