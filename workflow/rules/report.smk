@@ -1,6 +1,8 @@
 rule report:
+    # Claims are inputs too: editing a claim rebuilds the report (and nothing else).
     input:
-        f"{RESULTS}/summary.csv",
+        summary=f"{RESULTS}/summary.csv",
+        claims=sorted(str(p) for p in (registry.project_root() / "claims").glob("*.yaml")),
     output:
         f"{REPORTS}/index.html",
     log:

@@ -1,7 +1,9 @@
 rule track:
     # The only job that writes the MLflow store (SQLite has one writer).
+    # After the report, so each task's summary run carries the report and figures as artifacts.
     input:
-        f"{RESULTS}/summary.csv",
+        summary=f"{RESULTS}/summary.csv",
+        report=f"{REPORTS}/index.html",
     output:
         f"{RESULTS}/mlflow_runs.csv",
     log:
@@ -12,4 +14,4 @@ rule track:
         mem_mb=2000,
         runtime=20,
     shell:
-        "sparsebench track --results {RESULTS} {params.uri} --out {output} > {log} 2>&1"
+        "sparsebench track --results {RESULTS} --reports {REPORTS} {params.uri} --out {output} > {log} 2>&1"

@@ -1,0 +1,132 @@
+"""Claims: validation with clear errors, and the verdicts reproduced / not reproduced / not run."""
+
+import textwrap
+
+import pandas as pd
+import pytest
+
+from sparsebench.claims import NOT_REPRODUCED, NOT_RUN, REPRODUCED, evaluate, load_claims, parse_claim
+from sparsebench.errors import ConfigError
+
+
+def rows(*specs):
+    """(task, method, label, sparsity, pattern, seed, ppl) -> summary-like rows."""
+    return pd.DataFrame([{"task": t, "family": "pruning", "method": m, "target_label": lab, "target_sparsity": s,
+                          "pattern": p, "seed": seed, "hardware": "cpu", "metric.perplexity": ppl}
+                         for t, m, lab, s, p, seed, ppl in specs])
+
+
+SUMMARY = rows(
+    ("lm-a", "dense", "0%", 0.0, "unstructured", 0, 10.0),
+    ("lm-a", "magnitude", "50%", 0.5, "unstructured", 0, 40.0),
+    ("lm-a", "magnitude", "50%", 0.5, "unstructured", 1, 60.0),
+    ("lm-a", "wanda", "50%", 0.5, "unstructured", 0, 12.0),
+    ("lm-a", "wanda", "2:4", 0.5, "2:4", 0, 20.0),
+    ("lm-b", "magnitude", "50%", 0.5, "unstructured", 0, 30.0),
+    ("lm-b", "wanda", "50%", 0.5, "unstructured", 0, 35.0),
+    ("lm-c", "magnitude", "50%", 0.5, "unstructured", 0, 30.0),
+)
+
+
+def claim(**over):
+    raw = {"id": "wanda-beats-magnitude", "paper": "Wanda (arXiv:2306.11695)", "statement": "s",
+           "metric": "perplexity", "where": {"family": "pruning"},
+           "lhs": {"method": "wanda", "target_label": "50%"}, "op": "<",
+           "rhs": {"method": "magnitude", "target_label": "50%"}, "per": "task"}
+    raw.update(over)
+    return parse_claim({k: v for k, v in raw.items() if v is not None}, "test.yaml[0]")
+
+
+def test_claim_holding_in_every_group_that_ran_is_reproduced():
+    v = evaluate(claim(where={"task": ["lm-a", "lm-c"]}), SUMMARY)
+    assert v.status == REPRODUCED
+    (a, c) = v.comparisons
+    assert a.group == {"task": "lm-a"} and a.lhs == 12.0 and a.rhs == 50.0  # magnitude averaged over two seeds
+    assert a.rhs_rows == 2 and a.holds
+    assert c.group == {"task": "lm-c"} and c.holds is None  # wanda did not run on lm-c
+    assert "1 not run" in v.reason
+
+
+def test_claim_failing_in_one_group_is_not_reproduced_and_names_the_numbers():
+    v = evaluate(claim(), SUMMARY)
+    assert v.status == NOT_REPRODUCED
+    failing = [c for c in v.comparisons if c.holds is False]
+    assert [c.group["task"] for c in failing] == ["lm-b"]
+    text = failing[0].describe(v.claim)
+    assert "35" in text and "30" in text and "fails" in text
+
+
+def test_claim_without_rows_on_one_side_is_not_run():
+    v = evaluate(claim(lhs={"method": "sparsegpt", "target_label": "50%"}), SUMMARY)
+    assert v.status == NOT_RUN and all(c.holds is None for c in v.comparisons)
+    assert evaluate(claim(metric="accuracy"), SUMMARY).status == NOT_RUN  # no such column measured
+
+
+def test_tolerance_is_relative_slack_on_the_right_hand_side():
+    base = dict(where={"task": "lm-b"})
+    assert evaluate(claim(**base), SUMMARY).status == NOT_REPRODUCED  # 35 < 30 fails
+    assert evaluate(claim(tolerance=0.2, **base), SUMMARY).status == REPRODUCED  # 35 < 36
+    assert evaluate(claim(op="~=", tolerance=0.1, **base), SUMMARY).status == NOT_REPRODUCED  # |5| > 3
+    assert evaluate(claim(op="~=", tolerance=0.2, **base), SUMMARY).status == REPRODUCED
+    assert evaluate(claim(op=">=", **base), SUMMARY).status == REPRODUCED
+
+
+def test_constant_side_and_numeric_selectors():
+    c = claim(lhs={"method": "wanda", "target_sparsity": 0.5, "pattern": "2:4"}, op="<=", rhs={"value": 20},
+              per=None)
+    v = evaluate(c, SUMMARY)
+    assert v.status == REPRODUCED and v.comparisons[0].lhs == 20.0
+
+
+def test_claim_without_per_compares_all_rows_at_once():
+    v = evaluate(claim(per=None, lhs={"method": "dense"}, rhs={"method": "wanda"}), SUMMARY)
+    assert v.status == REPRODUCED and len(v.comparisons) == 1 and v.comparisons[0].lhs_rows == 1
+
+
+@pytest.mark.parametrize("over, message", [
+    ({"op": "<<"}, "op='<<' is not allowed; allowed: <, <=, >, >=, ~="),
+    ({"tolerance": -1}, "tolerance=-1"),
+    ({"lhs": {"methd": "wanda"}}, "lhs.methd: not a summary column; allowed: task"),
+    ({"lhs": {"method": "wanda", "pattern": 124}}, "quote it"),
+    ({"rhs": {"value": "two"}}, "a constant side is exactly {value: <number>}"),
+    ({"id": "Not Kebab"}, "must be kebab-case"),
+    ({"colour": "red"}, "unknown key(s) colour; allowed: id, paper"),
+    ({"statement": None}, "missing key(s) statement"),
+    ({"lhs": {"value": 1}, "rhs": {"value": 2}}, "both constants"),
+])
+def test_bad_claim_is_rejected_with_where_what_and_what_is_allowed(over, message):
+    with pytest.raises(ConfigError) as err:
+        claim(**over)
+    assert message in str(err.value) and "test.yaml[0]" in str(err.value)
+
+
+def test_claim_files_load_in_order_and_ids_must_be_unique(tmp_path):
+    entry = textwrap.dedent("""\
+        - id: {id}
+          paper: "P"
+          statement: "S"
+          metric: perplexity
+          lhs: {{method: wanda, pattern: "2:4"}}
+          op: "<"
+          rhs: {{method: magnitude}}
+        """)
+    (tmp_path / "a.yaml").write_text(entry.format(id="first"))
+    (tmp_path / "b.yaml").write_text(entry.format(id="second"))
+    (tmp_path / "empty.yaml").write_text("")
+    assert [c.id for c in load_claims(tmp_path)] == ["first", "second"]
+    (tmp_path / "c.yaml").write_text(entry.format(id="first"))
+    with pytest.raises(ConfigError, match=r"c.yaml\[0\]: id 'first' is already used by a.yaml\[0\]"):
+        load_claims(tmp_path)
+
+
+def test_unquoted_n_m_pattern_in_a_claim_file_is_caught(tmp_path):
+    (tmp_path / "x.yaml").write_text("- {id: x, paper: P, statement: S, metric: perplexity, op: '<',\n"
+                                     "   lhs: {method: wanda, pattern: 2:4}, rhs: {method: magnitude}}\n")
+    with pytest.raises(ConfigError, match="YAML reads 2:4 unquoted as the number 124"):
+        load_claims(tmp_path)
+
+
+def test_a_claim_file_that_is_not_a_list_is_rejected(tmp_path):
+    (tmp_path / "x.yaml").write_text("id: x\n")
+    with pytest.raises(ConfigError, match="must be a list of claims"):
+        load_claims(tmp_path)
