@@ -26,7 +26,10 @@ COLUMNS = ("task", "family", "method", "pattern", "target_sparsity", "target_lab
            "measured_sparsity", "run_id", "commit", "data_hash")
 TEXT_COLUMNS = ("task", "family", "method", "pattern", "target_label", "hardware")
 REQUIRED = ("id", "paper", "statement", "metric", "lhs", "op", "rhs")
-OPTIONAL = ("where", "tolerance", "per", "note")
+OPTIONAL = ("where", "tolerance", "per", "note", "table")
+# What a claim is checked on: the summary (one row per result) or the kernel suite's rows
+# (results/kernels/<profile>.json, one row per timed case, plus a ``profile`` column).
+TABLES = ("summary", "kernels")
 _ID = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 
 
@@ -44,11 +47,15 @@ class Claim:
     per: tuple = ()
     note: str = ""
     source: str = ""
+    table: str = "summary"
 
     @property
     def column(self) -> str:
-        """The summary column compared: ``metric.<metric>`` unless ``metric`` already names a column."""
-        return self.metric if "." in self.metric or self.metric in COLUMNS else f"metric.{self.metric}"
+        """The column compared: on the summary ``metric.<metric>`` unless ``metric`` already names a
+        column; on other tables the column ``metric`` itself (e.g. ``speedup``)."""
+        if self.table != "summary" or "." in self.metric or self.metric in COLUMNS:
+            return self.metric
+        return f"metric.{self.metric}"
 
 
 @dataclass
@@ -105,7 +112,7 @@ def _side_text(side: dict) -> str:
 
 # ---------------------------------------------------------------- loading and validation
 
-def _check_selector(raw, where: str, allow_value: bool) -> dict:
+def _check_selector(raw, where: str, allow_value: bool, table: str = "summary") -> dict:
     if raw is None:
         return {}
     if not isinstance(raw, dict):
@@ -119,13 +126,13 @@ def _check_selector(raw, where: str, allow_value: bool) -> dict:
     out = {}
     for key, value in raw.items():
         key = str(key)
-        if "." not in key and key not in COLUMNS:
+        if table == "summary" and "." not in key and key not in COLUMNS:
             raise ConfigError(f"{where}.{key}: not a summary column; allowed: {', '.join(COLUMNS)}, "
                               "or a dotted column such as param.<name>, metric.<name>, latency_ms.<profile>")
         values = value if isinstance(value, list) else [value]
         if not values or any(isinstance(v, (dict, list)) or v is None for v in values):
             raise ConfigError(f"{where}.{key}={value!r}: give a scalar or a non-empty list of scalars")
-        if key in TEXT_COLUMNS and any(not isinstance(v, str) for v in values):
+        if table == "summary" and key in TEXT_COLUMNS and any(not isinstance(v, str) for v in values):
             raise ConfigError(f"{where}.{key}={value!r}: must be text; quote it (YAML reads 2:4 unquoted as the "
                               "number 124 and 50% needs quotes too), e.g. {key}: \"2:4\"")
         out[key] = value
@@ -150,6 +157,9 @@ def parse_claim(raw, where: str) -> Claim:
             raise ConfigError(f"{here}: {key}={raw[key]!r} must be non-empty text")
     if raw["op"] not in OPS:
         raise ConfigError(f"{here}: op={raw['op']!r} is not allowed; allowed: {', '.join(OPS)}")
+    table = raw.get("table", "summary")
+    if table not in TABLES:
+        raise ConfigError(f"{here}: table={table!r} is not allowed; allowed: {', '.join(TABLES)}")
     tol = raw.get("tolerance", 0.0)
     if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not (0 <= tol) or math.isinf(tol):
         raise ConfigError(f"{here}: tolerance={tol!r} must be a finite number >= 0 (relative slack)")
@@ -158,14 +168,15 @@ def parse_claim(raw, where: str) -> Claim:
     if not isinstance(per, (list, tuple)) or any(not isinstance(p, str) for p in per):
         raise ConfigError(f"{here}: per={raw.get('per')!r} must be a column name or a list of them")
     for p in per:
-        _check_selector({p: "x"}, f"{here}: per", allow_value=False)
-    lhs = _check_selector(raw["lhs"], f"{here}: lhs", allow_value=True)
-    rhs = _check_selector(raw["rhs"], f"{here}: rhs", allow_value=True)
+        _check_selector({p: "x"}, f"{here}: per", allow_value=False, table=table)
+    lhs = _check_selector(raw["lhs"], f"{here}: lhs", allow_value=True, table=table)
+    rhs = _check_selector(raw["rhs"], f"{here}: rhs", allow_value=True, table=table)
     if "value" in lhs and "value" in rhs:
         raise ConfigError(f"{here}: lhs and rhs are both constants; at least one side must select results")
     return Claim(id=cid, paper=raw["paper"], statement=raw["statement"], metric=raw["metric"], lhs=lhs,
-                 op=raw["op"], rhs=rhs, where=_check_selector(raw.get("where"), f"{here}: where", allow_value=False),
-                 tolerance=float(tol), per=tuple(per), note=str(raw.get("note") or ""), source=where)
+                 op=raw["op"], rhs=rhs,
+                 where=_check_selector(raw.get("where"), f"{here}: where", allow_value=False, table=table),
+                 tolerance=float(tol), per=tuple(per), note=str(raw.get("note") or ""), source=where, table=table)
 
 
 def load_claims(claims_dir: Path) -> list[Claim]:
@@ -234,13 +245,15 @@ def _side(rows, side: dict, column: str) -> tuple[float | None, int]:
     return (float(sel.mean()), len(sel)) if len(sel) else (None, 0)
 
 
-def evaluate(claim: Claim, df) -> Verdict:
-    """Check one claim on the summary table (one row per result)."""
+def evaluate(claim: Claim, df, tables: dict | None = None) -> Verdict:
+    """Check one claim on the summary table (one row per result) or on ``tables[claim.table]``."""
     column = claim.column
+    if claim.table != "summary":
+        df = (tables or {}).get(claim.table)
     if df is None or df.empty:
-        return Verdict(claim, NOT_RUN, [], "no results")
+        return Verdict(claim, NOT_RUN, [], f"no {claim.table} results")
     if column not in df.columns:
-        return Verdict(claim, NOT_RUN, [], f"column {column} is not in the summary (nothing measured it)")
+        return Verdict(claim, NOT_RUN, [], f"column {column} is not in the {claim.table} table (nothing measured it)")
     rows = df[_matches(df, claim.where)]
     missing_per = [p for p in claim.per if p not in rows.columns]
     if missing_per:
@@ -266,5 +279,25 @@ def evaluate(claim: Claim, df) -> Verdict:
     return Verdict(claim, status, comparisons, reason)
 
 
-def scorecard(claims: list[Claim], df) -> list[Verdict]:
-    return [evaluate(c, df) for c in claims]
+def kernel_rows(results_dir: Path):
+    """Every row of ``results_dir/kernels/*.json`` (the kernel suite), with its ``profile``; None if none."""
+    import json
+
+    import pandas as pd
+
+    rows = []
+    for path in sorted(Path(results_dir).glob("kernels/*.json")):
+        try:
+            doc = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue  # a partial file from a killed run: its rows count once it is whole
+        for row in doc.get("rows", []) if isinstance(doc, dict) else []:
+            rows.append({"profile": doc.get("profile", path.stem), "device": doc.get("device"), **row})
+    return pd.DataFrame(rows) if rows else None
+
+
+def scorecard(claims: list[Claim], df, results_dir: Path | None = None) -> list[Verdict]:
+    tables = {}
+    if results_dir is not None and any(c.table == "kernels" for c in claims):
+        tables["kernels"] = kernel_rows(results_dir)
+    return [evaluate(c, df, tables) for c in claims]

@@ -69,7 +69,7 @@ def _metrics(result: dict) -> dict[str, float]:
     sp = result.get("sparsity", {}) or {}
     out["measured_sparsity"] = _number(sp.get("measured"))
     for k, v in sp.items():  # scalar extras (density, recall, ...); per-layer tables stay in result.json
-        if k != "measured":
+        if k not in ("measured", "target"):  # the target is a param already
             out[f"sparsity.{k}"] = _number(v)
     for group in ("timings", "memory", "latency_ms"):
         prefix = {"timings": "time", "memory": "memory", "latency_ms": "latency_ms"}[group]

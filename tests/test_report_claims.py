@@ -130,3 +130,28 @@ def test_a_claim_file_that_is_not_a_list_is_rejected(tmp_path):
     (tmp_path / "x.yaml").write_text("id: x\n")
     with pytest.raises(ConfigError, match="must be a list of claims"):
         load_claims(tmp_path)
+
+
+def test_kernel_claims_are_checked_on_the_kernel_suite_rows_per_profile(tmp_path):
+    import json
+
+    from sparsebench.claims import scorecard
+
+    (tmp_path / "kernels").mkdir()
+    for profile, speedups in (("h100", [1.2, 1.4]), ("cpu", [0.5, 0.7])):
+        rows = [{"op": "semi_structured", "phase": "prefill", "density": 0.5, "status": "ok", "speedup": s}
+                for s in speedups] + [{"op": "semi_structured", "phase": "prefill", "status": "skipped"}]
+        (tmp_path / "kernels" / f"{profile}.json").write_text(json.dumps({"profile": profile, "rows": rows}))
+    c = parse_claim({"id": "k", "paper": "P", "statement": "S", "table": "kernels", "metric": "speedup",
+                     "lhs": {"op": "semi_structured", "phase": "prefill"}, "op": ">", "rhs": {"value": 1.0},
+                     "per": "profile"}, "k.yaml[0]")
+    (v,) = scorecard([c], SUMMARY, tmp_path)
+    assert v.status == NOT_REPRODUCED
+    by = {cmp.group["profile"]: cmp for cmp in v.comparisons}
+    assert by["h100"].holds and by["h100"].lhs == pytest.approx(1.3) and by["h100"].lhs_rows == 2
+    assert by["cpu"].holds is False
+    (none,) = scorecard([c], SUMMARY, tmp_path / "nowhere")
+    assert none.status == NOT_RUN and "no kernels results" in none.reason
+    with pytest.raises(ConfigError, match="table='gpu' is not allowed; allowed: summary, kernels"):
+        parse_claim({**{"id": "k", "paper": "P", "statement": "S", "metric": "m", "lhs": {"op": "x"}, "op": ">",
+                        "rhs": {"value": 1}}, "table": "gpu"}, "k.yaml[0]")

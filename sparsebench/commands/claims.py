@@ -25,7 +25,7 @@ def run(args) -> int:
         return 0
     from sparsebench.report.summary import load_summary
 
-    verdicts = scorecard(claims, load_summary(Path(args.results)))
+    verdicts = scorecard(claims, load_summary(Path(args.results)), Path(args.results))
     for v in verdicts:
         print(f"[{v.status:^14}] {v.claim.id}: {v.claim.statement}")
         print(f"{'':17}{v.reason}")

@@ -78,10 +78,10 @@ def build_figure(results_dir: Path, out_dir: Path, name: str) -> list[Path]:
                       f"{', '.join(builders)}; figures: {', '.join(produced) or 'none'}")
 
 
-def _claims(df: pd.DataFrame, claims_dir: Path, out_dir: Path):
+def _claims(df: pd.DataFrame, claims_dir: Path, out_dir: Path, results_dir: Path):
     from sparsebench.claims import load_claims, scorecard
 
-    verdicts = scorecard(load_claims(claims_dir), df) if claims_dir.is_dir() else []
+    verdicts = scorecard(load_claims(claims_dir), df, results_dir) if claims_dir.is_dir() else []
     write_atomic(out_dir / "claims.json", json.dumps([v.to_dict() for v in verdicts], indent=2, default=str) + "\n")
     return verdicts
 
@@ -112,7 +112,7 @@ def build_report(results_dir: Path, out_dir: Path, only_figure: str | None = Non
     for b in catalog().values():
         for name, fig in b.build(df).items():
             figures.append((b, name, _task_of(name, tasks), P.figure_html(name, _save(name, fig, out_dir))))
-    verdicts = _claims(df, claims_dir, out_dir)
+    verdicts = _claims(df, claims_dir, out_dir, results_dir)
 
     sections = [("claims", "Claims scorecard", scorecard_html(verdicts, str(claims_dir)))]
     families_in_results = set(df["family"].dropna())

@@ -21,7 +21,7 @@ import pandas as pd
 
 from sparsebench.results import find_results, read_result, summarize
 
-LOWER_IS_BETTER = ("perplexity", "loss", "error")  # fallback when no result says
+LOWER_IS_BETTER = ("perplexity", "ppl", "nll", "loss", "error")  # fallback when no result says
 
 
 @dataclass
