@@ -96,6 +96,8 @@ def _tags(result: dict, result_sha: str) -> dict[str, str]:
         "paper.arxiv": paper.get("arxiv") or "",
         "commit": env.get("commit") or "",
         "mlflow.source.git.commit": env.get("commit") or "",
+        "mlflow.source.name": f"sparsebench {job['family']}/{job['method']}",
+        "mlflow.source.type": "LOCAL",
         "mlflow.note.content": note,
         "hardware_profile": job["hardware"],
         "cpu": env.get("cpu", ""),
@@ -123,12 +125,24 @@ def _sha(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+def _job_times(result: dict) -> tuple[int | None, int | None]:
+    """When the job ran (ms since the epoch), so the UI's start time and duration are the job's own."""
+    import datetime as dt
+
+    try:
+        end = dt.datetime.fromisoformat(result["created"]).timestamp()
+    except (KeyError, TypeError, ValueError):
+        return None, None
+    return int((end - float(result.get("timings", {}).get("total_s", 0.0))) * 1000), int(end * 1000)
+
+
 def _log_result(client, exp_id: str, result: dict, path: Path, sha: str, existing) -> str:
     from mlflow.entities import Metric, Param, RunTag
 
+    start, end = _job_times(result)
     if existing is None:
         name = f"{result['job']['method']} {result.get('target_label', '')} s{result['job']['seed']}"
-        run = client.create_run(exp_id, run_name=name, tags={RUN_ID_TAG: result["run_id"]})
+        run = client.create_run(exp_id, start_time=start, run_name=name, tags={RUN_ID_TAG: result["run_id"]})
         run_id, ts, step, params = run.info.run_id, int(run.info.start_time), 0, _params(result)
     else:  # same job, new numbers: new metric values at the next step; params are the job's, unchanged
         import time
@@ -138,17 +152,17 @@ def _log_result(client, exp_id: str, result: dict, path: Path, sha: str, existin
                      params=[Param(k, v) for k, v in params.items()],
                      tags=[RunTag(k, v) for k, v in _tags(result, sha).items()])
     client.log_artifact(run_id, str(path))
-    client.set_terminated(run_id)
+    client.set_terminated(run_id, end_time=end)
     return run_id
 
 
-def _log_summary(client, exp_id: str, task: str, runs, df, reports_dir: Path | None, n_results: int) -> str:
+def _log_summary(client, exp_id: str, task: str, runs, df, reports_dir: Path, n_results: int) -> str:
     """The experiment's summary run: report, this task's figures, scorecard, summary rows (in place, never twice)."""
     from mlflow.entities import Metric, RunTag
 
     existing = next((r for r in runs if r.data.tags.get(KIND_TAG) == "summary"), None)
     files = []
-    if reports_dir is not None and (Path(reports_dir) / "index.html").exists():
+    if (Path(reports_dir) / "index.html").exists():
         files.append((Path(reports_dir) / "index.html", "report"))
         if (Path(reports_dir) / "claims.json").exists():
             files.append((Path(reports_dir) / "claims.json", "report"))
@@ -188,8 +202,8 @@ def _log_summary(client, exp_id: str, task: str, runs, df, reports_dir: Path | N
 
 def track_results(results_dir: Path, uri: str | None = None, out: Path | None = None,
                   reports_dir: Path | None = None):
-    """Log every result (and a summary run per task); returns one row per result:
-    run_id, mlflow_run_id, experiment, created, updated."""
+    """Log every result (and, given ``reports_dir``, a summary run per task with the report);
+    returns one row per result: run_id, mlflow_run_id, experiment, created, updated."""
     import mlflow
     import pandas as pd
     from mlflow.tracking import MlflowClient
@@ -223,7 +237,7 @@ def track_results(results_dir: Path, uri: str | None = None, out: Path | None = 
         rows.append({"run_id": rid, "mlflow_run_id": mlflow_id, "experiment": exp_id,
                      "created": existing is None, "updated": existing is not None})
     table = pd.DataFrame(rows, columns=["run_id", "mlflow_run_id", "experiment", "created", "updated"])
-    if paths:
+    if paths and reports_dir is not None:
         summary_csv = Path(results_dir) / "summary.csv"
         df = pd.read_csv(summary_csv) if summary_csv.exists() else summarize(paths)
         for task, exp_id in tasks.items():

@@ -166,8 +166,8 @@ def test_report_in_the_browser_shows_its_figures_and_scorecard(served, shots):
     # What is on screen: magnitude's red curve (the figure drew) and the green "reproduced" badge.
     assert share_of_colour(shots / "report.png", "#d62728") > 1e-4
     assert share_of_colour(shots / "report.png", "#2e7d32") > 1e-5
-    chromium(f"{served['web']}/index.html#environment", served["profile"], shots / "report-environment.png",
-             size=(1400, 1400))
+    # The whole page in one tall shot (headless Chromium paints a scrolled #anchor only in part).
+    chromium(f"{served['web']}/index.html", served["profile"], shots / "report-full.png", size=(1400, 4200))
 
 
 def test_mlflow_rest_api_lists_every_run_with_numbers_and_strings(served):
@@ -192,7 +192,9 @@ def test_mlflow_rest_api_lists_every_run_with_numbers_and_strings(served):
 def test_mlflow_runs_page_lists_the_expected_runs(served, shots):
     base = served["mlflow"]
     exp = api(base, "/api/2.0/mlflow/experiments/get-by-name?experiment_name=lm-smollm2")["experiment"]
-    dom = chromium(f"{base}/#/experiments/{exp['experiment_id']}", served["profile"], shots / "mlflow-runs.png",
+    # MLflow 3 opens on its GenAI views unless told this is model training.
+    dom = chromium(f"{base}/#/experiments/{exp['experiment_id']}/runs?workflowType=machine_learning",
+                   served["profile"], shots / "mlflow-runs.png",
                    size=(1600, 1000), budget_ms=30000)
     missing = [n for n in expected_run_names(served["results"]) | {"summary (report and figures)"} if n not in dom]
     assert not missing, f"runs page lacks {missing}"

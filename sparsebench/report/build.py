@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import html
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -110,7 +111,15 @@ def build_report(results_dir: Path, out_dir: Path, only_figure: str | None = Non
     tasks = sorted(df["task"].dropna().unique())
     figures: list[tuple[FigureBuilder, str, str | None, str]] = []  # builder, name, task, html
     for b in catalog().values():
-        for name, fig in b.build(df).items():
+        try:
+            built = b.build(df)
+        except Exception as exc:  # noqa: BLE001 - one broken builder must not hide every other figure
+            print(f"sparsebench report: figure builder {b.name} ({b.module}.py) failed: {exc!r}", file=sys.stderr)
+            built = {}
+            figures.append((b, b.name, None, f"<p class='warn'>Figure builder <code>{html.escape(b.name)}</code> "
+                                             f"({html.escape(b.module)}.py) failed: "
+                                             f"<code>{html.escape(repr(exc))}</code></p>"))
+        for name, fig in built.items():
             figures.append((b, name, _task_of(name, tasks), P.figure_html(name, _save(name, fig, out_dir))))
     verdicts = _claims(df, claims_dir, out_dir, results_dir)
 
@@ -143,7 +152,7 @@ def build_report(results_dir: Path, out_dir: Path, only_figure: str | None = Non
     now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     intro = (f"<p>{len(df)} results from <code>{html.escape(str(results_dir))}</code>: "
              f"{len(tasks)} task(s), families {html.escape(', '.join(sorted(families_in_results)) or 'none')}, "
-             f"{len(figures)} figure(s). Claims: {counts_line(verdicts) if verdicts else 'none found'}. "
+             f"{sum(h.startswith('<figure') for *_, h in figures)} figure(s). Claims: {counts_line(verdicts) if verdicts else 'none found'}. "
              "Nothing was rerun to build this page.</p>")
     footer = (f"generated {now} in {time.perf_counter() - t0:.1f} s by <code>sparsebench report --results "
               f"{html.escape(str(results_dir))} --out {html.escape(str(out_dir))}</code>")

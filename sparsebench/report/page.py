@@ -17,12 +17,12 @@ table{border-collapse:collapse;margin:1em 0;font-size:.92em}caption{caption-side
 text-align:left;padding-top:.4em}th,td{padding:3px 10px;text-align:right;border-bottom:1px solid #eee}
 thead th{border-bottom:2px solid #444}table.paper td:nth-child(-n+2),table.paper th:nth-child(-n+2){text-align:left}
 tr.group-start td{border-top:1.5px solid #888}
-table.kv th{text-align:left;font-weight:600;vertical-align:top}table.kv td{text-align:left}
+table.kv th{text-align:left;font-weight:600;vertical-align:top;white-space:nowrap}table.kv td{text-align:left}
 table.scorecard td,table.scorecard th{text-align:left;vertical-align:top}table.scorecard ul{margin:.3em 0;padding-left:1.2em}
 .badge{display:inline-block;padding:2px 8px;border-radius:10px;font-size:.85em;white-space:nowrap;color:#fff}
 .badge.ok{background:#2e7d32}.badge.fail{background:#c62828}.badge.skip{background:#9e9e9e}
 .paper,.cid,.why,.note{font-size:.85em;color:#555}.warn{background:#fff3cd;padding:.5em;border-left:4px solid #e0a800}
-code{background:#f4f4f4;padding:0 3px}
+code{background:#f4f4f4;padding:0 3px}tr.differs th,tr.differs td{background:#fff3cd}
 """
 
 

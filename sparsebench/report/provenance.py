@@ -12,26 +12,53 @@ def _kv_table(pairs: list[tuple[str, str]], cls: str = "kv") -> str:
     return f"<table class='{cls}'>{rows}</table>"
 
 
+def _env_rows(env: dict) -> dict[str, str]:
+    commit = env.get("commit") or "unknown"
+    if env.get("dirty"):
+        commit += " (with uncommitted changes)"
+    rows = {"results": env.get("results"), "commit": commit, "python": env.get("python"),
+            "platform": env.get("platform"),
+            "CPU": f"{env.get('cpu')} ({env.get('cpu_count')} cores, {env.get('threads')} torch threads)",
+            "GPU": env.get("gpu") or "none", "host": env.get("hostname")}
+    rows.update(sorted((env.get("packages") or {}).items()))
+    return {k: str(v) for k, v in rows.items()}
+
+
 def environment_html(df: pd.DataFrame) -> str:
-    envs = df.attrs.get("environments", [])
+    """One column per distinct environment; rows that differ between them are marked."""
+    envs = [_env_rows(e) for e in df.attrs.get("environments", [])]
     parts = []
     if len(envs) > 1:
-        parts.append(f"<p class='warn'>The results come from {len(envs)} different environments "
-                     "(commits, package versions or machines differ); each is listed below.</p>")
-    for i, env in enumerate(envs):
-        commit = env.get("commit") or "unknown"
-        if env.get("dirty"):
-            commit += " (with uncommitted changes)"
-        pairs = [("results", env.get("results")), ("commit", commit), ("python", env.get("python")),
-                 ("platform", env.get("platform")), ("CPU", f"{env.get('cpu')} ({env.get('cpu_count')} cores, "
-                                                            f"{env.get('threads')} torch threads)"),
-                 ("GPU", env.get("gpu") or "none"), ("host", env.get("hostname"))]
-        pairs += [(name, version) for name, version in sorted((env.get("packages") or {}).items())]
-        title = f"<h3>Environment {i + 1}</h3>" if len(envs) > 1 else ""
-        parts.append(title + _kv_table(pairs))
+        parts.append(f"<p class='warn'>The results come from {len(envs)} different environments (marked rows "
+                     "differ: commits, package versions or machines).</p>")
+    if envs:
+        keys = list(dict.fromkeys(k for e in envs for k in e))
+        head = "".join(f"<th>environment {i + 1}</th>" for i in range(len(envs))) if len(envs) > 1 else "<th></th>"
+        body = []
+        for k in keys:
+            values = [e.get(k, "") for e in envs]
+            differs = len(set(values)) > 1 and k != "results"
+            cells = "".join(f"<td>{html.escape(v)}</td>" for v in values)
+            body.append(f"<tr{' class=differs' if differs else ''}><th>{html.escape(k)}</th>{cells}</tr>")
+        parts.append(f"<table class='kv env'><thead><tr><th></th>{head}</tr></thead><tbody>{''.join(body)}"
+                     "</tbody></table>")
     hw = df.attrs.get("hardware", {})
     if hw:
-        rows = [(name, ", ".join(f"{k}={v}" for k, v in p.items() if k != "name")) for name, p in sorted(hw.items())]
+        try:  # the profile files add what the results do not record (description, peaks, backends)
+            from sparsebench.hardware import profiles
+
+            files = profiles()
+        except Exception:
+            files = {}
+        rows = []
+        for name, p in sorted(hw.items()):
+            facts = [f"{k}={v}" for k, v in p.items() if k != "name"]
+            f = files.get(name)
+            if f is not None:
+                facts = ([f.description] if f.description else []) + facts
+                facts += [f"peak {k}={v}" for k, v in sorted(f.peak.items())] if f.peak else []
+                facts += [f"backends={', '.join(f.backends)}"] if f.backends else []
+            rows.append((name, "; ".join(facts)))
         parts.append("<h3>Hardware profiles</h3>" + _kv_table(rows))
     tasks = df.attrs.get("tasks", {})
     if tasks:
