@@ -25,7 +25,17 @@ def ci_jobs():
 
 
 def report_results(tmp_path_factory) -> Path:
-    """A results directory with the CI jobs' result.json files and summary.csv (made once per session)."""
+    """A results directory with the CI jobs' result.json files and summary.csv (made once per session).
+
+    ``$SPARSEBENCH_REPORT_RESULTS`` may name a directory made earlier by this function: it is used when
+    it holds every job's result (saves the jobs when iterating on the report locally).
+    """
+    import os
+
+    cached = os.environ.get("SPARSEBENCH_REPORT_RESULTS")
+    if "dir" not in _made and cached and (Path(cached) / "summary.csv").exists() \
+            and all(job.result_path(cached).exists() for job in ci_jobs()):
+        _made["dir"] = Path(cached)
     if "dir" not in _made:
         from sparsebench.results import find_results, summarize, write_summary
         from sparsebench.runner import run_job

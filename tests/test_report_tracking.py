@@ -57,9 +57,13 @@ def test_params_are_strings_users_can_filter_on_and_metrics_are_numbers(tracked)
     assert all(isinstance(v, float) for v in m.values())
     assert {"perplexity", "measured_sparsity", "time.total_s", "memory.peak_rss_mb"} <= set(m)
     assert m["measured_sparsity"] == pytest.approx(0.5, abs=1e-3)
-    # numeric comparison in a filter works only on numbers
+    # a numeric comparison in a filter works only on numbers
+    import pandas as pd
+
+    df = pd.read_csv(tracked[0] / "summary.csv")
+    expected = set(df[df["metric.perplexity"] > m["perplexity"]]["run_id"])
     worse = _result_runs(client, exp, f"metrics.perplexity > {m['perplexity']}")
-    assert {r.data.params["method"] for r in worse} == {"random"}
+    assert {r.data.tags["sparsebench.run_id"] for r in worse} == expected and expected
 
 
 def test_tags_name_run_id_family_paper_commit_and_hardware(tracked):
