@@ -168,12 +168,18 @@ def test_seed_interval_is_shaded_only_where_several_seeds_ran(results):
     from sparsebench.report.figures.pruning import quality_vs_sparsity
     from sparsebench.report.summary import load_summary
 
+    from matplotlib.container import ErrorbarContainer
+
     df = load_summary(results)
     ax = quality_vs_sparsity(df)["quality_vs_sparsity_lm-smollm2"].axes[0]
     assert any(isinstance(c, PolyCollection) for c in ax.collections)
+    (bars,) = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]  # random at 50 %, two seeds
+    rnd = df[(df.method == "random") & (df.target_label == "50%")]["metric.perplexity"]
+    (segment,) = bars.lines[2][0].get_segments()
+    assert segment[:, 1] == pytest.approx([rnd.mean() - rnd.std(), rnd.mean() + rnd.std()])
     one_seed = df[df.seed == 0]
     ax = quality_vs_sparsity(one_seed)["quality_vs_sparsity_lm-smollm2"].axes[0]
-    assert not any(isinstance(c, PolyCollection) for c in ax.collections)
+    assert not any(isinstance(c, PolyCollection) for c in ax.collections) and not ax.containers
 
 
 def test_every_method_keeps_one_distinct_style_across_figures():

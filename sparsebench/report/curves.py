@@ -2,7 +2,8 @@
 
 Every figure that plots a metric against sparsity (or density, or FLOPs) uses
 these two functions, so seed intervals mean the same thing everywhere:
-mean +- one standard deviation over seeds (sample s.d., ``ddof=1``).
+mean +- one standard deviation over seeds (sample s.d., ``ddof=1``), drawn as a
+shaded band and as error bars.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import pandas as pd
 
 from sparsebench.report.style import method_style
 
-INTERVAL_LABEL = "shaded: mean ± 1 s.d. over seeds"
+INTERVAL_LABEL = "shaded / bars: mean ± 1 s.d. over seeds"
 
 
 def seed_stats(df: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
@@ -24,7 +25,7 @@ def seed_stats(df: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
 
 def plot_seed_curve(ax, df: pd.DataFrame, x: str, y: str, method: str, x_scale: float = 1.0,
                     label: str | None = None) -> bool:
-    """Draw ``method``'s mean curve of ``y`` over ``x`` in its style; shade +-1 s.d. where n > 1.
+    """Draw ``method``'s mean curve of ``y`` over ``x`` in its style; +-1 s.d. (band, bars) where n > 1.
 
     Returns True when the shaded interval was drawn (so the caller can say so in its legend).
     """
@@ -34,9 +35,12 @@ def plot_seed_curve(ax, df: pd.DataFrame, x: str, y: str, method: str, x_scale: 
     st = method_style(method)
     xs = stats.index.to_numpy(dtype=float) * x_scale
     ax.plot(xs, stats["mean"], color=st["color"], marker=st["marker"], label=label or method)
-    several = stats["n"] > 1
+    several = (stats["n"] > 1).to_numpy()
     if several.any():
-        ax.fill_between(xs, stats["mean"] - stats["std"], stats["mean"] + stats["std"], where=several.to_numpy(),
-                        color=st["color"], alpha=0.18, lw=0)
+        lo, hi = stats["mean"] - stats["std"], stats["mean"] + stats["std"]
+        ax.fill_between(xs, lo, hi, where=several, color=st["color"], alpha=0.18, lw=0)
+        # error bars too: a band between points is invisible where a method has a single x
+        ax.errorbar(xs[several], stats["mean"][several], yerr=stats["std"][several], fmt="none",
+                    ecolor=st["color"], elinewidth=1.2, capsize=4)
         return True
     return False
