@@ -204,3 +204,17 @@ def test_mlflow_runs_page_lists_the_expected_runs(served, shots):
     dom = chromium(f"{base}/#/compare-runs?runs={ids}&experiments=[\"{exp['experiment_id']}\"]",
                    served["profile"], shots / "mlflow-compare.png", size=(1600, 1400), budget_ms=30000)
     assert "perplexity" in dom and "measured_sparsity" in dom
+
+
+def test_mlflow_summary_run_shows_the_report_figures_as_artifacts(served, shots):
+    base = served["mlflow"]
+    exp = api(base, "/api/2.0/mlflow/experiments/get-by-name?experiment_name=lm-smollm2")["experiment"]
+    (summary,) = api(base, "/api/2.0/mlflow/runs/search", {"experiment_ids": [exp["experiment_id"]],
+                                                           "filter": "tags.`sparsebench.kind` = 'summary'"})["runs"]
+    path = "figures/quality_vs_sparsity_lm-smollm2.png"
+    with urllib.request.urlopen(f"{base}/get-artifact?path={path}&run_uuid={summary['info']['run_id']}") as resp:
+        assert resp.read(8) == b"\x89PNG\r\n\x1a\n"
+    dom = chromium(f"{base}/#/experiments/{exp['experiment_id']}/runs/{summary['info']['run_id']}/artifacts/{path}"
+                   "?workflowType=machine_learning", served["profile"], shots / "mlflow-summary-artifact.png",
+                   size=(1600, 1100), budget_ms=30000)
+    assert "summary (report and figures)" in dom and path in dom and "<img" in dom
