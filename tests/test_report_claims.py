@@ -155,3 +155,19 @@ def test_kernel_claims_are_checked_on_the_kernel_suite_rows_per_profile(tmp_path
     with pytest.raises(ConfigError, match="table='gpu' is not allowed; allowed: summary, kernels"):
         parse_claim({**{"id": "k", "paper": "P", "statement": "S", "metric": "m", "lhs": {"op": "x"}, "op": ">",
                         "rhs": {"value": 1}}, "table": "gpu"}, "k.yaml[0]")
+
+
+def test_claims_command_prints_the_scorecard_and_validates(tmp_path, capsys):
+    from sparsebench.cli import main
+
+    SUMMARY.to_csv(tmp_path / "summary.csv", index=False)
+    (tmp_path / "claims").mkdir()
+    (tmp_path / "claims" / "pruning.yaml").write_text(
+        "- {id: wanda-beats-magnitude, paper: P, statement: S, metric: perplexity, op: '<', per: task,\n"
+        "   lhs: {method: wanda, target_label: '50%'}, rhs: {method: magnitude, target_label: '50%'}}\n")
+    args = ["claims", "--results", str(tmp_path), "--claims", str(tmp_path / "claims")]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "[not reproduced] wanda-beats-magnitude" in out and "lm-b: 35 [wanda 50%] < 30 [magnitude 50%]" in out
+    assert "0 reproduced, 1 not reproduced, 0 not run" in out
+    assert main(args + ["--validate"]) == 0 and "1 claims in" in capsys.readouterr().out
