@@ -26,7 +26,7 @@ COLUMNS = ("task", "family", "method", "pattern", "target_sparsity", "target_lab
            "measured_sparsity", "run_id", "commit", "data_hash")
 TEXT_COLUMNS = ("task", "family", "method", "pattern", "target_label", "hardware")
 REQUIRED = ("id", "paper", "statement", "metric", "lhs", "op", "rhs")
-OPTIONAL = ("where", "tolerance", "per", "note", "table")
+OPTIONAL = ("where", "tolerance", "per", "note", "table", "lhs_metric", "rhs_metric")
 # What a claim is checked on: the summary (one row per result) or the kernel suite's rows
 # (results/kernels/<profile>.json, one row per timed case, plus a ``profile`` column).
 TABLES = ("summary", "kernels")
@@ -48,14 +48,27 @@ class Claim:
     note: str = ""
     source: str = ""
     table: str = "summary"
+    lhs_metric: str = ""  # a side's own metric (two metrics of the same rows); default: metric
+    rhs_metric: str = ""
+
+    def _column_of(self, metric: str) -> str:
+        if self.table != "summary" or "." in metric or metric in COLUMNS:
+            return metric
+        return f"metric.{metric}"
 
     @property
     def column(self) -> str:
         """The column compared: on the summary ``metric.<metric>`` unless ``metric`` already names a
         column; on other tables the column ``metric`` itself (e.g. ``speedup``)."""
-        if self.table != "summary" or "." in self.metric or self.metric in COLUMNS:
-            return self.metric
-        return f"metric.{self.metric}"
+        return self._column_of(self.metric)
+
+    @property
+    def lhs_column(self) -> str:
+        return self._column_of(self.lhs_metric or self.metric)
+
+    @property
+    def rhs_column(self) -> str:
+        return self._column_of(self.rhs_metric or self.metric)
 
 
 @dataclass
@@ -77,8 +90,10 @@ class Comparison:
             return f"{prefix}not run (no rows for {' and '.join(_side_text(getattr(claim, s)) for s in missing)})"
         tol = f" (tolerance {claim.tolerance:g})" if claim.tolerance else ""
         mark = "holds" if self.holds else "fails"
-        return (f"{prefix}{_fmt(self.lhs)} [{_side_text(claim.lhs)}] {claim.op} "
-                f"{_fmt(self.rhs)} [{_side_text(claim.rhs)}]{tol}: {mark}")
+        lm = f" {claim.lhs_metric}" if claim.lhs_metric else ""
+        rm = f" {claim.rhs_metric}" if claim.rhs_metric else ""
+        return (f"{prefix}{_fmt(self.lhs)} [{_side_text(claim.lhs)}{lm}] {claim.op} "
+                f"{_fmt(self.rhs)} [{_side_text(claim.rhs)}{rm}]{tol}: {mark}")
 
 
 @dataclass
@@ -91,7 +106,7 @@ class Verdict:
     def to_dict(self) -> dict:
         c = self.claim
         return {"id": c.id, "paper": c.paper, "statement": c.statement, "status": self.status,
-                "reason": self.reason, "source": c.source, "metric": c.column, "op": c.op,
+                "reason": self.reason, "source": c.source, "metric": c.column, "lhs_metric": c.lhs_column, "rhs_metric": c.rhs_column, "op": c.op,
                 "tolerance": c.tolerance,
                 "comparisons": [{"group": cmp.group, "lhs": cmp.lhs, "rhs": cmp.rhs, "lhs_rows": cmp.lhs_rows,
                                  "rhs_rows": cmp.rhs_rows, "holds": cmp.holds, "text": cmp.describe(c)}
@@ -152,8 +167,8 @@ def parse_claim(raw, where: str) -> Claim:
         raise ConfigError(f"{here}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(REQUIRED + OPTIONAL)}")
     if not isinstance(cid, str) or not _ID.match(cid):
         raise ConfigError(f"{where}: id={cid!r} must be kebab-case text, e.g. sparsegpt-beats-magnitude-at-50")
-    for key in ("paper", "statement", "metric"):
-        if not isinstance(raw[key], str) or not raw[key].strip():
+    for key in ("paper", "statement", "metric", "lhs_metric", "rhs_metric"):
+        if key in raw and (not isinstance(raw[key], str) or not raw[key].strip()):
             raise ConfigError(f"{here}: {key}={raw[key]!r} must be non-empty text")
     if raw["op"] not in OPS:
         raise ConfigError(f"{here}: op={raw['op']!r} is not allowed; allowed: {', '.join(OPS)}")
@@ -176,7 +191,8 @@ def parse_claim(raw, where: str) -> Claim:
     return Claim(id=cid, paper=raw["paper"], statement=raw["statement"], metric=raw["metric"], lhs=lhs,
                  op=raw["op"], rhs=rhs,
                  where=_check_selector(raw.get("where"), f"{here}: where", allow_value=False, table=table),
-                 tolerance=float(tol), per=tuple(per), note=str(raw.get("note") or ""), source=where, table=table)
+                 tolerance=float(tol), per=tuple(per), note=str(raw.get("note") or ""), source=where, table=table,
+                 lhs_metric=raw.get("lhs_metric", ""), rhs_metric=raw.get("rhs_metric", ""))
 
 
 def load_claims(claims_dir: Path) -> list[Claim]:
@@ -247,13 +263,13 @@ def _side(rows, side: dict, column: str) -> tuple[float | None, int]:
 
 def evaluate(claim: Claim, df, tables: dict | None = None) -> Verdict:
     """Check one claim on the summary table (one row per result) or on ``tables[claim.table]``."""
-    column = claim.column
     if claim.table != "summary":
         df = (tables or {}).get(claim.table)
     if df is None or df.empty:
         return Verdict(claim, NOT_RUN, [], f"no {claim.table} results")
-    if column not in df.columns:
-        return Verdict(claim, NOT_RUN, [], f"column {column} is not in the {claim.table} table (nothing measured it)")
+    for column in dict.fromkeys((claim.lhs_column, claim.rhs_column)):
+        if column not in df.columns:
+            return Verdict(claim, NOT_RUN, [], f"column {column} is not in the {claim.table} table (nothing measured it)")
     rows = df[_matches(df, claim.where)]
     missing_per = [p for p in claim.per if p not in rows.columns]
     if missing_per:
@@ -265,8 +281,8 @@ def evaluate(claim: Claim, df, tables: dict | None = None) -> Verdict:
         groups = [((), rows)]
     comparisons = []
     for key, grows in groups:
-        lhs, nl = _side(grows, claim.lhs, column)
-        rhs, nr = _side(grows, claim.rhs, column)
+        lhs, nl = _side(grows, claim.lhs, claim.lhs_column)
+        rhs, nr = _side(grows, claim.rhs, claim.rhs_column)
         holds = None if lhs is None or rhs is None else _holds(claim.op, lhs, rhs, claim.tolerance)
         comparisons.append(Comparison(dict(zip(claim.per, key)), lhs, rhs, nl, nr, holds))
     ran = [c for c in comparisons if c.holds is not None]

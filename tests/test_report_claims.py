@@ -171,3 +171,15 @@ def test_claims_command_prints_the_scorecard_and_validates(tmp_path, capsys):
     assert "[not reproduced] wanda-beats-magnitude" in out and "lm-b: 35 [wanda 50%] < 30 [magnitude 50%]" in out
     assert "0 reproduced, 1 not reproduced, 0 not run" in out
     assert main(args + ["--validate"]) == 0 and "1 claims in" in capsys.readouterr().out
+
+
+def test_each_side_may_compare_its_own_metric_of_the_same_rows():
+    df = SUMMARY.assign(**{"metric.perplexity_decode": SUMMARY["metric.perplexity"] * 0.9,
+                           "metric.perplexity_prefill": SUMMARY["metric.perplexity"]})
+    c = claim(lhs={"method": "wanda", "target_label": "50%"}, rhs={"method": "wanda", "target_label": "50%"},
+              op="<=", **{"lhs_metric": "perplexity_decode", "rhs_metric": "perplexity_prefill"})
+    v = evaluate(c, df)
+    assert v.status == REPRODUCED and [cmp.group["task"] for cmp in v.comparisons] == ["lm-a", "lm-b"]
+    assert v.comparisons[0].lhs == pytest.approx(10.8) and v.comparisons[0].rhs == 12.0
+    assert "perplexity_decode" in v.comparisons[0].describe(c)
+    assert evaluate(c, SUMMARY).status == NOT_RUN  # neither column measured

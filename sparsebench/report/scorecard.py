@@ -31,7 +31,8 @@ def scorecard_html(verdicts: list[Verdict], claims_dir: str) -> str:
             f"<tr class='claim {cls}' id='claim-{html.escape(c.id)}'><td><span class='badge {cls}'>{text}</span></td>"
             f"<td><b>{html.escape(c.statement)}</b><div class='paper'>{html.escape(c.paper)}</div>"
             f"<div class='cid'>{html.escape(c.id)} ({html.escape(c.source)})</div>{note}</td>"
-            f"<td><code>{html.escape(c.column)}</code> {html.escape(c.op)}"
+            f"<td><code>{html.escape(c.lhs_column)}</code> {html.escape(c.op)}"
+            f"{f' <code>{html.escape(c.rhs_column)}</code>' if c.rhs_column != c.lhs_column else ''}"
             f"{f' (tol. {c.tolerance:g})' if c.tolerance else ''}{why}{detail}</td></tr>")
     return (f"<p class='scorecard-counts'>{counts_line(verdicts)} "
             f"(claims from <code>{html.escape(claims_dir)}</code>).</p>"
