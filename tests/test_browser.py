@@ -65,17 +65,20 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_for(url: str, proc: subprocess.Popen, seconds: float = 120) -> None:
+def wait_for(url: str, proc: subprocess.Popen, seconds: float = 400, log: Path | None = None) -> None:
+    """Until ``url`` answers; MLflow's server takes a minute or more to start on a busy 2-core machine."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise AssertionError(f"{proc.args[:3]} exited with {proc.returncode}")
+            tail = log.read_text()[-3000:] if log and log.exists() else ""
+            raise AssertionError(f"{proc.args[:3]} exited with {proc.returncode}\n{tail}")
         try:
             with urllib.request.urlopen(url, timeout=2):
                 return
         except OSError:
             time.sleep(0.5)
-    raise AssertionError(f"{url} did not answer within {seconds} s")
+    tail = log.read_text()[-3000:] if log and log.exists() else ""
+    raise AssertionError(f"{url} did not answer within {seconds} s\n{tail}")
 
 
 def chromium(url: str, profile: Path, screenshot: Path | None = None, size=(1400, 2400), budget_ms=15000) -> str:
@@ -118,14 +121,16 @@ def served(tmp_path_factory):
     uri = f"sqlite:///{results / 'mlflow.db'}"
     assert main(["track", "--results", str(results), "--reports", str(reports), "--tracking-uri", uri]) == 0
     web_port, ml_port = free_port(), free_port()
-    procs = [subprocess.Popen([sys.executable, "-m", "http.server", str(web_port), "--bind", "127.0.0.1",
-                               "--directory", str(reports)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
-             subprocess.Popen([MLFLOW, "server", "--backend-store-uri", uri, "--host", "127.0.0.1",
-                               "--port", str(ml_port), "--workers", "1"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    log = results.parent / "mlflow-server.log"
+    with open(log, "w") as log_fh:
+        procs = [subprocess.Popen([sys.executable, "-m", "http.server", str(web_port), "--bind", "127.0.0.1",
+                                   "--directory", str(reports)], stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL),
+                 subprocess.Popen([MLFLOW, "server", "--backend-store-uri", uri, "--host", "127.0.0.1",
+                                   "--port", str(ml_port), "--workers", "1"], stdout=log_fh, stderr=log_fh)]
     try:
         wait_for(f"http://127.0.0.1:{web_port}/index.html", procs[0])
-        wait_for(f"http://127.0.0.1:{ml_port}/health", procs[1])
+        wait_for(f"http://127.0.0.1:{ml_port}/health", procs[1], log=log)
         yield {"results": results, "web": f"http://127.0.0.1:{web_port}", "mlflow": f"http://127.0.0.1:{ml_port}",
                "profile": results.parent / "chromium-profile"}
     finally:
