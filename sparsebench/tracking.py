@@ -1,26 +1,44 @@
 """MLflow: one experiment per task, one run per result, never two runs for one result.
 
 Each MLflow run carries the sparsebench run id as the tag ``sparsebench.run_id``;
-tracking again finds it and skips. Only this function writes the store (the
-workflow's single ``track`` job), so the SQLite file never has concurrent writers.
+tracking again finds it and, when the result file is unchanged, skips it (a
+rerun of the same job that changed the numbers updates that run in place).
+Params are strings (method hyperparameters, target, task settings, seed) so
+they can be filtered on; metrics are numbers (quality, measured sparsity,
+times, memory, latencies); tags name the run id, family, paper, commit and
+hardware profile. Each experiment also holds one *summary* run (tag
+``sparsebench.kind=summary``) whose artifacts are the report, its figures for
+that task, the claims scorecard and the task's rows of the summary table.
+
+Only this module writes the store (the workflow's single ``track`` job), so the
+SQLite file never has concurrent writers.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import tempfile
 from pathlib import Path
 
 RUN_ID_TAG = "sparsebench.run_id"
+KIND_TAG = "sparsebench.kind"
+RESULT_HASH_TAG = "sparsebench.result_sha256"
+REPORT_HASH_TAG = "sparsebench.report_sha256"
+SUMMARY_RUN_NAME = "summary (report and figures)"
 
 
 def default_tracking_uri(results_dir: Path, explicit: str | None = None) -> str:
-    import os
-
     if explicit:
         return explicit
     if os.environ.get("MLFLOW_TRACKING_URI"):
         return os.environ["MLFLOW_TRACKING_URI"]
     return f"sqlite:///{(Path(results_dir) / 'mlflow.db').resolve()}"
+
+
+def _text(v) -> str:
+    return v if isinstance(v, str) else json.dumps(v, sort_keys=True)
 
 
 def _params(result: dict) -> dict[str, str]:
@@ -36,37 +54,56 @@ def _params(result: dict) -> dict[str, str]:
         "hardware": job["hardware"],
     }
     for k, v in job.get("method_params", {}).items():
-        out[f"method.{k}"] = json.dumps(v) if not isinstance(v, str) else v
+        out[f"method.{k}"] = _text(v)
     for k, v in job.get("task_params", {}).items():
-        out[f"task.{k}"] = json.dumps(v) if not isinstance(v, str) else v
+        out[f"task.{k}"] = _text(v)
     return out
+
+
+def _number(v) -> float | None:
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
 
 
 def _metrics(result: dict) -> dict[str, float]:
-    out = {k: float(v) for k, v in result.get("metrics", {}).items() if isinstance(v, (int, float))}
-    sp = result.get("sparsity", {})
-    if isinstance(sp.get("measured"), (int, float)):
-        out["measured_sparsity"] = float(sp["measured"])
-    for k, v in result.get("timings", {}).items():
-        out[f"time.{k}"] = float(v)
-    for k, v in result.get("memory", {}).items():
-        out[f"memory.{k}"] = float(v)
-    return out
+    out = {k: _number(v) for k, v in result.get("metrics", {}).items()}
+    sp = result.get("sparsity", {}) or {}
+    out["measured_sparsity"] = _number(sp.get("measured"))
+    for k, v in sp.items():  # scalar extras (density, recall, ...); per-layer tables stay in result.json
+        if k not in ("measured", "target"):  # the target is a param already
+            out[f"sparsity.{k}"] = _number(v)
+    for group in ("timings", "memory", "latency_ms"):
+        prefix = {"timings": "time", "memory": "memory", "latency_ms": "latency_ms"}[group]
+        for k, v in (result.get(group) or {}).items():
+            out[f"{prefix}.{k}"] = _number(v)
+    return {k: v for k, v in out.items() if v is not None}
 
 
-def _tags(result: dict) -> dict[str, str]:
+def _tags(result: dict, result_sha: str) -> dict[str, str]:
     env = result.get("environment", {})
     paper = result.get("paper") or {}
+    data = result.get("data", {}) or {}
+    job = result["job"]
+    note = (f"{job['method']} ({job['family']}) at {result.get('target_label', '')} on {job['task']}, seed "
+            f"{job['seed']}, hardware profile {job['hardware']}. Paper: {paper.get('title') or 'none'}"
+            f"{' (arXiv:' + paper['arxiv'] + ')' if paper.get('arxiv') else ''}. sparsebench run id "
+            f"{result['run_id']}; full record in the artifact result.json.")
     return {
         RUN_ID_TAG: result["run_id"],
-        "family": result["job"]["family"],
-        "paper": paper.get("title", ""),
+        KIND_TAG: "result",
+        RESULT_HASH_TAG: result_sha,
+        "family": job["family"],
+        "paper": paper.get("title") or "",
         "paper.arxiv": paper.get("arxiv") or "",
         "commit": env.get("commit") or "",
-        "hardware_profile": result["job"]["hardware"],
+        "mlflow.source.git.commit": env.get("commit") or "",
+        "mlflow.source.name": f"sparsebench {job['family']}/{job['method']}",
+        "mlflow.source.type": "LOCAL",
+        "mlflow.note.content": note,
+        "hardware_profile": job["hardware"],
         "cpu": env.get("cpu", ""),
         "gpu": env.get("gpu") or "",
-        "data_hash": result.get("data", {}).get("eval_tokens_sha256", ""),
+        "data_hash": data.get("eval_tokens_sha256") or next(
+            (v for k, v in data.items() if isinstance(v, str) and "sha256" in k), ""),
     }
 
 
@@ -77,46 +114,135 @@ def _experiment_id(client, name: str, results_dir: Path, uri: str) -> str:
     artifact_location = None
     if uri.startswith("sqlite:"):
         artifact_location = (Path(results_dir) / "mlartifacts" / name).resolve().as_uri()
-    return client.create_experiment(name, artifact_location=artifact_location)
+    # A classic (non-GenAI) experiment, so the UI opens on its runs table.
+    tags = {"mlflow.experimentKind": "custom_model_development",
+            "mlflow.note.content": f"sparsebench task {name}: one run per result (tag {RUN_ID_TAG}), "
+                                   f"plus one summary run with the report and figures."}
+    return client.create_experiment(name, artifact_location=artifact_location, tags=tags)
 
 
-def track_results(results_dir: Path, uri: str | None = None, out: Path | None = None):
+def _sha(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _job_times(result: dict) -> tuple[int | None, int | None]:
+    """When the job ran (ms since the epoch), so the UI's start time and duration are the job's own."""
+    import datetime as dt
+
+    try:
+        end = dt.datetime.fromisoformat(result["created"]).timestamp()
+    except (KeyError, TypeError, ValueError):
+        return None, None
+    return int((end - float(result.get("timings", {}).get("total_s", 0.0))) * 1000), int(end * 1000)
+
+
+def _log_result(client, exp_id: str, result: dict, path: Path, sha: str, existing) -> str:
+    from mlflow.entities import Metric, Param, RunTag
+
+    start, end = _job_times(result)
+    if existing is None:
+        name = f"{result['job']['method']} {result.get('target_label', '')} s{result['job']['seed']}"
+        run = client.create_run(exp_id, start_time=start, run_name=name, tags={RUN_ID_TAG: result["run_id"]})
+        run_id, ts, step, params = run.info.run_id, int(run.info.start_time), 0, _params(result)
+    else:  # same job, new numbers: new metric values at the next step; params are the job's, unchanged
+        import time
+
+        run_id, ts, step, params = existing.info.run_id, int(time.time() * 1000), 1, {}
+    client.log_batch(run_id, metrics=[Metric(k, v, ts, step) for k, v in _metrics(result).items()],
+                     params=[Param(k, v) for k, v in params.items()],
+                     tags=[RunTag(k, v) for k, v in _tags(result, sha).items()])
+    client.log_artifact(run_id, str(path))
+    client.set_terminated(run_id, end_time=end)
+    return run_id
+
+
+def _log_summary(client, exp_id: str, task: str, runs, df, reports_dir: Path, n_results: int) -> str:
+    """The experiment's summary run: report, this task's figures, scorecard, summary rows (in place, never twice)."""
+    from mlflow.entities import Metric, RunTag
+
+    existing = next((r for r in runs if r.data.tags.get(KIND_TAG) == "summary"), None)
+    files = []
+    if (Path(reports_dir) / "index.html").exists():
+        files.append((Path(reports_dir) / "index.html", "report"))
+        if (Path(reports_dir) / "claims.json").exists():
+            files.append((Path(reports_dir) / "claims.json", "report"))
+        tasks = set(df["task"]) if df is not None and len(df) else {task}
+        for fig in sorted((Path(reports_dir) / "figures").glob("*.*")):
+            named = [t for t in tasks if t in fig.stem]
+            if task in named or not named:  # this task's figures and those of no task (kernels)
+                files.append((fig, "figures"))
+    rows = df[df["task"] == task] if df is not None and len(df) else None
+    digest = hashlib.sha256()
+    for f, _ in files:
+        digest.update(f.name.encode() + _sha(f).encode())
+    if rows is not None:
+        digest.update(rows.to_csv(index=False).encode())
+    digest = digest.hexdigest()
+    if existing is not None and existing.data.tags.get(REPORT_HASH_TAG) == digest:
+        return existing.info.run_id
+    run_id = existing.info.run_id if existing else client.create_run(
+        exp_id, run_name=SUMMARY_RUN_NAME, tags={KIND_TAG: "summary"}).info.run_id
+    import time
+
+    ts = int(time.time() * 1000)
+    client.log_batch(run_id, metrics=[Metric("results", float(n_results), ts, 0)],
+                     tags=[RunTag(REPORT_HASH_TAG, digest), RunTag("mlflow.note.content",
+                           f"The sparsebench report and figures for task {task} (artifacts), "
+                           f"built from {n_results} results.")])
+    for f, where in files:
+        client.log_artifact(run_id, str(f), where)
+    if rows is not None:
+        with tempfile.TemporaryDirectory() as tmp:
+            csv = Path(tmp) / "summary.csv"
+            rows.to_csv(csv, index=False)
+            client.log_artifact(run_id, str(csv))
+    client.set_terminated(run_id)
+    return run_id
+
+
+def track_results(results_dir: Path, uri: str | None = None, out: Path | None = None,
+                  reports_dir: Path | None = None):
+    """Log every result (and, given ``reports_dir``, a summary run per task with the report);
+    returns one row per result: run_id, mlflow_run_id, experiment, created, updated."""
     import mlflow
     import pandas as pd
-    from mlflow.entities import Metric, Param, RunTag
     from mlflow.tracking import MlflowClient
 
-    from sparsebench.results import find_results, read_result, write_atomic
+    from sparsebench.results import find_results, read_result, summarize, write_atomic
 
     uri = default_tracking_uri(results_dir, uri)
     mlflow.set_tracking_uri(uri)
     client = MlflowClient(uri)
-    known: dict[str, dict[str, str]] = {}  # experiment id -> sparsebench run id -> mlflow run id
+    known: dict[str, dict] = {}  # experiment id -> sparsebench run id -> mlflow Run
+    all_runs: dict[str, list] = {}
+    tasks: dict[str, str] = {}
     rows = []
-    for path in find_results(results_dir):
+    paths = find_results(results_dir)
+    for path in paths:
         result = read_result(path)
-        exp_id = _experiment_id(client, result["job"]["task"], results_dir, uri)
+        task = result["job"]["task"]
+        exp_id = _experiment_id(client, task, results_dir, uri)
+        tasks[task] = exp_id
         if exp_id not in known:
-            runs = client.search_runs([exp_id], max_results=50000)
-            known[exp_id] = {r.data.tags.get(RUN_ID_TAG): r.info.run_id for r in runs if RUN_ID_TAG in r.data.tags}
-        rid = result["run_id"]
-        if rid in known[exp_id]:
-            rows.append({"run_id": rid, "mlflow_run_id": known[exp_id][rid], "experiment": exp_id, "created": False})
+            all_runs[exp_id] = client.search_runs([exp_id], max_results=50000)
+            known[exp_id] = {r.data.tags[RUN_ID_TAG]: r for r in all_runs[exp_id] if RUN_ID_TAG in r.data.tags}
+        rid, sha = result["run_id"], _sha(path)
+        existing = known[exp_id].get(rid)
+        if existing is not None and existing.data.tags.get(RESULT_HASH_TAG) == sha:
+            rows.append({"run_id": rid, "mlflow_run_id": existing.info.run_id, "experiment": exp_id,
+                         "created": False, "updated": False})
             continue
-        name = f"{result['job']['method']} {result.get('target_label', '')} s{result['job']['seed']}"
-        run = client.create_run(exp_id, run_name=name, tags={RUN_ID_TAG: rid})
-        ts = int(run.info.start_time)
-        client.log_batch(
-            run.info.run_id,
-            metrics=[Metric(k, v, ts, 0) for k, v in _metrics(result).items()],
-            params=[Param(k, v) for k, v in _params(result).items()],
-            tags=[RunTag(k, v) for k, v in _tags(result).items()],
-        )
-        client.log_artifact(run.info.run_id, str(path))
-        client.set_terminated(run.info.run_id)
-        known[exp_id][rid] = run.info.run_id
-        rows.append({"run_id": rid, "mlflow_run_id": run.info.run_id, "experiment": exp_id, "created": True})
-    table = pd.DataFrame(rows, columns=["run_id", "mlflow_run_id", "experiment", "created"])
+        mlflow_id = _log_result(client, exp_id, result, path, sha, existing)
+        known[exp_id][rid] = client.get_run(mlflow_id)
+        rows.append({"run_id": rid, "mlflow_run_id": mlflow_id, "experiment": exp_id,
+                     "created": existing is None, "updated": existing is not None})
+    table = pd.DataFrame(rows, columns=["run_id", "mlflow_run_id", "experiment", "created", "updated"])
+    if paths and reports_dir is not None:
+        summary_csv = Path(results_dir) / "summary.csv"
+        df = pd.read_csv(summary_csv) if summary_csv.exists() else summarize(paths)
+        for task, exp_id in tasks.items():
+            _log_summary(client, exp_id, task, all_runs[exp_id], df, reports_dir,
+                         int((table["experiment"] == exp_id).sum()))
     if out is not None:
         write_atomic(out, table.to_csv(index=False))
     return table

@@ -53,7 +53,10 @@ def test_mlflow_store_has_one_run_per_result(workflow_run):
     workdir, _, _ = workflow_run
     client = MlflowClient(f"sqlite:///{workdir / 'results' / 'mlflow.db'}")
     exp = client.get_experiment_by_name("lm-smollm2")
-    assert len(client.search_runs([exp.experiment_id])) == 5
+    assert len(client.search_runs([exp.experiment_id], "tags.`sparsebench.kind` = 'result'")) == 5
+    # plus one summary run carrying the report and figures
+    (summary,) = client.search_runs([exp.experiment_id], "tags.`sparsebench.kind` = 'summary'")
+    assert "report" in {a.path for a in client.list_artifacts(summary.info.run_id)}
 
 
 def test_rerun_does_nothing(root, workflow_run):

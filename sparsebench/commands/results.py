@@ -16,6 +16,8 @@ def register(sub):
     p.add_argument("--results", default="results")
     p.add_argument("--tracking-uri", default=None, help="default: $MLFLOW_TRACKING_URI or sqlite:///<results>/mlflow.db")
     p.add_argument("--out", default=None, help="write the run-id -> MLflow-run table here (CSV)")
+    p.add_argument("--reports", default=None,
+                   help="report directory whose index.html and figures become artifacts of each task's summary run")
     p.set_defaults(func=track)
 
 
@@ -33,7 +35,9 @@ def aggregate(args) -> int:
 def track(args) -> int:
     from sparsebench.tracking import track_results
 
-    table = track_results(Path(args.results), args.tracking_uri, Path(args.out) if args.out else None)
+    table = track_results(Path(args.results), args.tracking_uri, Path(args.out) if args.out else None,
+                          Path(args.reports) if args.reports else None)
     new = int(table["created"].sum()) if len(table) else 0
-    print(f"MLflow: {len(table)} results, {new} new runs, {len(table) - new} already tracked")
+    updated = int(table["updated"].sum()) if len(table) else 0
+    print(f"MLflow: {len(table)} results, {new} new runs, {updated} updated, {len(table) - new - updated} already tracked")
     return 0

@@ -1,20 +1,63 @@
-"""One colour and marker per method across every figure."""
+"""One colour and marker per method across every figure.
+
+Well-known methods keep fixed styles (as in the papers' plots: dense black,
+magnitude red, ...). Every other method gets the next unused colour/marker pair
+in the sorted order of all method names this checkout knows (files
+``methods/<family>/<name>.py``) plus those present in the results, so two
+methods never share a style and a method looks the same in every figure of a
+report. ``build_report`` calls :func:`assign_styles` with the results' methods
+before any figure is drawn; figure modules only call :func:`method_style`.
+"""
 
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
-PALETTE = ["#000000", "#d62728", "#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2",
-           "#7f7f7f", "#bcbd22", "#17becf", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173"]
-MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*", "<", ">", "h", "p"]
+# Colours not used by FIXED, so the first len(PALETTE) other methods all differ in colour too.
+PALETTE = ["#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22",
+           "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd", "#e6550d"]
+MARKERS = ["^", "D", "v", "P", "X", "*", "<", ">", "h", "p", "d", "8"]
 FIXED = {"dense": ("#000000", "o"), "magnitude": ("#d62728", "s"), "random": ("#7f7f7f", "x"),
          "wanda": ("#1f77b4", "^"), "sparsegpt": ("#2ca02c", "D")}
+_assigned: dict[str, tuple[str, str]] = {}
+
+
+def _known_method_names() -> set[str]:
+    try:
+        from sparsebench.registry import project_root
+
+        return {p.stem for p in Path(project_root(), "methods").glob("*/*.py") if not p.stem.startswith("_")}
+    except Exception:  # a report built outside a checkout still draws, with result names only
+        return set()
+
+
+def assign_styles(methods) -> None:
+    """Give every method (those of the checkout and ``methods``) a distinct colour/marker pair."""
+    names = sorted((_known_method_names() | {str(m) for m in methods}) - set(FIXED))
+    taken = set(FIXED.values())
+    pairs = dict.fromkeys((PALETTE[i % len(PALETTE)], MARKERS[i % len(MARKERS)])
+                          for i in range(len(PALETTE) * len(MARKERS)))
+    free = [p for p in pairs if p not in taken]
+    _assigned.clear()
+    for i, name in enumerate(names):
+        _assigned[name] = free[i % len(free)]
 
 
 def method_style(method: str) -> dict:
+    """``{"color", "marker"}`` of a method, the same in every figure."""
     if method in FIXED:
         color, marker = FIXED[method]
-    else:
+    elif method in _assigned:
+        color, marker = _assigned[method]
+    else:  # a method drawn before assign_styles saw it: stable, though it may share a colour
         h = int(hashlib.sha256(method.encode()).hexdigest(), 16)
-        color, marker = PALETTE[1 + h % (len(PALETTE) - 1)], MARKERS[h % len(MARKERS)]
+        color, marker = PALETTE[h % len(PALETTE)], MARKERS[h % len(MARKERS)]
     return {"color": color, "marker": marker}
+
+
+def method_order(methods) -> list[str]:
+    """Papers' order: dense, the naive baselines, then the rest alphabetically."""
+    first = ["dense", "random", "magnitude"]
+    methods = list(dict.fromkeys(methods))
+    return [m for m in first if m in methods] + sorted(m for m in methods if m not in first)

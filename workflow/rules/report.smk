@@ -1,7 +1,9 @@
 rule report:
+    # Claims are inputs too: editing a claim rebuilds the report (and nothing else).
     localrule: True  # cheap; on a cluster it runs on the submit host (see docs/slurm.md)
     input:
-        f"{RESULTS}/summary.csv",
+        summary=f"{RESULTS}/summary.csv",
+        claims=sorted(str(p) for p in (registry.project_root() / "claims").glob("*.yaml")),
     output:
         f"{REPORTS}/index.html",
     log:

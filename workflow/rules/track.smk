@@ -1,8 +1,10 @@
 rule track:
     # The only job that writes the MLflow store (SQLite has one writer).
+    # After the report, so each task's summary run carries the report and figures as artifacts.
     localrule: True  # cheap; on a cluster it runs on the submit host (see docs/slurm.md)
     input:
-        f"{RESULTS}/summary.csv",
+        summary=f"{RESULTS}/summary.csv",
+        report=f"{REPORTS}/index.html",
     output:
         f"{RESULTS}/mlflow_runs.csv",
     log:
@@ -13,4 +15,4 @@ rule track:
         mem_mb=2000,
         runtime=20,
     shell:
-        "sparsebench track --results {RESULTS} {params.uri} --out {output} > {log} 2>&1"
+        "sparsebench track --results {RESULTS} --reports {REPORTS} {params.uri} --out {output} > {log} 2>&1"

@@ -1,0 +1,102 @@
+"""The report's one input: the summary table plus what only the result files know.
+
+``load_summary`` returns the summary DataFrame (``results/summary.csv`` when it
+exists, else gathered from the result files) with a ``primary_metric`` column,
+and in ``df.attrs``:
+
+- ``results_dir``: where the results live (figures that read other files, such
+  as ``results/kernels/<profile>.json``, start from here);
+- ``metric_info``: task -> metric -> ``{"higher_is_better": bool}``;
+- ``tasks``: task -> its parameters and data hash;
+- ``environments``: the distinct environments the results were produced in.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from sparsebench.results import find_results, read_result, summarize
+
+LOWER_IS_BETTER = ("perplexity", "ppl", "nll", "loss", "error")  # fallback when no result says
+
+
+@dataclass
+class ResultInfo:
+    metric_info: dict = field(default_factory=dict)
+    tasks: dict = field(default_factory=dict)
+    environments: list = field(default_factory=list)
+    hardware: dict = field(default_factory=dict)
+
+
+def _environment_key(env: dict) -> str:
+    keep = {k: env.get(k) for k in ("packages", "python", "platform", "cpu", "cpu_count", "threads", "gpu",
+                                     "hostname", "commit", "dirty")}
+    return json.dumps(keep, sort_keys=True, default=str)
+
+
+def read_info(results_dir: Path) -> ResultInfo:
+    info = ResultInfo()
+    envs: dict[str, dict] = {}
+    for path in find_results(results_dir):
+        r = read_result(path)
+        task = r["job"]["task"]
+        info.metric_info.setdefault(task, r.get("metric_info", {}))
+        t = info.tasks.setdefault(task, {"params": r["job"].get("task_params", {}), "data_hashes": set(),
+                                         "families": set()})
+        for k, v in (r.get("data") or {}).items():  # every family names its data hashes its own way
+            if isinstance(v, str) and ("sha256" in k or "hash" in k):
+                t["data_hashes"].add(f"{k}={v}")
+        t["families"].add(r["job"]["family"])
+        env = r.get("environment", {})
+        key = _environment_key(env)
+        envs.setdefault(key, {**json.loads(key), "results": 0})["results"] += 1
+        hw = r.get("hardware_profile") or {"name": r["job"]["hardware"]}
+        info.hardware.setdefault(hw.get("name", r["job"]["hardware"]), hw)
+    info.environments = list(envs.values())
+    for t in info.tasks.values():
+        t["data_hashes"] = sorted(t["data_hashes"])
+        t["families"] = sorted(t["families"])
+    return info
+
+
+def load_summary(results_dir: Path) -> pd.DataFrame:
+    results_dir = Path(results_dir)
+    csv = results_dir / "summary.csv"
+    df = pd.read_csv(csv) if csv.exists() else summarize(find_results(results_dir))
+    info = read_info(results_dir)
+    if df.empty:
+        df = pd.DataFrame(columns=["task", "family", "method", "pattern", "target_sparsity", "target_label", "seed",
+                                   "hardware", "measured_sparsity"])
+    df["primary_metric"] = df["task"].map({t: next(iter(m), None) for t, m in info.metric_info.items()})
+    df.attrs.update(results_dir=str(results_dir), metric_info=info.metric_info, tasks=info.tasks,
+                    environments=info.environments, hardware=info.hardware)
+    return df
+
+
+def higher_is_better(df: pd.DataFrame, task: str, metric: str) -> bool:
+    info = df.attrs.get("metric_info", {}).get(task, {}).get(metric)
+    if info is not None:
+        return bool(info.get("higher_is_better"))
+    return not any(word in metric for word in LOWER_IS_BETTER)
+
+
+def target_sort_key(pattern: str, sparsity: float):
+    """Dense first, then unstructured by sparsity, then N:M (4:8 before 2:4, as in the Wanda tables), then the rest."""
+    pattern = str(pattern)
+    if sparsity == 0:
+        return (0, 0.0, 0, pattern)
+    if pattern == "unstructured":
+        return (1, float(sparsity), 0, pattern)
+    if ":" in pattern and pattern.split(":")[0].isdigit():
+        n, m = map(int, pattern.split(":"))
+        return (2, float(sparsity), -m, pattern)
+    return (3, float(sparsity), 0, pattern)
+
+
+def seeds_of(df: pd.DataFrame) -> int:
+    return int(df.groupby(["task", "method", "pattern", "target_sparsity", "hardware"])["seed"].nunique().max()) \
+        if len(df) else 0
