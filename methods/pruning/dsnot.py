@@ -80,7 +80,8 @@ def dsnot_unstructured(pruned: torch.Tensor, dsnot: torch.Tensor, grow_metric_sc
         g_at = grow_ptr[r, g_side]
         p_side = (err < 0).long()  # e < 0: prune a positive contribution (from the end)
         p_at = prune_ptr[r, p_side]
-        active &= (g_at >= 0) & (g_at < n_pruned) & (p_at >= 0) & (p_at < n_kept)
+        # a row whose candidates of the needed sign are used up stops (its two pointers met)
+        active &= (grow_ptr[:, 0] <= grow_ptr[:, 1]) & (prune_ptr[:, 0] <= prune_ptr[:, 1])
         g_idx = _take(grow_order, g_at.clamp(0, n_pruned - 1))
         p_idx = _take(prune_order, p_at.clamp(0, n_kept - 1))
         grow_c, prune_c = _take(dsnot, g_idx), _take(dsnot, p_idx)
@@ -116,7 +117,7 @@ def dsnot_nm(pruned: torch.Tensor, dsnot: torch.Tensor, grow_metric_scale: torch
             break
         side = (err > 0).long()
         at = grow_ptr[r, side]
-        active &= (at >= 0) & (at < n_pruned)
+        active &= grow_ptr[:, 0] <= grow_ptr[:, 1]
         g_idx = _take(grow_order, at.clamp(0, n_pruned - 1))
         group = (g_idx - g_idx % m).reshape(-1, 1) + offsets
         best, where_in = score.gather(1, group).min(1)
