@@ -18,6 +18,7 @@ and the calibration activations are computed once per job, not once per layer.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from dataclasses import dataclass, field
 
@@ -182,6 +183,18 @@ def calibration_record(ids: torch.Tensor, seed: int) -> dict:
     }
 
 
+@contextlib.contextmanager
+def one_thread():
+    """Per-layer pruning is a long series of small tensor ops (SparseGPT's column walk, DSnoT's swaps):
+    on CPU, thread synchronisation costs more than it saves (10x slower with 2 threads on a busy host)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 @torch.no_grad()
 def prune_sequentially(ctx, model: nn.Module, layers: dict[str, nn.Module]) -> dict[str, torch.Tensor]:
     """Prune ``layers`` block by block on calibration data; returns ``{layer_name: keep_mask}``."""
@@ -203,7 +216,7 @@ def prune_sequentially(ctx, model: nn.Module, layers: dict[str, nn.Module]) -> d
         linears = {n: m for n, m in layers.items() if n.startswith(prefix + ".")}
         with ctx.timer("calibration"):
             stats = collect_layer_inputs(block, linears, inputs, kwargs, with_gram)
-        with ctx.timer("prune_layers"):
+        with ctx.timer("prune_layers"), one_thread():
             for name, mod in linears.items():
                 layer = LayerToPrune(name, mod.weight.data, ctx.generator, stats[name])
                 masks[name] = method.prune_layer(layer, target)
