@@ -48,12 +48,13 @@ class LayerInputs:
     within_window_var_sum: torch.Tensor | None = None
     gram: torch.Tensor | None = None
     with_gram: bool = True
+    device: torch.device | str = "cpu"
 
     def __post_init__(self):
-        z = torch.zeros(self.columns, dtype=torch.float64)
+        z = torch.zeros(self.columns, dtype=torch.float64, device=self.device)
         self.sum, self.sq_sum, self.within_window_var_sum = z.clone(), z.clone(), z.clone()
         if self.with_gram:
-            self.gram = torch.zeros(self.columns, self.columns, dtype=torch.float32)
+            self.gram = torch.zeros(self.columns, self.columns, dtype=torch.float32, device=self.device)
 
     def add(self, x: torch.Tensor, gram: torch.Tensor | None = None) -> None:
         """Add a batch ``x`` of shape (windows, tokens, columns); ``gram`` if already computed for it."""
@@ -143,7 +144,8 @@ def collect_layer_inputs(block: nn.Module, linears: dict[str, nn.Module], inputs
 
     Linears fed by the same tensor (q/k/v, gate/up) share one Gram product.
     """
-    stats = {name: LayerInputs(mod.in_features, with_gram=with_gram) for name, mod in linears.items()}
+    stats = {name: LayerInputs(mod.in_features, with_gram=with_gram, device=mod.weight.device)
+             for name, mod in linears.items()}
     grams: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def hook_for(name):

@@ -41,7 +41,7 @@ def negatives_then_positives_reversed(values: torch.Tensor) -> torch.Tensor:
     positive ones; each in the order of the candidates (lowest Wanda score first).
     """
     cols = values.shape[1]
-    pos = torch.arange(cols, dtype=torch.float64).expand_as(values)
+    pos = torch.arange(cols, dtype=torch.float64, device=values.device).expand_as(values)
     key = torch.where(values < 0, pos, torch.where(values > 0, 2.0 * cols - pos, torch.full_like(pos, cols)))
     return torch.sort(key, dim=1, stable=True).indices
 
@@ -54,7 +54,8 @@ def dsnot_unstructured(pruned: torch.Tensor, dsnot: torch.Tensor, grow_metric_sc
                        wanda: torch.Tensor, max_cycles: int, threshold: float, same_sign: bool) -> torch.Tensor:
     """Swap pruned/kept weights row by row; ``pruned`` (True = zero) is updated and returned."""
     rows = pruned.shape[0]
-    r = torch.arange(rows)
+    dev = pruned.device
+    r = torch.arange(rows, device=dev)
     err = (dsnot * pruned).sum(1)
     sign0 = torch.sign(err)
     # grow candidates: pruned weights ordered by W x̄ / Var (ascending: most negative first)
@@ -69,10 +70,10 @@ def dsnot_unstructured(pruned: torch.Tensor, dsnot: torch.Tensor, grow_metric_sc
     prune_order = kept_by_wanda.gather(1, negatives_then_positives_reversed(dsnot.gather(1, kept_by_wanda)))
     if n_pruned == 0 or n_kept == 0:
         return pruned
-    grow_ptr = torch.stack([torch.zeros(rows, dtype=torch.long), torch.full((rows,), n_pruned - 1)], 1)
-    prune_ptr = torch.stack([torch.zeros(rows, dtype=torch.long), torch.full((rows,), n_kept - 1)], 1)
-    step = torch.tensor([1, -1])
-    active = torch.ones(rows, dtype=torch.bool)
+    grow_ptr = torch.stack([torch.zeros(rows, dtype=torch.long, device=dev), torch.full((rows,), n_pruned - 1, device=dev)], 1)
+    prune_ptr = torch.stack([torch.zeros(rows, dtype=torch.long, device=dev), torch.full((rows,), n_kept - 1, device=dev)], 1)
+    step = torch.tensor([1, -1], device=dev)
+    active = torch.ones(rows, dtype=torch.bool, device=dev)
     for _ in range(max_cycles):
         if not active.any():
             break
@@ -101,17 +102,18 @@ def dsnot_nm(pruned: torch.Tensor, dsnot: torch.Tensor, grow_metric_scale: torch
              m: int, max_cycles: int, threshold: float) -> torch.Tensor:
     """N:M variant: each grown weight is paid for by pruning the lowest-initial-score survivor of its group."""
     rows, cols = pruned.shape
-    r = torch.arange(rows)
+    dev = pruned.device
+    r = torch.arange(rows, device=dev)
     err = (dsnot * pruned).sum(1)
     sign0 = torch.sign(err)
     n_pruned = int(pruned[0].sum())
     grow_key = torch.where(pruned, dsnot / grow_metric_scale, torch.full_like(dsnot, float("inf")))
     grow_order = torch.sort(grow_key, dim=1, stable=True).indices[:, :n_pruned]
     score = torch.where(pruned, torch.full_like(initial, float("inf")), initial.clone())
-    grow_ptr = torch.stack([torch.zeros(rows, dtype=torch.long), torch.full((rows,), n_pruned - 1)], 1)
-    step = torch.tensor([1, -1])
-    active = torch.ones(rows, dtype=torch.bool)
-    offsets = torch.arange(m)
+    grow_ptr = torch.stack([torch.zeros(rows, dtype=torch.long, device=dev), torch.full((rows,), n_pruned - 1, device=dev)], 1)
+    step = torch.tensor([1, -1], device=dev)
+    active = torch.ones(rows, dtype=torch.bool, device=dev)
+    offsets = torch.arange(m, device=dev)
     for _ in range(max_cycles):
         if not active.any():
             break
