@@ -46,6 +46,12 @@ def negatives_then_positives_reversed(values: torch.Tensor) -> torch.Tensor:
     return torch.sort(key, dim=1, stable=True).indices
 
 
+def _pointers(rows: int, length: int, dev) -> torch.Tensor:
+    """Per row, a cursor at the front and one at the back of a candidate list of ``length``."""
+    return torch.stack([torch.zeros(rows, dtype=torch.long, device=dev),
+                        torch.full((rows,), length - 1, dtype=torch.long, device=dev)], 1)
+
+
 def _take(t: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     return t.gather(1, idx.reshape(-1, 1)).reshape(-1)
 
@@ -70,8 +76,8 @@ def dsnot_unstructured(pruned: torch.Tensor, dsnot: torch.Tensor, grow_metric_sc
     prune_order = kept_by_wanda.gather(1, negatives_then_positives_reversed(dsnot.gather(1, kept_by_wanda)))
     if n_pruned == 0 or n_kept == 0:
         return pruned
-    grow_ptr = torch.stack([torch.zeros(rows, dtype=torch.long, device=dev), torch.full((rows,), n_pruned - 1, device=dev)], 1)
-    prune_ptr = torch.stack([torch.zeros(rows, dtype=torch.long, device=dev), torch.full((rows,), n_kept - 1, device=dev)], 1)
+    grow_ptr = _pointers(rows, n_pruned, dev)
+    prune_ptr = _pointers(rows, n_kept, dev)
     step = torch.tensor([1, -1], device=dev)
     active = torch.ones(rows, dtype=torch.bool, device=dev)
     for _ in range(max_cycles):
@@ -110,7 +116,7 @@ def dsnot_nm(pruned: torch.Tensor, dsnot: torch.Tensor, grow_metric_scale: torch
     grow_key = torch.where(pruned, dsnot / grow_metric_scale, torch.full_like(dsnot, float("inf")))
     grow_order = torch.sort(grow_key, dim=1, stable=True).indices[:, :n_pruned]
     score = torch.where(pruned, torch.full_like(initial, float("inf")), initial.clone())
-    grow_ptr = torch.stack([torch.zeros(rows, dtype=torch.long, device=dev), torch.full((rows,), n_pruned - 1, device=dev)], 1)
+    grow_ptr = _pointers(rows, n_pruned, dev)
     step = torch.tensor([1, -1], device=dev)
     active = torch.ones(rows, dtype=torch.bool, device=dev)
     offsets = torch.arange(m, device=dev)
