@@ -51,4 +51,34 @@ def quality_vs_sparsity(df: pd.DataFrame) -> dict:
     return figs
 
 
-FIGURES = {"quality_vs_sparsity": quality_vs_sparsity}
+TABLE_COLUMNS = ("50%", "4:8", "2:4", "60%", "70%", "80%")
+
+
+def perplexity_table(df: pd.DataFrame) -> dict:
+    """The table of the LLM-pruning papers (SparseGPT Table 3, Wanda Table 2): one row per method, one column
+    per target (unstructured sparsities and N:M), the primary metric averaged over seeds; dense as the first row."""
+    figs = {}
+    pruning = df[df["family"] == "pruning"]
+    for task, tdf in pruning.groupby("task"):
+        col = f"metric.{tdf['primary_metric'].iloc[0]}"
+        labels = [c for c in TABLE_COLUMNS if c in set(tdf["target_label"])]
+        labels += sorted(set(tdf["target_label"]) - set(labels) - {"0%"})
+        table = tdf[tdf["method"] != "dense"].pivot_table(index="method", columns="target_label", values=col,
+                                                         aggfunc="mean").reindex(columns=labels)
+        dense = tdf[tdf["method"] == "dense"][col].mean()
+        rows = (["dense"] if pd.notna(dense) else []) + list(table.index)
+        cells = ([[f"{dense:.2f}"] * len(labels)] if pd.notna(dense) else []) + [
+            ["" if pd.isna(v) else f"{v:.2f}" for v in table.loc[m]] for m in table.index]
+        fig, ax = plt.subplots(figsize=(1.2 + 1.1 * max(len(labels), 1), 0.6 + 0.32 * (len(rows) + 1)))
+        ax.axis("off")
+        if rows and labels:
+            t = ax.table(cellText=cells, rowLabels=rows, colLabels=labels, loc="center", cellLoc="right")
+            t.auto_set_font_size(False)
+            t.set_fontsize(8)
+        ax.set_title(f"{task}: {col.split('.', 1)[1]} (lower is better)", fontsize=9)
+        fig.tight_layout()
+        figs[f"perplexity_table_{task}"] = fig
+    return figs
+
+
+FIGURES = {"quality_vs_sparsity": quality_vs_sparsity, "perplexity_table": perplexity_table}

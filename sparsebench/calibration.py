@@ -1,0 +1,232 @@
+"""Sequential layer-by-layer calibration for one-shot LLM pruning.
+
+This is the pipeline of the reference implementations (SparseGPT, Wanda,
+DSnoT): the calibration windows are embedded once, then the decoder blocks are
+processed in order. For block ``i``:
+
+1. run the block on its calibration inputs with a hook on every ``nn.Linear``
+   that accumulates the layer's input statistics (:class:`LayerInputs`) -- one
+   forward of the block, shared by all its linears;
+2. ask the method for a keep-mask per linear (SparseGPT also rewrites the
+   weight in place) and apply the masks;
+3. run the *pruned* block again on the same inputs; its outputs are the inputs
+   of block ``i + 1``.
+
+So block ``i`` is calibrated on what the already pruned blocks ``< i`` produce,
+and the calibration activations are computed once per job, not once per layer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from sparsebench.families.pruning import LayerToPrune
+from sparsebench.masks import apply_mask
+
+
+@dataclass
+class LayerInputs:
+    """Statistics of one linear layer's inputs ``x`` (rows of X) over the calibration tokens.
+
+    ``gram`` is ``sum x x^T`` (SparseGPT's Hessian up to a factor 2/N), or None
+    when the method does not ask for it; ``sq_sum`` its diagonal ``sum x_j^2``
+    (Wanda's ``||X_j||_2^2``); ``sum`` is ``sum x_j``. ``within_window_var_sum``
+    adds, over windows, the variance of ``x_j`` inside each window (DSnoT's
+    running variance averages per-sample variances, so we keep the same).
+    """
+
+    columns: int
+    tokens: int = 0
+    windows: int = 0
+    sum: torch.Tensor | None = None
+    sq_sum: torch.Tensor | None = None
+    within_window_var_sum: torch.Tensor | None = None
+    gram: torch.Tensor | None = None
+    with_gram: bool = True
+    device: torch.device | str = "cpu"
+
+    def __post_init__(self):
+        z = torch.zeros(self.columns, dtype=torch.float64, device=self.device)
+        self.sum, self.sq_sum, self.within_window_var_sum = z.clone(), z.clone(), z.clone()
+        if self.with_gram:
+            self.gram = torch.zeros(self.columns, self.columns, dtype=torch.float32, device=self.device)
+
+    def add(self, x: torch.Tensor, gram: torch.Tensor | None = None) -> None:
+        """Add a batch ``x`` of shape (windows, tokens, columns); ``gram`` if already computed for it."""
+        x = x.detach().float()
+        if x.dim() == 2:
+            x = x.unsqueeze(0)
+        flat = x.reshape(-1, x.shape[-1])
+        self.windows += x.shape[0]
+        self.tokens += flat.shape[0]
+        self.sum += flat.sum(0, dtype=torch.float64)
+        self.sq_sum += flat.double().pow(2).sum(0)
+        self.within_window_var_sum += x.double().var(dim=1, unbiased=False).sum(0)
+        if self.with_gram:
+            self.gram += gram if gram is not None else flat.T @ flat
+
+    @property
+    def mean(self) -> torch.Tensor:
+        return (self.sum / max(self.tokens, 1)).float()
+
+    @property
+    def norm_sq(self) -> torch.Tensor:
+        """``||X_j||_2^2`` per input feature (Wanda's activation norm squared)."""
+        return self.sq_sum.float()
+
+    @property
+    def window_sum_mean(self) -> torch.Tensor:
+        """Sum of ``x_j`` over a window's tokens, averaged over windows (DSnoT's ``sum_metric_row``)."""
+        return (self.sum / max(self.windows, 1)).float()
+
+    @property
+    def variance(self) -> torch.Tensor:
+        """Variance of ``x_j`` inside a window, averaged over windows (DSnoT's ``var``)."""
+        return (self.within_window_var_sum / max(self.windows, 1)).float()
+
+    def inverse_hessian_cholesky(self, percdamp: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """Upper Cholesky factor U of (H + lambda I)^-1 with H = X X^T, lambda = percdamp * mean diag(H)
+        (as SparseGPT), and the mask of dead inputs (never non-zero: zero diagonal, set to 1 here)."""
+        if self.gram is None:
+            raise ValueError("the Gram matrix X X^T was not collected (the method set needs_gram = False)")
+        H = self.gram.double().clone()
+        dead = torch.diag(H) == 0
+        H[dead, dead] = 1.0
+        H.diagonal().add_(percdamp * torch.mean(torch.diag(H)))
+        Hinv = torch.cholesky_inverse(torch.linalg.cholesky(H))
+        return torch.linalg.cholesky(Hinv, upper=True).float(), dead
+
+
+class _StopForward(Exception):
+    """Raised by the capture hook on block 0: nothing after it needs to run."""
+
+
+def capture_block_inputs(model: nn.Module, block: nn.Module, ids: torch.Tensor, batch_size: int):
+    """Hidden states entering ``block`` for each batch of ``ids``, and the keyword arguments
+    (attention mask, position ids, rotary (cos, sin), ...) the model passes it."""
+    inputs: list[torch.Tensor] = []
+    kwargs: list[dict] = []
+
+    def hook(_module, args, kw):
+        hidden = args[0] if args else kw.pop("hidden_states")
+        inputs.append(hidden.detach())
+        kwargs.append({k: v for k, v in kw.items() if k not in ("past_key_values", "past_key_value", "use_cache")})
+        raise _StopForward
+
+    handle = block.register_forward_pre_hook(hook, with_kwargs=True)
+    device = next(model.parameters()).device
+    try:
+        for start in range(0, ids.shape[0], batch_size):
+            try:
+                model(ids[start : start + batch_size].to(device), use_cache=False)
+            except _StopForward:
+                pass
+    finally:
+        handle.remove()
+    return inputs, kwargs
+
+
+def run_block(block: nn.Module, inputs: list[torch.Tensor], kwargs: list[dict]) -> list[torch.Tensor]:
+    outs = []
+    for hidden, kw in zip(inputs, kwargs):
+        out = block(hidden, **kw)
+        outs.append(out[0] if isinstance(out, tuple) else out)
+    return outs
+
+
+def collect_layer_inputs(block: nn.Module, linears: dict[str, nn.Module], inputs, kwargs, with_gram: bool):
+    """One forward of ``block``; hooks record the statistics of every linear's input.
+
+    Linears fed by the same tensor (q/k/v, gate/up) share one Gram product.
+    """
+    stats = {name: LayerInputs(mod.in_features, with_gram=with_gram, device=mod.weight.device)
+             for name, mod in linears.items()}
+    grams: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def hook_for(name):
+        def hook(_module, args, _out):
+            x = args[0]
+            gram = None
+            if with_gram:
+                cached = grams.get(id(x))
+                if cached is None or cached[0] is not x:
+                    flat = x.detach().float().reshape(-1, x.shape[-1])
+                    cached = (x, flat.T @ flat)
+                    grams[id(x)] = cached
+                gram = cached[1]
+            stats[name].add(x, gram)
+
+        return hook
+
+    handles = [mod.register_forward_hook(hook_for(name)) for name, mod in linears.items()]
+    try:
+        for hidden, kw in zip(inputs, kwargs):
+            grams.clear()
+            block(hidden, **kw)
+    finally:
+        for h in handles:
+            h.remove()
+        grams.clear()
+    return stats
+
+
+def calibration_record(ids: torch.Tensor, seed: int) -> dict:
+    return {
+        "windows": int(ids.shape[0]),
+        "window": int(ids.shape[1]),
+        "tokens": int(ids.numel()),
+        "seed": int(seed),
+        "tokens_sha256": hashlib.sha256(ids.to(torch.int64).numpy().tobytes()).hexdigest(),
+    }
+
+
+@contextlib.contextmanager
+def one_thread():
+    """Per-layer pruning is a long series of small tensor ops (SparseGPT's column walk, DSnoT's swaps):
+    on CPU, thread synchronisation costs more than it saves (10x slower with 2 threads on a busy host)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@torch.no_grad()
+def prune_sequentially(ctx, model: nn.Module, layers: dict[str, nn.Module]) -> dict[str, torch.Tensor]:
+    """Prune ``layers`` block by block on calibration data; returns ``{layer_name: keep_mask}``."""
+    method, target = ctx.method, ctx.target
+    blocks = ctx.task.decoder_blocks(model)
+    module_names = {mod: name for name, mod in model.named_modules()}
+    with_gram = getattr(method, "needs_gram", True)
+    batch_size = getattr(ctx.task.params, "batch_size", 4)
+
+    with ctx.timer("calibration"):
+        ids = ctx.task.calibration_windows(ctx.seed)
+        ctx.extra["calibration"] = calibration_record(ids, ctx.seed)
+        ctx.log(f"calibration: {ids.shape[0]} x {ids.shape[1]} tokens, seed {ctx.seed}")
+        inputs, kwargs = capture_block_inputs(model, blocks[0], ids, batch_size)
+
+    masks: dict[str, torch.Tensor] = {}
+    for i, block in enumerate(blocks):
+        prefix = module_names[block]
+        linears = {n: m for n, m in layers.items() if n.startswith(prefix + ".")}
+        with ctx.timer("calibration"):
+            stats = collect_layer_inputs(block, linears, inputs, kwargs, with_gram)
+        with ctx.timer("prune_layers"), one_thread():
+            for name, mod in linears.items():
+                layer = LayerToPrune(name, mod.weight.data, ctx.generator, stats[name])
+                masks[name] = method.prune_layer(layer, target)
+                apply_mask(mod, masks[name])
+        del stats
+        with ctx.timer("calibration"):
+            inputs = run_block(block, inputs, kwargs)
+        kept = sum(int(masks[n].sum()) for n in linears)
+        total = sum(masks[n].numel() for n in linears)
+        ctx.log(f"block {i + 1}/{len(blocks)} pruned: {len(linears)} linears, sparsity {1 - kept / max(total, 1):.4f}")
+    return masks
