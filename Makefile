@@ -11,7 +11,7 @@ CORES ?= all
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-all bench ui report clean-results list
+.PHONY: install run test test-all bench bench-kernels ui report clean-results list
 
 install: $(STAMP)
 
@@ -32,6 +32,16 @@ test: $(STAMP)
 
 test-all: $(STAMP)
 	python -m pytest -q -m ""
+
+# Prune wall time, calibration time and peak RSS per method and pattern
+# (SmolLM2-135M, 32 x 512 calibration), each in a fresh process.
+bench: $(STAMP)
+	sparsebench bench prune
+
+# The kernel suite on this machine's profile, then the speed gate.
+bench-kernels: $(STAMP)
+	sparsebench kernels run --profile cpu --out results/kernels/cpu.json
+	sparsebench kernels check --profile cpu --results results/kernels/cpu.json
 
 report: $(STAMP)
 	sparsebench report --results results --out reports

@@ -152,27 +152,37 @@ class SparsityMismatch(RuntimeError):
     pass
 
 
-def check_target(layers: dict[str, nn.Module], target: Target) -> None:
-    """Fail loudly if any layer's measured sparsity misses ``target`` by more than rounding.
+def check_target(layers: dict[str, nn.Module], target: Target, per_layer: bool = True) -> None:
+    """Fail loudly if the measured sparsity misses ``target`` by more than rounding.
 
-    Rounding: a method may round the number of zeros per output row, so each
-    layer may differ from the request by at most one weight per row (1/cols).
+    ``per_layer``: every layer must meet the target (a method may round the number
+    of zeros per output row, so each layer may differ by one weight per row,
+    1/cols). Otherwise (methods that allocate sparsity across layers, such as
+    global magnitude) only the total over all layers must meet it, within one
+    weight per row of the widest layer. N:M groups are checked in every layer.
     """
     problems = []
+    zeros = total = 0
+    widest = 1
     for name, module in layers.items():
         mask = get_mask(module)
         rows, cols = module.weight.shape[:2]
+        total += rows * cols
+        widest = max(widest, cols)
         if mask is None:
-            if target.sparsity > 0:
+            if target.sparsity > 0 and per_layer:
                 problems.append(f"{name}: no mask (sparsity 0, target {target.sparsity:g})")
             continue
+        zeros += int((~mask).sum())
         measured = 1.0 - mask.float().mean().item()
         if target.pattern.kind == "n:m":
             bad = nm_violations(mask, target.pattern.n, target.pattern.m)
             if bad:
                 problems.append(f"{name}: {bad} groups keep more than {target.pattern.n} of {target.pattern.m}")
-        elif abs(measured - target.sparsity) > 1.0 / cols + 1e-9:
+        elif per_layer and abs(measured - target.sparsity) > 1.0 / cols + 1e-9:
             problems.append(f"{name}: measured sparsity {measured:.6f}, target {target.sparsity:g}")
+    if not per_layer and total and abs(zeros / total - target.sparsity) > 1.0 / widest + 1e-9:
+        problems.append(f"overall: measured sparsity {zeros / total:.6f}, target {target.sparsity:g}")
     if problems:
         shown = "; ".join(problems[:5]) + (f"; ... ({len(problems)} layers)" if len(problems) > 5 else "")
         raise SparsityMismatch(f"measured sparsity misses the target {target.label}: {shown}")

@@ -82,3 +82,12 @@ def test_check_target_rejects_invalid_nm_groups():
     apply_mask(lin, keep)
     with pytest.raises(SparsityMismatch, match="1 groups keep more than 2 of 4"):
         check_target({"lin": lin}, Target(0.5, Pattern("n:m", n=2, m=4)))
+
+
+def test_check_target_overall_only_accepts_uneven_layers_that_meet_the_total():
+    layers = {"a": nn.Linear(16, 8), "b": nn.Linear(16, 8)}
+    apply_mask(layers["a"], mask_from_scores(torch.randn(8, 16), Target(0.75)))
+    apply_mask(layers["b"], mask_from_scores(torch.randn(8, 16), Target(0.25)))
+    check_target(layers, Target(0.5), per_layer=False)  # total is exactly 50 %
+    with pytest.raises(SparsityMismatch, match="overall"):
+        check_target(layers, Target(0.6), per_layer=False)

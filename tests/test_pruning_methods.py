@@ -161,3 +161,13 @@ def test_methods_that_calibrate_refuse_a_layer_without_inputs():
             method(name).prune_layer(LayerToPrune("l", W.clone(), None, None), HALF)
 
 
+
+
+def test_magnitude_global_job_passes_the_core_sparsity_check(tmp_path):
+    from conftest import make_job
+    from sparsebench.runner import run_job
+
+    r = run_job(make_job("magnitude-global", {"sparsity": 0.5, "pattern": "unstructured"}), tmp_path / "g.json")
+    layers = r["sparsity"]["layers"].values()
+    assert abs(r["sparsity"]["measured"] - 0.5) < 1e-6
+    assert max(layers) - min(layers) > 0.05  # one global threshold: uneven layers

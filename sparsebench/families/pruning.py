@@ -44,6 +44,9 @@ class PruningMethod(Method):
     # True: the core runs calibration data through the model block by block and
     # hands each layer its input statistics (``LayerToPrune.inputs``).
     needs_calibration: ClassVar[bool] = False
+    # False: the method spreads sparsity unevenly across layers (e.g. global
+    # magnitude); the core then checks the total, not each layer.
+    uniform_layer_sparsity: ClassVar[bool] = True
 
     def prune_layer(self, layer: LayerToPrune, target: Target) -> torch.Tensor:
         raise NotImplementedError(f"{type(self).__name__} must implement prune_layer or prune")
@@ -72,7 +75,7 @@ def run(ctx) -> dict:
                 else:
                     masks = ctx.method.prune(layers, ctx.target, ctx.generator)
                 apply_masks(layers, masks)
-            check_target(layers, ctx.target)
+            check_target(layers, ctx.target, per_layer=ctx.method.uniform_layer_sparsity)
         metrics = ctx.timed("eval", ctx.task.evaluate, model)
     return {
         "metrics": metrics,
