@@ -11,7 +11,7 @@ a few thousand and the methods separate.
 
 from dataclasses import dataclass, field
 
-from sparsebench.vision.data import digits_splits
+from sparsebench.vision.data import digits_splits, random_shift
 from sparsebench.vision.models import small_resnet
 from sparsebench.vision.task import VisionTask, check_positive
 
@@ -34,6 +34,7 @@ class VisionDigits(VisionTask):
         val_fraction: float = 0.1
         test_fraction: float = 0.2
         split_seed: int = 0
+        augment: bool = True  # random translations by up to one pixel
         threads: int = 1  # intra-op threads; one per job is fastest for this small model (jobs run in parallel)
 
         def check(self):
@@ -47,6 +48,9 @@ class VisionDigits(VisionTask):
     def load_splits(self):
         p = self.params
         return digits_splits(p.val_fraction, p.test_fraction, p.split_seed)
+
+    def augment(self):
+        return random_shift if self.params.augment else None
 
     def build_model(self, num_classes, in_chans):
         return small_resnet(num_classes, in_chans, self.params.channels, self.params.layers)

@@ -127,16 +127,26 @@ def cifar_splits(root: Path, which: str, val_size: int = 5000, split_seed: int =
                        _normalise(xtf, xf[tr]), torch.from_numpy(yt), CIFAR[which]["classes"], f"{which}:{root}")
 
 
-def random_crop_flip(x: torch.Tensor, g: torch.Generator, pad: int = 4) -> torch.Tensor:
-    """The standard CIFAR augmentation: pad by ``pad`` and crop back at a random offset, random h-flip."""
-    n, _, h, w = x.shape
+def random_crop(x: torch.Tensor, g: torch.Generator, pad: int) -> torch.Tensor:
+    """Zero-pad by ``pad`` pixels and crop back to the original size at a random offset per image."""
+    n, c, h, w = x.shape
     padded = torch.nn.functional.pad(x, (pad, pad, pad, pad))
     dy = torch.randint(0, 2 * pad + 1, (n,), generator=g)
     dx = torch.randint(0, 2 * pad + 1, (n,), generator=g)
-    rows = (dy[:, None] + torch.arange(h)[None, :])  # (n, h)
-    cols = (dx[:, None] + torch.arange(w)[None, :])  # (n, w)
-    out = padded[torch.arange(n)[:, None, None, None], torch.arange(x.shape[1])[None, :, None, None],
-                 rows[:, None, :, None], cols[:, None, None, :]]
-    flip = torch.rand(n, generator=g) < 0.5
+    rows = dy[:, None] + torch.arange(h)[None, :]  # (n, h)
+    cols = dx[:, None] + torch.arange(w)[None, :]  # (n, w)
+    return padded[torch.arange(n)[:, None, None, None], torch.arange(c)[None, :, None, None],
+                  rows[:, None, :, None], cols[:, None, None, :]]
+
+
+def random_shift(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """Digits: translate by up to one pixel (no flips: a mirrored digit is another symbol)."""
+    return random_crop(x, g, pad=1)
+
+
+def random_crop_flip(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """The standard CIFAR augmentation: 4-pixel pad and random crop, random horizontal flip."""
+    out = random_crop(x, g, pad=4)
+    flip = torch.rand(len(x), generator=g) < 0.5
     out[flip] = out[flip].flip(-1)
     return out

@@ -5,6 +5,12 @@ stride-2 convolution and a max-pool). On 8x8 digits or 32x32 CIFAR images that
 throws most of the image away, so the stem keeps full resolution: its first
 convolution gets stride 1 and the max-pool is removed (the usual CIFAR
 adaptation of ResNets).
+
+timm zero-initialises the last batch-norm scale of every residual block
+(``zero_init_last``). Then every gradient inside a block is exactly zero at
+initialisation, and saliency-at-initialisation methods (SNIP, GraSP, SynFlow)
+see all-zero scores there; the papers used standard (Kaiming) initialisation,
+so ``zero_init_last=False``.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ def small_resnet(num_classes: int, in_chans: int, channels: tuple[int, ...], lay
     """A narrow timm ResNet (BasicBlocks) with timm's 3-conv 'deep' stem at stride 1 and no max-pool."""
     model = timm.create_model("resnet18", pretrained=False, num_classes=num_classes, in_chans=in_chans,
                               layers=tuple(layers), channels=tuple(channels), stem_type="deep",
-                              stem_width=max(channels[0] // 2, 1))
+                              stem_width=max(channels[0] // 2, 1), zero_init_last=False)
     model.conv1[0].stride = (1, 1)
     model.maxpool = nn.Identity()
     return model
@@ -25,7 +31,7 @@ def small_resnet(num_classes: int, in_chans: int, channels: tuple[int, ...], lay
 
 def cifar_resnet18(num_classes: int) -> nn.Module:
     """timm ResNet-18 with a 3x3 stride-1 stem convolution and no max-pool (32x32 inputs)."""
-    model = timm.create_model("resnet18", pretrained=False, num_classes=num_classes)
+    model = timm.create_model("resnet18", pretrained=False, num_classes=num_classes, zero_init_last=False)
     model.conv1 = nn.Conv2d(3, model.conv1.out_channels, kernel_size=3, stride=1, padding=1, bias=False)
     model.maxpool = nn.Identity()
     return model
