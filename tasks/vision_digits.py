@@ -4,9 +4,10 @@ Offline and small enough for the default matrix: one training run takes seconds
 on one CPU core. The split (70 % train, 10 % validation, 20 % test, stratified)
 is fixed by ``split_seed`` and does not depend on the job's seed. The model is
 timm's ResNet with BasicBlocks, one block per stage, widths ``channels``, and a
-stride-1 stem (see ``sparsebench.vision.models``); about 0.3 M weights in conv
-and linear layers with the default widths, so that 95-98 % sparsity leaves only
-a few thousand and the methods separate.
+stride-1 stem (see ``sparsebench.vision.models``): 78 k weights in conv and
+linear layers with the default widths (8, 16, 32, 64), so that 95 % sparsity
+leaves about 3.9 k and 98 % about 1.6 k, and the methods separate. Dense test
+accuracy is about 98 % after 20 epochs (SGD, warm-up then cosine learning rate).
 """
 
 from dataclasses import dataclass, field
@@ -22,9 +23,9 @@ class VisionDigits(VisionTask):
 
     @dataclass
     class Params:
-        channels: list[int] = field(default_factory=lambda: [16, 32, 64, 128])  # widths of the 4 stages
+        channels: list[int] = field(default_factory=lambda: [8, 16, 32, 64])  # widths of the 4 stages
         layers: list[int] = field(default_factory=lambda: [1, 1, 1, 1])  # BasicBlocks per stage
-        epochs: int = 15
+        epochs: int = 20
         batch_size: int = 64
         lr: float = 0.1
         momentum: float = 0.9
@@ -34,7 +35,7 @@ class VisionDigits(VisionTask):
         val_fraction: float = 0.1
         test_fraction: float = 0.2
         split_seed: int = 0
-        augment: bool = True  # random translations by up to one pixel
+        augment: bool = False  # random translations by up to one pixel (off: 20 epochs underfit with it)
         threads: int = 1  # intra-op threads; one per job is fastest for this small model (jobs run in parallel)
 
         def check(self):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 
 from sparsebench.masks import _keep_topk_along_last, mask_from_scores
-from sparsebench.targets import Target
+from sparsebench.targets import Pattern, Target
 
 
 def as_rows(t: torch.Tensor) -> torch.Tensor:
@@ -63,7 +63,7 @@ def random_mask(shape: torch.Size, k: int, generator: torch.Generator) -> torch.
 
 def nm_mask(scores: torch.Tensor, n: int, m: int) -> torch.Tensor:
     """Keep the ``n`` highest scores in every group of ``m`` input channels (see module docstring)."""
-    rows = mask_from_scores(as_rows(scores), Target(1.0 - n / m, _nm_pattern(n, m)))
+    rows = mask_from_scores(as_rows(scores), Target(1.0 - n / m, Pattern("n:m", n=n, m=m)))
     return from_rows(rows, scores.shape)
 
 
@@ -71,8 +71,3 @@ def nm_kept_per_group(mask: torch.Tensor, m: int) -> torch.Tensor:
     rows = as_rows(mask)
     return rows.reshape(rows.shape[0], -1, m).sum(-1)
 
-
-def _nm_pattern(n: int, m: int):
-    from sparsebench.targets import Pattern
-
-    return Pattern("n:m", n=n, m=m)
