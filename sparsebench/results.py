@@ -71,7 +71,8 @@ def flatten(result: dict) -> dict:
         row[f"param.{k}"] = json.dumps(v) if isinstance(v, (list, dict)) else v
     env = result.get("environment", {})
     row["commit"] = env.get("commit")
-    row["data_hash"] = result.get("data", {}).get("eval_tokens_sha256")
+    data = result.get("data", {})
+    row["data_hash"] = data.get("eval_tokens_sha256") or data.get("test_sha256")
     row["result_path"] = result.get("_path")
     return row
 

@@ -35,16 +35,20 @@ def test_workflow_produces_summary_mlflow_and_report(workflow_run):
     workdir, _, _ = workflow_run
     df = pd.read_csv(workdir / "results" / "summary.csv")
     assert (workdir / "results" / "summary.parquet").exists()
-    # dense once, magnitude and random at 50 % and 2:4
-    assert len(df) == 5
-    assert set(df["method"]) == {"dense", "magnitude", "random"}
-    assert df["metric.perplexity"].notna().all()
-    dense = df[df.method == "dense"]["metric.perplexity"].iloc[0]
-    assert (df[df.method != "dense"]["metric.perplexity"] > dense).all()
+    n_results = len(df)
+    # pruning: dense once, magnitude and random at 50 % and 2:4
+    pruning = df[df.family == "pruning"]
+    assert len(pruning) == 5
+    assert set(pruning["method"]) == {"dense", "magnitude", "random"}
+    assert pruning["metric.perplexity"].notna().all()
+    dense = pruning[pruning.method == "dense"]["metric.perplexity"].iloc[0]
+    assert (pruning[pruning.method != "dense"]["metric.perplexity"] > dense).all()
+    # every other family in the CI matrix produced a row with its task's metric
+    assert df.groupby("family").size().min() >= 1
     html = (workdir / "reports" / "index.html").read_text()
     assert "quality_vs_sparsity_lm-smollm2" in html
     runs = pd.read_csv(workdir / "results" / "mlflow_runs.csv")
-    assert len(runs) == 5 and runs["mlflow_run_id"].nunique() == 5
+    assert runs["mlflow_run_id"].nunique() >= n_results
 
 
 def test_mlflow_store_has_one_run_per_result(workflow_run):
@@ -53,7 +57,9 @@ def test_mlflow_store_has_one_run_per_result(workflow_run):
     workdir, _, _ = workflow_run
     client = MlflowClient(f"sqlite:///{workdir / 'results' / 'mlflow.db'}")
     exp = client.get_experiment_by_name("lm-smollm2")
-    assert len(client.search_runs([exp.experiment_id], "tags.`sparsebench.kind` = 'result'")) == 5
+    df = pd.read_csv(workdir / "results" / "summary.csv")
+    n_lm = int((df.task == "lm-smollm2").sum())
+    assert len(client.search_runs([exp.experiment_id], "tags.`sparsebench.kind` = 'result'")) == n_lm
     # plus one summary run carrying the report and figures
     (summary,) = client.search_runs([exp.experiment_id], "tags.`sparsebench.kind` = 'summary'")
     assert "report" in {a.path for a in client.list_artifacts(summary.info.run_id)}

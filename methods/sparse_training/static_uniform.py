@@ -1,0 +1,24 @@
+"""static-random-uniform: a fixed random mask from initialisation, the same sparsity in every layer.
+
+"The Unreasonable Effectiveness of Random Pruning: Return of the Most Naive
+Baseline for Sparse Training" (Liu et al. 2022, arXiv:2202.02643): before
+training, remove weights of each layer uniformly at random according to a
+layer-wise ratio, then train the sparse network with its mask fixed. Uniform
+ratios: every layer at the global sparsity, the first layer dense (as in RigL's
+uniform baseline; the others take up its share so the global count is exact).
+"""
+
+from sparsebench.families.sparse_training import SparseTrainingMethod
+from sparsebench.method import Paper
+from sparsebench.training.masking import random_mask
+
+
+class StaticRandomUniform(SparseTrainingMethod):
+    name = "static-random-uniform"
+    paper = Paper("The Unreasonable Effectiveness of Random Pruning: Return of the Most Naive Baseline for "
+                  "Sparse Training", "Liu, Chen, Chen, Shen, Mocanu, Wang, Pechenizkiy", 2022, arxiv="2202.02643")
+    distribution = "uniform"
+
+    def initial_masks(self, trainer):
+        keep = self.budget(trainer, trainer.target.sparsity, self.distribution)
+        return {k: random_mask(trainer.layers[k].weight.shape, keep[k], trainer.generator) for k in keep}

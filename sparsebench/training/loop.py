@@ -1,0 +1,248 @@
+"""The training loop every sparse-training method shares.
+
+One optimizer step, in order (the hooks a method gets are in capitals):
+
+1. ``SCHEDULE``: the method's :class:`~sparsebench.training.schedule.StepPlan`
+   for this step (global sparsity, mask update or not, dense gradient or not);
+2. forward and backward through the masked model (``W * M`` from the shared
+   parametrization in ``sparsebench.masks``). When the plan asks for it, the
+   forward runs under ``parametrize.cached()`` so that the effective weight
+   ``W * M`` is one tensor per layer whose gradient is kept: that is the dense
+   gradient dL/d(W*M) (RigL's grow criterion), available as ``dense_grads``;
+3. ``AFTER_BACKWARD``: the method may read or rewrite gradients (SR-STE);
+4. the optimizer step; then the core enforces the masks: the underlying weights
+   and their momentum are zeroed where M = 0 (unless the method keeps dense
+   weights, as SR-STE does), so a regrown weight starts at zero;
+5. ``AFTER_STEP``: the method may change masks through :meth:`Trainer.set_masks`.
+
+At every evaluation point (each epoch end) the core measures each masked
+layer's kept count against the allocation the method declared and the global
+count against the scheduled sparsity, and fails loudly on a miss.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils import parametrize
+
+from sparsebench.masks import SparsityMismatch, apply_mask, get_mask
+from sparsebench.targets import Target
+from sparsebench.training.distribution import total_keep
+from sparsebench.training.flops import FlopCounter
+from sparsebench.training.masking import nm_kept_per_group
+from sparsebench.training.schedule import StepPlan, warmup_cosine_lr
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """The task's training recipe (SGD with momentum, warm-up then cosine learning rate)."""
+
+    epochs: int
+    batch_size: int
+    lr: float
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4
+    warmup_epochs: float = 1.0
+    label_smoothing: float = 0.0
+
+
+@dataclass
+class TrainData:
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    val_x: torch.Tensor
+    val_y: torch.Tensor
+    augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None
+
+
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 500) -> float:
+    was = model.training
+    model.eval()
+    correct = 0
+    with torch.no_grad():
+        for i in range(0, len(x), batch):
+            correct += int((model(x[i:i + batch]).argmax(1) == y[i:i + batch]).sum())
+    model.train(was)
+    return correct / max(len(x), 1)
+
+
+class Trainer:
+    def __init__(self, model: nn.Module, layers: dict[str, nn.Module], data: TrainData, recipe: Recipe,
+                 target: Target, seed: int, method, flops: FlopCounter, log: Callable[[str], None] = print):
+        self.model, self.layers, self.data, self.recipe = model, layers, data, recipe
+        self.target, self.seed, self.method, self.flops, self.log = target, seed, method, flops, log
+        self.generator = torch.Generator().manual_seed(seed)  # the method's own randomness
+        self.steps_per_epoch = math.ceil(len(data.train_y) / recipe.batch_size)
+        self.total_steps = recipe.epochs * self.steps_per_epoch
+        self.numels = {k: m.weight.numel() for k, m in layers.items()}
+        self.allocation: dict[str, int] = {}
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.dense_grads: dict[str, torch.Tensor] = {}
+        self.step = 0
+        self.samples_seen = 0
+        self.curve: list[dict] = []
+
+    # -- weights and masks -----------------------------------------------------
+    def weight(self, name: str) -> torch.Tensor:
+        """The trainable (underlying, dense) weight of a layer; the forward uses it times the mask."""
+        module = self.layers[name]
+        if parametrize.is_parametrized(module, "weight"):
+            return module.parametrizations.weight.original
+        return module.weight
+
+    def mask(self, name: str) -> torch.Tensor | None:
+        return get_mask(self.layers[name])
+
+    def masks(self) -> dict[str, torch.Tensor]:
+        return {k: m for k in self.layers if (m := self.mask(k)) is not None}
+
+    def momentum(self, name: str) -> torch.Tensor | None:
+        if self.optimizer is None:
+            return None
+        return self.optimizer.state.get(self.weight(name), {}).get("momentum_buffer")
+
+    def set_masks(self, masks: dict[str, torch.Tensor], keep_counts: bool = False) -> None:
+        """Install new masks (through ``sparsebench.masks.apply_mask``, in place when one exists).
+
+        ``keep_counts``: each layer must keep exactly as many weights as before
+        (prune-and-regrow updates such as SET and RigL). Where the method zeroes
+        masked weights, pruned and newly grown positions get weight 0 and momentum 0.
+        """
+        for name, new in masks.items():
+            new = new.to(torch.bool)
+            old = self.mask(name)
+            if keep_counts and old is not None and int(new.sum()) != int(old.sum()):
+                raise SparsityMismatch(f"{name}: a prune-and-regrow update changed the kept count "
+                                       f"from {int(old.sum())} to {int(new.sum())}")
+            apply_mask(self.layers[name], new)
+            self.allocation[name] = int(new.sum())
+            if self.method.zero_masked_weights:
+                reset = ~new if old is None else (~new | (new & ~old))
+                with torch.no_grad():
+                    self.weight(name).masked_fill_(reset, 0.0)
+                    buf = self.momentum(name)
+                    if buf is not None:
+                        buf.masked_fill_(reset, 0.0)
+
+    def enforce_masks(self) -> None:
+        with torch.no_grad():
+            for name, mask in self.masks().items():
+                self.weight(name).masked_fill_(~mask, 0.0)
+                buf = self.momentum(name)
+                if buf is not None:
+                    buf.masked_fill_(~mask, 0.0)
+
+    def densities(self) -> dict[str, float]:
+        return {k: self.allocation.get(k, self.numels[k]) / self.numels[k] for k in self.layers}
+
+    def check_budget(self, sparsity: float) -> None:
+        """Every masked layer keeps its allocation and the whole model meets ``sparsity`` exactly."""
+        problems = []
+        for name, mask in self.masks().items():
+            kept = int(mask.sum())
+            if kept != self.allocation.get(name):
+                problems.append(f"{name}: keeps {kept}, allocation {self.allocation.get(name)}")
+            if self.target.pattern.kind == "n:m":
+                n, m = self.target.pattern.n, self.target.pattern.m
+                groups = nm_kept_per_group(mask, m)
+                if bool((groups != n).any()):
+                    problems.append(f"{name}: {int((groups != n).sum())} groups do not keep {n} of {m}")
+        if self.target.pattern.kind != "n:m":
+            kept = sum(self.allocation.get(k, n) for k, n in self.numels.items())
+            want = total_keep(self.numels, sparsity)
+            if kept != want:
+                problems.append(f"model keeps {kept} weights, sparsity {sparsity:.6g} needs {want}")
+        if problems:
+            raise SparsityMismatch(f"step {self.step}: " + "; ".join(problems[:5]))
+
+    # -- data ------------------------------------------------------------------
+    def epoch_order(self, epoch: int) -> torch.Tensor:
+        """The sample order of an epoch: a function of (seed, epoch) only, so a rewound run replays it."""
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        return torch.randperm(len(self.data.train_y), generator=g)
+
+    def batch(self, step: int, augment: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        epoch, b = divmod(step, self.steps_per_epoch)
+        idx = self.epoch_order(epoch)[b * self.recipe.batch_size:(b + 1) * self.recipe.batch_size]
+        x, y = self.data.train_x[idx], self.data.train_y[idx]
+        if augment and self.data.augment is not None:
+            x = self.data.augment(x, torch.Generator().manual_seed(self.seed * 1_000_003 + 7919 * step + 1))
+        return x, y
+
+    def scoring_batches(self, n: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """``n`` training batches (without augmentation) for saliency at initialisation."""
+        return [self.batch(i, augment=False) for i in range(n)]
+
+    def loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(logits, y, label_smoothing=self.recipe.label_smoothing)
+
+    # -- the loop --------------------------------------------------------------
+    def make_optimizer(self) -> torch.optim.Optimizer:
+        r = self.recipe
+        return torch.optim.SGD(self.model.parameters(), lr=r.lr, momentum=r.momentum, nesterov=r.nesterov,
+                               weight_decay=r.weight_decay)
+
+    def fit(self, start_step: int = 0, on_step: Callable[["Trainer"], None] | None = None) -> None:
+        """Train from ``start_step`` to the end of the recipe with a fresh optimizer."""
+        method, r = self.method, self.recipe
+        self.optimizer = self.make_optimizer()
+        warmup = round(r.warmup_epochs * self.steps_per_epoch)
+        self.model.train()
+        for step in range(start_step, self.total_steps):
+            self.step = step
+            plan: StepPlan = method.schedule(self, step)
+            for group in self.optimizer.param_groups:
+                group["lr"] = warmup_cosine_lr(step, self.total_steps, r.lr, warmup)
+            x, y = self.batch(step)
+            with parametrize.cached() if plan.dense_grad else contextlib.nullcontext():
+                effective = {}
+                if plan.dense_grad:
+                    for name, module in self.layers.items():
+                        w = module.weight  # under cached(): the one W * M tensor this forward uses
+                        if not w.is_leaf:
+                            w.retain_grad()
+                        effective[name] = w
+                loss = self.loss(self.model(x), y)
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+            self.dense_grads = {k: w.grad for k, w in effective.items()}
+            method.after_backward(self, plan)
+            self.optimizer.step()
+            if method.zero_masked_weights:
+                self.enforce_masks()
+            method.after_step(self, plan)
+            self.dense_grads = {}
+            self.flops.train_step(len(y), self.densities(), plan.dense_grad)
+            self.samples_seen += len(y)
+            if on_step is not None:
+                on_step(self)
+            if (step + 1) % self.steps_per_epoch == 0 or step + 1 == self.total_steps:
+                self.evaluation_point(plan, loss.item())
+        self.optimizer = None
+
+    def evaluation_point(self, plan: StepPlan, train_loss: float) -> None:
+        self.check_budget(plan.sparsity)
+        val = accuracy(self.model, self.data.val_x, self.data.val_y)
+        kept = sum(self.allocation.get(k, n) for k, n in self.numels.items())
+        self.curve.append({"step": self.step + 1, "epoch": (self.step + 1) / self.steps_per_epoch,
+                           "train_loss": train_loss, "val_top1": val,
+                           "sparsity": 1.0 - kept / sum(self.numels.values())})
+
+    # -- rewinding (IMP) -------------------------------------------------------
+    def snapshot(self) -> dict[str, torch.Tensor]:
+        """Weights and buffers (not masks) as they are now."""
+        return {k: v.detach().clone() for k, v in self.model.state_dict().items()
+                if not (".parametrizations." in k and k.endswith(".mask"))}
+
+    def restore(self, snap: dict[str, torch.Tensor]) -> None:
+        missing, unexpected = self.model.load_state_dict(snap, strict=False)
+        if unexpected or any(not k.endswith(".mask") for k in missing):
+            raise RuntimeError(f"snapshot does not fit the model: missing {missing[:3]}, unexpected {unexpected[:3]}")

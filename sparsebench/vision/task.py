@@ -1,0 +1,77 @@
+"""The shared base of vision tasks: a timm model trained from scratch, top-1 accuracy on a held-out test set."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from torch import nn
+
+from sparsebench.task import Metric, Task
+from sparsebench.training.loop import Recipe, TrainData, accuracy
+from sparsebench.vision.data import ImageSplits
+from sparsebench.vision.models import conv_and_linear_layers
+
+
+class VisionTask(Task):
+    families: ClassVar[tuple[str, ...]] = ("sparse_training",)
+    metrics: ClassVar[tuple[Metric, ...]] = (
+        Metric("top1", higher_is_better=True, description="top-1 accuracy (%) on the held-out test split"),
+        Metric("val_top1", higher_is_better=True, description="top-1 accuracy (%) on the validation split"),
+    )
+
+    # -- what a concrete task provides ----------------------------------------
+    def load_splits(self) -> ImageSplits:
+        raise NotImplementedError
+
+    def build_model(self, num_classes: int, in_chans: int) -> nn.Module:
+        raise NotImplementedError
+
+    def augment(self):
+        """A callable (images, generator) -> images applied to training batches, or None."""
+        return None
+
+    # -- shared machinery ------------------------------------------------------
+    def __init__(self, params=None):
+        super().__init__(params)
+        self._splits: ImageSplits | None = None
+
+    def splits(self) -> ImageSplits:
+        if self._splits is None:
+            self._splits = self.load_splits()
+        return self._splits
+
+    def prepare(self) -> dict:
+        return self.splits().info()
+
+    def recipe(self) -> Recipe:
+        p = self.params
+        return Recipe(epochs=p.epochs, batch_size=p.batch_size, lr=p.lr, momentum=p.momentum,
+                      nesterov=True, weight_decay=p.weight_decay, warmup_epochs=p.warmup_epochs,
+                      label_smoothing=p.label_smoothing)
+
+    def train_data(self) -> TrainData:
+        s = self.splits()
+        return TrainData(s.train_x, s.train_y, s.val_x, s.val_y, self.augment())
+
+    def load_model(self) -> nn.Module:
+        """A freshly initialised model (from the global torch RNG, which the runner seeds per job)."""
+        s = self.splits()
+        return self.build_model(s.num_classes, s.train_x.shape[1])
+
+    def prunable_layers(self, model: nn.Module) -> dict[str, nn.Module]:
+        return conv_and_linear_layers(model)
+
+    def evaluate(self, model: nn.Module) -> dict[str, float]:
+        s = self.splits()
+        return {"top1": 100.0 * accuracy(model, s.test_x, s.test_y),
+                "val_top1": 100.0 * accuracy(model, s.val_x, s.val_y)}
+
+    def data_info(self) -> dict:
+        return self.splits().info()
+
+
+def check_positive(params, keys) -> None:
+    for key in keys:
+        if getattr(params, key) <= 0:
+            raise ValueError(f"{key}={getattr(params, key)} must be > 0")
+
