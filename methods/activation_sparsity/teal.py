@@ -62,6 +62,7 @@ class TEAL(ActivationSparsityMethod):
         hists, _ = calibration.run(histograms=taps)
         t = {}
         for b in blocks:
+            per_tensor = {reads: torch.tensor(hists[(b[reads], "input")].quantile(p)) for reads in set(SHARED_INPUT.values())}
             for kind, reads in SHARED_INPUT.items():
-                t[b[kind]] = torch.tensor(hists[(b[reads], "input")].quantile(p))
+                t[b[kind]] = per_tensor[reads]  # one object: readers of one tensor share its threshold
         return t

@@ -13,6 +13,7 @@ own code also inverts a histogram (``Distribution.icdf``) rather than sorting.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Callable
 
 import torch
@@ -34,11 +35,14 @@ class MagnitudeHistogram:
 
     def add(self, scores: torch.Tensor) -> None:
         s = scores.detach().reshape(-1).float()
-        tiny = s <= 10.0**self.LOG_LO
-        self.small += float(tiny.sum())
+        tiny = int((s <= 10.0**self.LOG_LO).sum())
+        self.small += tiny
         self.total += s.numel()
-        logs = torch.log10(s[~tiny]).clamp(max=self.LOG_HI - 1e-6)
-        self.counts += torch.histc(logs, bins=self.BINS, min=self.LOG_LO, max=self.LOG_HI).double()
+        # tiny scores land in bin 0 here; they are taken out again below (they are in ``small``)
+        logs = torch.log10(s.clamp(min=10.0**self.LOG_LO, max=10.0 ** (self.LOG_HI - 1e-6)))
+        counts = torch.histc(logs, bins=self.BINS, min=self.LOG_LO, max=self.LOG_HI).double()
+        counts[0] -= tiny
+        self.counts += counts
 
     def quantile(self, q: float) -> float:
         if self.total == 0:
@@ -98,10 +102,15 @@ def calibration_pass(
     batch_size: int,
     histograms: dict[Tap, ScoreFn] | None = None,
     channel_means: dict[Tap, ScoreFn] | None = None,
+    sparsifier=None,
 ) -> tuple[dict[Tap, MagnitudeHistogram], dict[Tap, torch.Tensor]]:
     """Run ``windows`` (n x T token ids) through ``model`` once, collecting a histogram of
     ``score(x)`` for every tap in ``histograms`` and a per-channel mean of ``score(x)`` for
-    every tap in ``channel_means``."""
+    every tap in ``channel_means``.
+
+    With ``sparsifier`` (an :class:`~sparsebench.activation.ActivationSparsifier`) the pass runs
+    on the sparsified model; each tap still sees its tensor *before* its own threshold (taps
+    are installed first and hooks run in order), but after every threshold upstream of it."""
     histograms, channel_means = histograms or {}, channel_means or {}
     hists = {tap: MagnitudeHistogram() for tap in histograms}
     means = {tap: ChannelMean() for tap in channel_means}
@@ -113,8 +122,9 @@ def calibration_pass(
     handles = _install(model, taps)
     try:
         device = next(model.parameters()).device
-        for start in range(0, windows.shape[0], batch_size):
-            model(windows[start : start + batch_size].to(device), use_cache=False)
+        with sparsifier if sparsifier is not None else contextlib.nullcontext():
+            for start in range(0, windows.shape[0], batch_size):
+                model(windows[start : start + batch_size].to(device), use_cache=False)
     finally:
         for h in handles:
             h.remove()

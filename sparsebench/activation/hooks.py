@@ -28,13 +28,14 @@ class _Counter:
     def __init__(self):
         self.zeros, self.total = 0, 0
 
-    def add(self, x: torch.Tensor) -> None:
-        self.zeros += int((x == 0).sum())
-        self.total += x.numel()
-
     @property
     def fraction(self) -> float:
         return self.zeros / self.total if self.total else float("nan")
+
+
+# linears that read one and the same tensor: their inputs are sparsified and counted once when
+# their thresholds are the same object (q/k/v share the attention input, gate/up the MLP input)
+SHARED_INPUTS = (("q", "k", "v"), ("o",), ("gate", "up"), ("down",))
 
 
 class ActivationSparsifier:
@@ -53,27 +54,37 @@ class ActivationSparsifier:
     def __enter__(self) -> "ActivationSparsifier":
         modules = dict(self.model.named_modules())
         device = next(self.model.parameters()).device
+        moved: dict[int, torch.Tensor] = {}  # keep shared thresholds shared (one object) after moving
+        on_device = {name: moved.setdefault(id(t), t.to(device)) for name, t in self.thresholds.items()}
         for block in self.blocks:
-            for name in block.linears.values():
-                self._hook(modules[name], name, device, on_input=True)
-            self._hook(modules[block.gate_act], block.gate_act, device, on_input=False)
+            for group in SHARED_INPUTS:
+                cache: dict = {}  # the last (input, threshold) of this group and what it gave
+                for kind in group:
+                    name = block[kind]
+                    self._hook(modules[name], name, on_device.get(name), True, cache)
+            self._hook(modules[block.gate_act], block.gate_act, on_device.get(block.gate_act), False, {})
         return self
 
-    def _hook(self, module: nn.Module, name: str, device, on_input: bool) -> None:
+    def _apply(self, x: torch.Tensor, t, counter: _Counter, cache: dict) -> torch.Tensor:
+        if cache.get("x") is x and cache.get("t") is t:
+            y, zeros = cache["y"], cache["zeros"]
+        else:
+            y = x if t is None else sparsify(x, t)
+            zeros = y.numel() - int(torch.count_nonzero(y))
+            cache.update(x=x, t=t, y=y, zeros=zeros)
+        counter.zeros += zeros
+        counter.total += y.numel()
+        return y
+
+    def _hook(self, module: nn.Module, name: str, t, on_input: bool, cache: dict) -> None:
         counter = self.counters.setdefault(name, _Counter())
-        t = self.thresholds.get(name)
-        t = None if t is None else t.to(device)
         if on_input:
             def pre(mod, args):
-                x = args[0] if t is None else sparsify(args[0], t)
-                counter.add(x)
-                return (x, *args[1:])
+                return (self._apply(args[0], t, counter, cache), *args[1:])
             self._handles.append(module.register_forward_pre_hook(pre))
         else:
             def post(mod, args, out):
-                y = out if t is None else sparsify(out, t)
-                counter.add(y)
-                return y
+                return self._apply(out, t, counter, cache)
             self._handles.append(module.register_forward_hook(post))
 
     def __exit__(self, *exc) -> None:
