@@ -1,0 +1,173 @@
+"""Activation sparsity (training-free, at inference): the contract and how one job runs.
+
+A method decides *which* hidden-state entries to zero: it names the tensors it
+sparsifies (:meth:`ActivationSparsityMethod.sites`) and calibrates a magnitude
+threshold for each (:meth:`ActivationSparsityMethod.thresholds`) from statistics
+of the dense model on the task's calibration windows. The core installs the
+thresholds as hooks on the inputs of the linear layers (``sparsebench.activation``),
+evaluates the task with them on, and measures on the held-out evaluation text:
+
+- ``sparsity.layers``: fraction of zero entries in each linear layer's input;
+- ``sparsity.sites``: the same for each thresholded tensor (what the target asks for);
+- ``sparsity.measured``: model-wide activation sparsity, the fraction of weight
+  entries a sparse kernel may skip, averaged over all linears weighted by their
+  size (a zero input entry skips a weight column; a zero gate activation also
+  skips the matching up_proj row, as CHESS's kernel does).
+
+The job fails if the thresholded tensors miss the target on average by more
+than :data:`TOLERANCE`. Thresholds come from calibration text and the
+measurement from different, held-out text, so the match is statistical: with
+the default 16k evaluation tokens it is within 1 % (see the tests); tiny CI
+windows (512 tokens of one or two source files) can drift by 2-3 %, so the
+hard failure is kept for gross misses (a broken hook or quantile).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+
+from sparsebench.activation import ActivationSparsifier, Block, llama_blocks
+from sparsebench.errors import ConfigError
+from sparsebench.method import Method
+from sparsebench.targets import Target
+
+FAMILY = "activation_sparsity"
+TOLERANCE = 0.05  # |mean measured sparsity of the thresholded tensors - target|, absolute
+
+
+class Calibration:
+    """What a method calibrates on: the model, the calibration windows, and the thresholds already on.
+
+    ``active`` is None in the first round (the dense model, as in the papers) and the previous
+    round's thresholds in each refinement round (see ``Params.refine``).
+    """
+
+    def __init__(self, model, blocks: list[Block], windows: torch.Tensor, batch_size: int):
+        self.model, self.blocks, self.windows, self.batch_size = model, blocks, windows, batch_size
+        self.active: dict[str, torch.Tensor] | None = None
+
+    def run(self, histograms=None, channel_means=None):
+        """One pass over the windows; see :func:`sparsebench.activation.calibration_pass`."""
+        from sparsebench.activation import calibration_pass
+
+        sparsifier = None if self.active is None else ActivationSparsifier(self.model, self.blocks, self.active)
+        return calibration_pass(self.model, self.windows, self.batch_size, histograms, channel_means, sparsifier)
+
+
+def calibrate(method: "ActivationSparsityMethod", calibration: Calibration, target: Target) -> dict[str, torch.Tensor]:
+    """Thresholds from the dense model's statistics, then ``refine`` rounds on the sparsified model.
+
+    Why refine: thresholds set on dense activations zero *more* than the target once the layers
+    upstream are sparse too (a sparsified input shrinks the next hidden state; on SmolLM2 at 50 %
+    the attention and MLP outputs end up ~53-55 % sparse). One round recalibrated with the
+    previous thresholds on brings the measured sparsity back to the target.
+    """
+    calibration.active = None
+    thresholds = method.thresholds(calibration.blocks, calibration, target)
+    for _ in range(method.params.refine):
+        calibration.active = thresholds
+        thresholds = method.thresholds(calibration.blocks, calibration, target)
+    calibration.active = None
+    return thresholds
+
+
+class ActivationSparsityMethod(Method):
+    family: ClassVar[str] = FAMILY
+    patterns: ClassVar[tuple[str, ...]] = ("unstructured",)
+
+    @dataclass
+    class Params:
+        calibration_windows: int = 4  # how many of the task's calibration windows to calibrate on
+        refine: int = 1  # calibration rounds on the sparsified model after the dense one (0: dense only)
+
+        def check(self):
+            if self.calibration_windows < 1:
+                raise ValueError(f"calibration_windows={self.calibration_windows} must be >= 1")
+            if self.refine < 0:
+                raise ValueError(f"refine={self.refine} must be >= 0")
+
+    def sites(self, blocks: list[Block]) -> list[str]:
+        """Names of the tensors this method thresholds (linear names: their inputs)."""
+        raise NotImplementedError
+
+    def thresholds(self, blocks: list[Block], calibration: Calibration, target: Target) -> dict[str, torch.Tensor]:
+        """site -> threshold (a 0-d tensor, or one value per channel of the last dimension)."""
+        raise NotImplementedError
+
+
+BASE = ActivationSparsityMethod
+
+
+def weight_skip_fractions(blocks: list[Block], zeros: dict[str, float]) -> dict[str, float]:
+    """Per linear, the fraction of its weight entries that zero activations let a kernel skip."""
+    out = {}
+    for b in blocks:
+        for kind, name in b.linears.items():
+            out[name] = zeros[name]
+        # a zero gate activation zeroes act(gate) * up whatever up is: that up_proj row is not needed
+        out[b["up"]] = 1.0 - (1.0 - zeros[b["up"]]) * (1.0 - zeros[b.gate_act])
+    return out
+
+
+def _describe(t: torch.Tensor) -> float | dict:
+    t = t.float()
+    if t.numel() == 1:
+        return float(t)
+    return {"channels": t.numel(), "mean": float(t.mean()), "min": float(t.min()), "max": float(t.max())}
+
+
+def run(ctx) -> dict:
+    target, method = ctx.target, ctx.method
+    if target.pattern.kind != "unstructured":
+        raise ConfigError(
+            f"target.pattern={target.pattern}: activation sparsity supports 'unstructured' only "
+            f"({method.name} thresholds each entry by magnitude)"
+        )
+    model = ctx.timed("load", ctx.task.load_model)
+    model.eval()
+    blocks = llama_blocks(model, ctx.task.decoder_blocks(model))
+    with torch.no_grad():
+        if target.sparsity > 0:
+            windows = ctx.task.calibration_windows(ctx.seed)[: method.params.calibration_windows]
+            calibration = Calibration(model, blocks, windows, ctx.task.params.batch_size)
+            thresholds = ctx.timed("method", calibrate, method, calibration, target)
+        else:  # threshold 0 zeroes only exact zeros: the dense model
+            zero = torch.zeros(())
+            thresholds = {site: zero for site in method.sites(blocks)}
+        with ActivationSparsifier(model, blocks, thresholds) as sparsifier:
+            metrics = ctx.timed("eval", ctx.task.evaluate, model)
+    zeros = sparsifier.fractions()
+    modules = dict(model.named_modules())
+    skip = weight_skip_fractions(blocks, zeros)
+    sizes = {name: modules[name].weight.numel() for name in skip}
+    measured = sum(skip[n] * sizes[n] for n in skip) / sum(sizes.values())
+    sites = {name: zeros[name] for name in thresholds}
+    site_mean = sum(sites.values()) / len(sites)
+    if abs(site_mean - target.sparsity) > TOLERANCE:
+        raise RuntimeError(
+            f"{method.name} at {target.label}: the thresholded activations are {site_mean:.2%} sparse on the "
+            f"evaluation text, more than {TOLERANCE:.0%} away from the target {target.sparsity:.0%}"
+        )
+    by_kind = {kind: sum(zeros[b[kind]] for b in blocks) / len(blocks) for kind in blocks[0].linears}
+    ctx.extra["activation"] = {
+        "thresholds": {name: _describe(t) for name, t in thresholds.items()},
+        "calibration_tokens": 0 if target.sparsity == 0 else int(windows.numel()),
+        "gate_activation_zeros": {b.gate_act: zeros[b.gate_act] for b in blocks},
+        "weight_skip": skip,
+    }
+    return {
+        "metrics": metrics,
+        "sparsity": {
+            "target": target.sparsity,
+            "pattern": str(target.pattern),
+            "measured": measured,
+            "sites_mean": site_mean,
+            "sites_max_deviation": max(abs(v - target.sparsity) for v in sites.values()),
+            "by_kind": by_kind,
+            "sites": sites,
+            "layers": {name: zeros[name] for b in blocks for name in b.linears.values()},
+        },
+    }
