@@ -82,6 +82,8 @@ def select_blocks(scores: torch.Tensor, budget: Budget, block: int, local: int =
     the number it keeps comes from the cumulative allowance
     (:func:`sparsebench.attention.budget.units_per_row`).
     """
+    if budget.density >= 1:  # the whole causal triangle
+        return torch.ones(*scores.shape[:2], budget.rows, budget.keys, dtype=torch.bool, device=scores.device)
     g = budget.row_block
     pos = positions(budget)
     idx = torch.arange(budget.rows) // g
@@ -96,7 +98,7 @@ def select_blocks(scores: torch.Tensor, budget: Budget, block: int, local: int =
     first_g = torch.zeros(groups, dtype=torch.long).index_add_(0, idx, first_per_row)
     rows_g = torch.bincount(idx, minlength=groups)
     available = -(-region_start[::g] // block)  # blocks starting before the group's first local region
-    n = units_per_row(allowance_g, first_g, block * rows_g, available) if budget.density < 1 else available
+    n = units_per_row(allowance_g, first_g, block * rows_g, available)
     nb = scores.shape[-1]
     candidate = torch.arange(nb)[None, :] < available[:, None]  # (groups, key_blocks)
     ranked = scores.masked_fill(~candidate.to(scores.device), float("-inf"))

@@ -113,3 +113,60 @@ class LongContextPerplexity(LongContextTask):
         lg = torch.cat(logits)
         nll = nn.functional.cross_entropy(lg.reshape(-1, lg.shape[-1]), self.targets().reshape(-1), reduction="mean")
         return {"perplexity": float(torch.exp(nll.double())), "nll": float(nll)}
+
+
+class PasskeyRetrieval(LongContextTask):
+    """Passkey retrieval (RULER's single needle) inside real filler text, generated deterministically.
+
+    Sample i hides "The pass key is NNNNN. Remember it. NNNNN is the pass key."
+    (a comment line, since the filler is source code) at depth (i + 0.5) /
+    samples of a ``seq_len``-token context cut from the evaluation text at a
+    sample-specific offset, and ends with "What is the pass key? The pass key
+    is". The key comes from a generator seeded with ``seed`` and i. The answer
+    (a space and ``digits`` digits, one token each) is scored teacher-forced:
+    a sample is correct when every answer token is the model's argmax, which
+    is exactly what greedy decoding would produce.
+    """
+
+    metrics: ClassVar[tuple[Metric, ...]] = (
+        Metric("accuracy_decode", higher_is_better=True, description="passkeys retrieved, sparse decode rows"),
+        Metric("accuracy_prefill", higher_is_better=True, description="passkeys retrieved after a sparse prompt"),
+    )
+    NEEDLE = "\n# The pass key is {key}. Remember it. {key} is the pass key.\n"
+    QUESTION = "\n# What is the pass key? The pass key is"
+
+    @dataclass
+    class Params(LongContextTask.Params):
+        sequences: int = 8  # samples (depths spread evenly over the context)
+        digits: int = 5
+        seed: int = 1234
+        continuation: int = 2  # set from the answer length; kept for the shared contract
+        batch_size: int = 4
+
+    def samples(self) -> tuple[torch.Tensor, int]:
+        p = self.params
+        tok = self.tokenizer
+
+        def enc(text):
+            return tok(text, add_special_tokens=False)["input_ids"]
+
+        from sparsebench.lm.task import token_stream
+
+        stream = token_stream(self.text_source().texts("evaluation"), tok, 2 * p.seq_len + p.sequences * 97)
+        rows, answer_len = [], None
+        for i in range(p.sequences):
+            g = torch.Generator().manual_seed(p.seed * 1000 + i)
+            key = "".join(str(d) for d in torch.randint(0, 10, (p.digits,), generator=g).tolist())
+            needle, question, answer = enc(self.NEEDLE.format(key=key)), enc(self.QUESTION), enc(" " + key)
+            answer_len = len(answer)
+            filler_len = p.seq_len - len(needle) - len(question) - len(answer)
+            filler = stream[i * 97 : i * 97 + filler_len].tolist()
+            depth = int(filler_len * (i + 0.5) / p.sequences)
+            ids = filler[:depth] + needle + filler[depth:] + question + answer
+            rows.append(torch.tensor(ids, dtype=torch.long))
+        # the continuation is the question's last token and the answer: every answer prediction is a continuation row
+        return torch.stack(rows), p.seq_len - answer_len - 1
+
+    def score_continuations(self, logits: list[torch.Tensor]) -> dict[str, float]:
+        hits = torch.cat(logits).argmax(dim=-1) == self.targets()
+        return {"accuracy": float(hits.all(dim=-1).double().mean()), "token_accuracy": float(hits.double().mean())}
