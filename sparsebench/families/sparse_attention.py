@@ -96,8 +96,9 @@ def run(ctx) -> dict:
     density = 1.0 if ctx.method.reference else density_of(ctx.target, "target")
     model = ctx.timed("load", ctx.task.load_model)
     block = ctx.method.block_size(ctx.target.pattern)
-    if block is not None:
+    if block is not None:  # a block:B target overrides the method's key block (recorded under extra)
         ctx.method.params.block = block
+        ctx.extra["block"] = block
     session = SparseAttention(ctx.method, density, query_block=ctx.task.params.query_block).install(model)
     metrics, layers = {}, {}
     with torch.no_grad(), session.active():
