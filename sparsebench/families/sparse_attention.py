@@ -30,6 +30,7 @@ import torch
 
 from sparsebench.attention import Budget, SparseAttention, check_density, density_of
 from sparsebench.attention.budget import PHASES
+from sparsebench.errors import ConfigError
 from sparsebench.method import Method
 
 FAMILY = "sparse_attention"
@@ -93,6 +94,11 @@ def run_phase(ctx, model, session: SparseAttention, phase: str) -> PhaseOutcome:
 
 
 def run(ctx) -> dict:
+    if not hasattr(ctx.task, "attention_batches"):
+        raise ConfigError(
+            f"task {ctx.job.task!r} has no prompt/continuation samples for sparse attention; use a long-context "
+            "task (sparsebench.attention.tasks.LongContextTask), e.g. lm-smollm2-2k, lm-smollm2-4k, lm-smollm2-passkey"
+        )
     density = 1.0 if ctx.method.reference else density_of(ctx.target, "target")
     model = ctx.timed("load", ctx.task.load_model)
     block = ctx.method.block_size(ctx.target.pattern)
