@@ -27,7 +27,7 @@ class StreamingLLM(SparseAttentionMethod):
     def width(self, budget) -> int:
         if self.params.window:
             return self.params.window
-        # rows that see more than sinks + w keys keep exactly sinks + w: solve for that cap, then give the sinks their share
+        # rows past sinks + w keys keep exactly sinks + w: solve for that cap, the sinks take their share of it
         return max(1, solve_window(budget) - self.params.sinks)
 
     def select(self, q, k, budget, q_prev):

@@ -1,4 +1,4 @@
-"""vertical-slash: per head, keep the vertical lines (keys) and slash lines (diagonals) that the last queries attend most.
+"""vertical-slash: per head, the vertical (key) and slash (diagonal) lines the last queries attend most.
 
 MInference 1.0: Accelerating Pre-filling for Long-Context LLMs via Dynamic
 Sparse Attention (Jiang et al. 2024, arXiv:2407.02490), the "A-shape /
@@ -74,8 +74,9 @@ class VerticalSlash(SparseAttentionMethod):
         need = torch.full(scores.shape[:2], goal, dtype=torch.float64, device=q.device)
         keep = None
         for _ in range(3):  # lines overlap, so top up the shortfall a few times
-            cum = torch.cumsum(covers[order] * (~taken.gather(-1, order)), dim=-1)
-            add = torch.zeros_like(taken).scatter_(-1, order, cum - covers[order] * (~taken.gather(-1, order)) < need[..., None])
+            new_cover = covers[order] * (~taken.gather(-1, order))  # lines already taken cost nothing
+            before = torch.cumsum(new_cover, dim=-1) - new_cover
+            add = torch.zeros_like(taken).scatter_(-1, order, before < need[..., None])
             taken |= add
             keep = lines_mask(taken[..., :keys], taken[..., keys:], pos, keys)
             kept = (keep & (torch.arange(keys, device=q.device)[None, :] <= pos[:, None])).sum(dim=(-1, -2))

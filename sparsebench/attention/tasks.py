@@ -93,7 +93,8 @@ class LongContextTask(LanguageModelTask):
 class LongContextPerplexity(LongContextTask):
     metrics: ClassVar[tuple[Metric, ...]] = (
         Metric("perplexity_decode", higher_is_better=False, description="continuation perplexity, sparse decode rows"),
-        Metric("perplexity_prefill", higher_is_better=False, description="continuation perplexity after a sparse prompt"),
+        Metric("perplexity_prefill", higher_is_better=False,
+               description="continuation perplexity after a sparse prompt"),
     )
 
     def samples(self) -> tuple[torch.Tensor, int]:
