@@ -85,17 +85,21 @@ def density_of(target: Target, where: str = "target") -> float:
 def units_per_row(pairs: torch.Tensor, first: torch.Tensor, unit, available: torch.Tensor) -> torch.Tensor:
     """How many selection units (key blocks) each row group keeps so kept pairs track ``pairs`` cumulatively.
 
-    ``pairs[r]``: allowance of row group r; ``first[r]``: pairs of the unit it
-    always keeps (its diagonal block); every further unit costs ``unit[r]`` pairs;
-    ``available[r]``: units it can choose from. Returns the number of units
-    *besides* the first one, rounded cumulatively so the total stays on target.
+    ``pairs[r]``: allowance of row group r; ``first[r]``: pairs of the region it
+    always keeps (its diagonal tile, its window); every further unit costs
+    ``unit[r]`` pairs; ``available[r]``: units it can choose from. Returns the
+    number of units besides the region. What a group cannot spend (too few
+    earlier blocks) or overspends (its region alone exceeds its allowance) is
+    carried to the next groups, so the total stays on target.
     """
-    unit = torch.as_tensor(unit, dtype=torch.float64)
-    wanted = torch.cumsum((pairs.double() - first.double()) / unit, 0)
-    cum = torch.floor(wanted + 0.5).clamp(min=0)
-    cum = torch.cummax(cum, 0).values
-    extra = torch.diff(cum, prepend=torch.zeros(1, dtype=cum.dtype)).to(torch.long)
-    return torch.minimum(extra, available.to(torch.long))
+    unit = torch.as_tensor(unit, dtype=torch.float64).expand(pairs.shape).tolist()
+    out, carry = [], 0.0
+    for p, f, u, a in zip(pairs.double().tolist(), first.double().tolist(), unit, available.tolist()):
+        want = p - f + carry
+        n = int(min(max(round(want / u), 0), a))
+        carry = want - n * u
+        out.append(n)
+    return torch.tensor(out, dtype=torch.long)
 
 
 def check_density(measured: float, target: float, tolerance: float, where: str) -> None:
