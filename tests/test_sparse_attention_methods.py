@@ -43,7 +43,7 @@ def test_every_method_at_density_one_reproduces_dense_attention(name, phase, q0)
 @pytest.mark.parametrize("phase,q0", [("prefill", 0), ("decode", 1792)])
 @pytest.mark.parametrize("name", [n for n in METHODS if n != "full-attention"])
 def test_measured_density_matches_the_budget(name, phase, q0, density):
-    q, k, v = qkv(heads=2, kv_heads=1, dim=8)  # 2048 keys: long enough for 1/16 with 64-token tiles
+    q, k, v = qkv(heads=2, kv_heads=1, dim=16)  # 2048 keys: long enough for 1/16 with 64-token tiles
     _, stats, _ = run_method(name, q, k, v, density, phase, q0, kv_heads=1)
     if registry.method(name).cls.may_underspend:  # a skipping stage may only spend less
         assert stats.density <= density + 0.01

@@ -78,7 +78,7 @@ def select_blocks(scores: torch.Tensor, budget: Budget, block: int, local: int =
     always first). Row i always keeps keys from the start of the key block
     holding its group's first row (or from ``i - local + 1`` when that is
     earlier) up to itself. A group may
-    choose among the key blocks that start before the first row's local region;
+    choose among the key blocks that end before the first row's local region;
     the number it keeps comes from the cumulative allowance
     (:func:`sparsebench.attention.budget.units_per_row`).
     """
@@ -97,7 +97,7 @@ def select_blocks(scores: torch.Tensor, budget: Budget, block: int, local: int =
     allowance_g = torch.zeros(groups, dtype=torch.long).index_add_(0, idx, allowance)
     first_g = torch.zeros(groups, dtype=torch.long).index_add_(0, idx, first_per_row)
     rows_g = torch.bincount(idx, minlength=groups)
-    available = -(-region_start[::g] // block)  # blocks starting before the group's first local region
+    available = region_start[::g] // block  # blocks wholly before the group's first local region: exact costs
     n = units_per_row(allowance_g, first_g, block * rows_g, available)
     nb = scores.shape[-1]
     candidate = torch.arange(nb)[None, :] < available[:, None]  # (groups, key_blocks)
