@@ -37,7 +37,7 @@ def tokens_sha256(ids: torch.Tensor) -> str:
 
 
 class LanguageModelTask(Task):
-    families: ClassVar[tuple[str, ...]] = ("pruning", "sparse_attention", "activation_sparsity")
+    families: ClassVar[tuple[str, ...]] = ("pruning", "activation_sparsity")
     metrics: ClassVar[tuple[Metric, ...]] = (
         Metric("perplexity", higher_is_better=False, description="exp(mean NLL) on held-out windows"),
     )

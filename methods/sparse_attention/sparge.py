@@ -1,0 +1,89 @@
+"""sparge: SpargeAttn's two-stage filter: predict the block map from pooled q/k, then skip blocks softmax-aware.
+
+SpargeAttn: Accurate Sparse Attention Accelerating Any Model Inference (Zhang
+et al. 2025, arXiv:2502.18137). Stage 1: pool every query block and key block
+to its mean token; blocks whose tokens are not self-similar (mean pairwise
+cosine similarity below ``theta``) cannot be predicted that way and are always
+computed; the rest are ranked by the pooled attention map softmax(q̄ k̄ᵀ).
+Stage 2 (online softmax-aware filter): while the kernel walks the kept key
+blocks of a query block in order, it skips a block when its largest score is
+below the running row maximum by more than ``-lam`` for every row (its
+exp-weights would be < e^lam). Here stage 1 keeps the top-ranked blocks
+within the density budget (the paper keeps a cumulative mass ``tau``), and
+stage 2 may only lower the density further.
+"""
+
+from dataclasses import dataclass
+
+import torch
+
+from sparsebench.attention.select import block_stats, expand_groups, positions, select_blocks
+from sparsebench.families.sparse_attention import SparseAttentionMethod
+from sparsebench.method import Paper
+
+
+def self_similarity(x: torch.Tensor, block: int) -> torch.Tensor:
+    """Mean pairwise cosine similarity of the tokens of each block: (B, H, blocks)."""
+    b, h, n, d = x.shape
+    pad = (-n) % block
+    if pad:
+        x = torch.cat([x, x[:, :, -1:].expand(b, h, pad, d)], dim=2)
+    xn = torch.nn.functional.normalize(x.reshape(b, h, -1, block, d), dim=-1)
+    return (xn @ xn.transpose(-1, -2)).mean(dim=(-1, -2))
+
+
+class SpargeAttn(SparseAttentionMethod):
+    name = "sparge"
+    paper = Paper("SpargeAttn: Accurate Sparse Attention Accelerating Any Model Inference",
+                  "Zhang, Xiang, Huang, Wei, Xi, Zhu, Chen", 2025, arxiv="2502.18137")
+    patterns = ("unstructured", "block")
+    may_underspend = True  # stage 2 skips blocks after the budgeted selection
+
+    @dataclass
+    class Params:
+        block: int = 64  # key block
+        theta: float = 0.3  # self-similarity below which a block is always computed
+        lam: float = -12.0  # stage-2 skip threshold on (block max - running max)
+
+    def select(self, q, k, budget, q_prev):
+        p = self.params
+        g = budget.row_block
+        _, _, k_mean = block_stats(k, p.block)
+        q_mean = block_stats(q, g)[2] if g > 1 else q
+        pos = positions(budget, q.device)
+        kb_end = torch.clamp((torch.arange(k_mean.shape[2], device=q.device) + 1) * p.block - 1, max=budget.keys - 1)
+        first_row = pos[::g]
+        visible = kb_end[None, :] <= first_row[:, None]
+        pred = torch.softmax((q_mean @ k_mean.transpose(-1, -2) * q.shape[-1] ** -0.5).masked_fill(~visible, -1e9), -1)
+        k_sim = self_similarity(k, p.block) >= p.theta
+        scores = pred.masked_fill(~k_sim[:, :, None, :], float("inf"))
+        if g > 1:
+            q_sim = self_similarity(q, g) >= p.theta
+            scores = scores.masked_fill(~q_sim[..., None], float("inf"))
+        keep = select_blocks(scores, budget, p.block)
+        if budget.density >= 1:
+            return keep
+        return keep & self.online_skip(q, k, keep, budget)
+
+    def online_skip(self, q, k, keep, budget):
+        """Stage 2: drop kept key blocks whose scores stay e^lam below the running row maximum."""
+        p = self.params
+        g, blk = budget.row_block, p.block
+        pos = positions(budget, q.device)
+        s = (q @ k.transpose(-1, -2)) * q.shape[-1] ** -0.5
+        s = s.masked_fill(~keep | (torch.arange(budget.keys, device=q.device)[None, :] > pos[:, None]), float("-inf"))
+        pad = (-budget.keys) % blk
+        if pad:
+            s = torch.nn.functional.pad(s, (0, pad), value=float("-inf"))
+        block_max = s.reshape(*s.shape[:3], -1, blk).amax(dim=-1)  # (B, H, rows, key blocks)
+        running = torch.cummax(block_max, dim=-1).values
+        before = torch.nn.functional.pad(running[..., :-1], (1, 0), value=float("-inf"))
+        rows = block_max.shape[2]
+        pad_r = (-rows) % g
+        gap = block_max - before
+        if pad_r:
+            gap = torch.nn.functional.pad(gap, (0, 0, 0, pad_r), value=float("-inf"))
+        gap_g = gap.reshape(*gap.shape[:2], -1, g, gap.shape[-1]).amax(dim=3)  # every row of the group must agree
+        skip = gap_g < p.lam  # the first kept block has gap +inf; blocks not kept are -inf and dropped anyway
+        keep_blocks = ~skip
+        return expand_groups(keep_blocks.repeat_interleave(blk, dim=-1)[..., : budget.keys], g, budget.rows)

@@ -1,0 +1,86 @@
+"""vertical-slash: per head, the vertical (key) and slash (diagonal) lines the last queries attend most.
+
+MInference 1.0: Accelerating Pre-filling for Long-Context LLMs via Dynamic
+Sparse Attention (Jiang et al. 2024, arXiv:2407.02490), the "A-shape /
+vertical-slash" pattern: compute softmax(q_last k^T) for the last ``last_q``
+queries, sum it over those queries per key (vertical scores) and per
+diagonal offset i - j (slash scores), always include the first keys and the
+nearest diagonals, and keep the top vertical and slash lines. Here the lines
+are taken in order of their estimated mass until the kept pairs meet the
+density budget (MInference fixes line counts per head instead). During decode
+the pattern is estimated from the last prompt queries (the dense call before).
+"""
+
+from dataclasses import dataclass
+
+import torch
+
+from sparsebench.attention.select import positions
+from sparsebench.families.sparse_attention import SparseAttentionMethod
+from sparsebench.method import Paper
+
+
+def line_scores(q_est, k, est_pos, scaling):
+    """Vertical (B, H, keys) and slash (B, H, offsets) attention mass of the estimation queries."""
+    keys = k.shape[2]
+    j = torch.arange(keys, device=k.device)
+    visible = j[None, :] <= est_pos[:, None]
+    p = torch.softmax((q_est @ k.transpose(-1, -2) * scaling).masked_fill(~visible, float("-inf")), dim=-1)
+    vertical = p.sum(dim=-2)
+    offset = (est_pos[:, None] - j[None, :]).clamp(min=0).expand_as(p).reshape(*p.shape[:2], -1)
+    slash = torch.zeros_like(vertical).scatter_add_(-1, offset, (p * visible).reshape(*p.shape[:2], -1))
+    return vertical, slash
+
+
+def lines_mask(vkeep, skeep, pos, keys):
+    """(B, H, rows, keys): key j of row i is kept if vertical j or slash i - j is kept."""
+    j = torch.arange(keys, device=vkeep.device)
+    offset = (pos[:, None] - j[None, :]).clamp(min=0)
+    return vkeep[:, :, None, :] | skeep[:, :, offset]
+
+
+class VerticalSlash(SparseAttentionMethod):
+    name = "vertical-slash"
+    paper = Paper("MInference 1.0: Accelerating Pre-filling for Long-Context LLMs via Dynamic Sparse Attention",
+                  "Jiang, Li, Zhang, Wu, Luo, Ahn, Han, Abdi, Li, Lin, Yang, Qiu", 2024, arxiv="2407.02490")
+
+    @dataclass
+    class Params:
+        last_q: int = 64  # MInference's estimation queries
+        sink_lines: int = 4  # vertical lines always kept (the first keys)
+        local_lines: int = 16  # slash lines always kept (the nearest diagonals)
+
+    def select(self, q, k, budget, q_prev):
+        p = self.params
+        pos = positions(budget, q.device)
+        if budget.density >= 1:
+            return torch.ones(q.shape[0], q.shape[1], budget.rows, budget.keys, dtype=torch.bool, device=q.device)
+        if budget.phase == "decode" and q_prev is not None:
+            q_est = q_prev
+            est_pos = torch.arange(budget.q0 - q_prev.shape[2], budget.q0, device=q.device)
+        else:
+            q_est, est_pos = q[:, :, -p.last_q :], pos[-p.last_q :]
+        vertical, slash = line_scores(q_est, k, est_pos, q.shape[-1] ** -0.5)
+        vertical[..., : p.sink_lines] = float("inf")
+        slash[..., : p.local_lines] = float("inf")
+        keys, last = budget.keys, budget.q0 + budget.rows
+        # pairs each line covers among the sparse rows: rows i >= max(q0, line start)
+        cover = (last - torch.clamp(torch.arange(keys, device=q.device), min=budget.q0)).clamp(min=0)
+        scores = torch.cat([vertical, slash], dim=-1)
+        covers = torch.cat([cover, cover]).double()
+        order = scores.argsort(dim=-1, descending=True, stable=True)
+        goal = budget.density * budget.causal_pairs()
+        taken = torch.zeros_like(scores, dtype=torch.bool)
+        need = torch.full(scores.shape[:2], goal, dtype=torch.float64, device=q.device)
+        keep = None
+        for _ in range(3):  # lines overlap, so top up the shortfall a few times
+            new_cover = covers[order] * (~taken.gather(-1, order))  # lines already taken cost nothing
+            before = torch.cumsum(new_cover, dim=-1) - new_cover
+            add = torch.zeros_like(taken).scatter_(-1, order, before < need[..., None])
+            taken |= add
+            keep = lines_mask(taken[..., :keys], taken[..., keys:], pos, keys)
+            kept = (keep & (torch.arange(keys, device=q.device)[None, :] <= pos[:, None])).sum(dim=(-1, -2))
+            need = goal - kept.double()
+            if bool((need <= 0.5 * budget.rows).all()):
+                break
+        return keep

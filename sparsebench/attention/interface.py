@@ -1,0 +1,116 @@
+"""Plugging a sparse-attention method into transformers without copying the model's code.
+
+transformers dispatches every attention layer through its attention-function
+registry (``AttentionInterface``). We register one function under the name
+``"sparsebench"`` and switch a model to it with ``set_attn_implementation``.
+That function asks the active :class:`SparseAttention` session what to do:
+outside a sparse phase it computes exact causal attention (SDPA); inside one,
+it hands the layer's queries and keys to the method, runs the reference
+executor on the mask the method returns, and adds the mask's statistics to
+that layer's totals for the phase.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections import defaultdict
+
+import torch
+
+from sparsebench.attention.budget import Budget
+from sparsebench.attention.executor import MaskStats, dense_attention, masked_attention
+
+IMPLEMENTATION = "sparsebench"
+_ACTIVE: list["SparseAttention"] = []  # the session the registered function consults (innermost last)
+
+
+def _expand_kv(x: torch.Tensor, heads: int) -> torch.Tensor:
+    """Repeat grouped K/V heads so every query head has its own (GQA)."""
+    return x if x.shape[1] == heads else x.repeat_interleave(heads // x.shape[1], dim=1)
+
+
+def attention_forward(module, query, key, value, attention_mask=None, scaling=None, dropout=0.0, **kwargs):
+    """The function registered in ``AttentionInterface``; returns (B, rows, H, D) and no weights."""
+    if attention_mask is not None:
+        raise ValueError("sparsebench attention takes unpadded equal-length sequences (attention_mask must be None)")
+    heads = query.shape[1]
+    scaling = scaling if scaling is not None else query.shape[-1] ** -0.5
+    q0 = key.shape[2] - query.shape[2]  # rows are the last positions of the keys (a KV cache precedes them)
+    session = _ACTIVE[-1] if _ACTIVE else None
+    if session is None or session.phase is None:
+        out = dense_attention(query, _expand_kv(key, heads), _expand_kv(value, heads), scaling, q0)
+        if session is not None:
+            session.remember_queries(module.layer_idx, query)
+    else:
+        out = session.sparse_call(module.layer_idx, query, key, value, scaling, q0)
+    return out.transpose(1, 2).contiguous(), None
+
+
+def register() -> str:
+    from transformers import AttentionInterface
+
+    AttentionInterface.register(IMPLEMENTATION, attention_forward)
+    return IMPLEMENTATION
+
+
+class SparseAttention:
+    """One method at one density on one model: phases, per-layer statistics.
+
+    Use ``with session.phase("prefill"):`` around the forward calls whose
+    query rows are sparse; calls outside a phase are dense. ``stats[phase][layer]``
+    accumulates :class:`MaskStats`.
+    """
+
+    def __init__(self, method, density: float, query_block: int = 64, keep_queries: int = 64):
+        self.method = method
+        self.density = density
+        self.query_block = query_block
+        self.keep_queries = keep_queries
+        self.phase: str | None = None
+        self.stats: dict[str, dict[int, MaskStats]] = defaultdict(lambda: defaultdict(MaskStats))
+        self._recent_q: dict[int, torch.Tensor] = {}
+
+    def install(self, model) -> "SparseAttention":
+        model.set_attn_implementation(register())
+        return self
+
+    @contextlib.contextmanager
+    def active(self):
+        _ACTIVE.append(self)
+        try:
+            yield self
+        finally:
+            _ACTIVE.remove(self)
+
+    @contextlib.contextmanager
+    def sparse(self, phase: str):
+        previous, self.phase = self.phase, phase
+        try:
+            yield
+        finally:
+            self.phase = previous
+
+    def remember_queries(self, layer: int, query: torch.Tensor) -> None:
+        """Keep the last queries of a dense call (a decode-phase method may estimate its pattern from them)."""
+        self._recent_q[layer] = query[:, :, -self.keep_queries :].detach()
+
+    def sparse_call(self, layer: int, query, key, value, scaling: float, q0: int) -> torch.Tensor:
+        heads = query.shape[1]
+        budget = Budget(self.density, self.phase, q0, query.shape[2], self.query_block, key.shape[1])
+        key, value, kv_stats = self.method.compress_kv(key, value, budget)
+        key, value = _expand_kv(key, heads), _expand_kv(value, heads)
+        keep = self.method.select(query, key, budget, self._recent_q.get(layer))
+        out, stats = masked_attention(query, key, value, keep, scaling, q0)
+        stats.kv_kept, stats.kv_total = kv_stats
+        self.stats[self.phase][layer].add(stats)
+        self.remember_queries(layer, query)
+        return out
+
+    def summary(self, phase: str) -> dict:
+        """Totals over layers plus per-layer density and recall for ``phase``."""
+        total = MaskStats()
+        layers = {}
+        for layer, s in sorted(self.stats[phase].items()):
+            total.add(s)
+            layers[str(layer)] = {"density": s.density, "recall": s.recall}
+        return {**total.to_dict(), "layers": layers}

@@ -1,0 +1,110 @@
+"""Turning a budget into keep-masks: fixed windows, and top-scoring key blocks per query group.
+
+Shared by the methods so every one of them meets the same budget the same way:
+- :func:`solve_window` finds the width of a fixed window (plus sinks) whose
+  kept pairs over the rows come closest to the budget;
+- :func:`select_blocks` keeps, for each group of rows (a query block in
+  prefill, one row in decode), its local region plus the highest-scoring key
+  blocks before it, as many as the cumulative allowance pays for.
+Masks are (B, H, rows, keys) bool, True = keep; the executor adds causality.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from sparsebench.attention.budget import Budget, units_per_row
+
+
+def positions(budget: Budget, device=None) -> torch.Tensor:
+    return torch.arange(budget.q0, budget.q0 + budget.rows, device=device)
+
+
+def window_pairs(budget: Budget, width: int) -> int:
+    """Pairs kept by a window of ``width`` keys ending at each row (the row included)."""
+    return int(torch.clamp(positions(budget) + 1, max=width).sum().item())
+
+
+def solve_window(budget: Budget, pairs: float | None = None) -> int:
+    """The smallest window width whose kept pairs reach ``pairs`` (default: the whole budget)."""
+    goal = budget.density * budget.causal_pairs() if pairs is None else pairs
+    lo, hi = 1, budget.keys
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if window_pairs(budget, mid) >= goal:
+            hi = mid
+        else:
+            lo = mid + 1
+    # the width just below may land closer to the goal
+    if lo > 1 and abs(window_pairs(budget, lo - 1) - goal) < abs(window_pairs(budget, lo) - goal):
+        lo -= 1
+    return lo
+
+
+def window_keep(budget: Budget, width: int, sinks: int = 0, device=None) -> torch.Tensor:
+    """(rows, keys): key j is kept by row i when i - width < j <= i, or j < sinks."""
+    i = positions(budget, device)[:, None]
+    j = torch.arange(budget.keys, device=device)[None, :]
+    return ((j > i - width) & (j <= i)) | (j < sinks)
+
+
+def expand_groups(x: torch.Tensor, group: int, rows: int) -> torch.Tensor:
+    """(..., groups, K) -> (..., rows, K): every row of a group takes its group's entry."""
+    return x.repeat_interleave(group, dim=-2)[..., :rows, :]
+
+
+def group_max(x: torch.Tensor, group: int) -> torch.Tensor:
+    """(..., rows, K) -> (..., groups, K): the maximum over the rows of each group."""
+    rows = x.shape[-2]
+    pad = (-rows) % group
+    if pad:
+        x = torch.cat([x, x[..., -1:, :].expand(*x.shape[:-2], pad, x.shape[-1])], dim=-2)
+    return x.reshape(*x.shape[:-2], -1, group, x.shape[-1]).amax(dim=-2)
+
+
+def block_stats(k: torch.Tensor, block: int):
+    """Per key block: elementwise min and max of the keys, and their mean (B, H, blocks, D)."""
+    b, h, s, d = k.shape
+    pad = (-s) % block
+    kp = torch.cat([k, k[:, :, -1:].expand(b, h, pad, d)], dim=2) if pad else k
+    kb = kp.reshape(b, h, -1, block, d)
+    return kb.amin(dim=3), kb.amax(dim=3), kb.mean(dim=3)
+
+
+def select_blocks(scores: torch.Tensor, budget: Budget, block: int, local: int = 0) -> torch.Tensor:
+    """Keep each row group's local region and its top-scoring earlier key blocks, within the budget.
+
+    ``scores``: (B, H, groups, key_blocks), higher = more important (+inf:
+    always first). Row i always keeps keys from the start of the key block
+    holding its group's first row (or from ``i - local + 1`` when that is
+    earlier) up to itself. A group may
+    choose among the key blocks that end before the first row's local region;
+    the number it keeps comes from the cumulative allowance
+    (:func:`sparsebench.attention.budget.units_per_row`).
+    """
+    if budget.density >= 1:  # the whole causal triangle
+        return torch.ones(*scores.shape[:2], budget.rows, budget.keys, dtype=torch.bool, device=scores.device)
+    g = budget.row_block
+    pos = positions(budget)
+    idx = torch.arange(budget.rows) // g
+    # the block holding the group's first row starts every row's local region (the diagonal tile)
+    region_start = ((pos[::g] // block) * block)[idx]
+    if local:
+        region_start = torch.minimum(region_start, (pos - local + 1).clamp(min=0))
+    first_per_row = pos + 1 - region_start
+    allowance = budget.pairs_per_row()
+    groups = -(-budget.rows // g)
+    allowance_g = torch.zeros(groups, dtype=torch.long).index_add_(0, idx, allowance)
+    first_g = torch.zeros(groups, dtype=torch.long).index_add_(0, idx, first_per_row)
+    rows_g = torch.bincount(idx, minlength=groups)
+    available = region_start[::g] // block  # blocks wholly before the group's first local region: exact costs
+    n = units_per_row(allowance_g, first_g, block * rows_g, available)
+    nb = scores.shape[-1]
+    candidate = torch.arange(nb)[None, :] < available[:, None]  # (groups, key_blocks)
+    ranked = scores.masked_fill(~candidate.to(scores.device), float("-inf"))
+    order = ranked.argsort(dim=-1, descending=True, stable=True)
+    rank = torch.empty_like(order).scatter_(-1, order, torch.arange(nb, device=order.device).expand_as(order))
+    keep_blocks = (rank < n.to(rank.device)[:, None]) & candidate.to(rank.device)
+    keep = expand_groups(keep_blocks.repeat_interleave(block, dim=-1)[..., : budget.keys], g, budget.rows)
+    j = torch.arange(budget.keys, device=keep.device)[None, :]
+    return keep | (j >= region_start.to(keep.device)[:, None])

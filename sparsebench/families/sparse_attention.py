@@ -1,0 +1,131 @@
+"""Sparse attention and KV-cache pruning at inference time: the contract and how one job runs.
+
+A method decides which keys each query row (or query block) attends to:
+:meth:`SparseAttentionMethod.select` returns a boolean keep-mask over
+(batch, head, rows, keys). A KV-cache method may instead (or also) prune the
+keys and values themselves (:meth:`SparseAttentionMethod.compress_kv`). The
+core (``sparsebench.attention``) runs the mask on the reference executor
+inside the real model through transformers' attention registry, and measures
+density and recall per layer.
+
+Targets: a target's sparsity is ``1 - density`` of the causal query-key pairs
+(density 1/4 = ``{sparsity: 0.75}``); see ``sparsebench.attention.budget``.
+
+Each job measures two phases on the same samples, split into a prompt and a
+scored continuation (Sparse Frontier's prefill/decode split):
+- ``prefill``: the prompt is processed with sparse attention (query blocks
+  share their key selection), the continuation attends densely;
+- ``decode``: the prompt is processed densely, every continuation row picks
+  its own keys from the (dense) cache.
+Metrics carry the phase as a suffix: ``perplexity_prefill``, ``density_decode``, ...
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+
+from sparsebench.attention import Budget, SparseAttention, check_density, density_of
+from sparsebench.attention.budget import PHASES
+from sparsebench.errors import ConfigError
+from sparsebench.method import Method
+
+FAMILY = "sparse_attention"
+
+
+class SparseAttentionMethod(Method):
+    family: ClassVar[str] = FAMILY
+    patterns: ClassVar[tuple[str, ...]] = ("unstructured",)
+    # How far the measured density may fall *below* the budget: methods with a
+    # skipping stage after selection (SpargeAttn) spend less than they may.
+    may_underspend: ClassVar[bool] = False
+
+    def select(self, q: torch.Tensor, k: torch.Tensor, budget: Budget, q_prev: torch.Tensor | None) -> torch.Tensor:
+        """Keep-mask (B, H, rows, keys) for query rows ``q`` (B, H, rows, D) over keys ``k`` (B, H, keys, D).
+
+        ``q_prev``: the last queries of the previous (dense) call of this layer,
+        e.g. the end of the prompt during decode; None when there was none.
+        """
+        raise NotImplementedError(f"{type(self).__name__} must implement select")
+
+    def compress_kv(self, k: torch.Tensor, v: torch.Tensor, budget: Budget):
+        """Pruned (k, v) and (kept entries, total entries); the default keeps the cache whole."""
+        return k, v, (0, 0)
+
+    def block_size(self, target_pattern) -> int | None:
+        """A ``block:B`` target sets the key-block size of block methods."""
+        return target_pattern.block if target_pattern.kind == "block" else None
+
+
+BASE = SparseAttentionMethod
+DENSITY_TOLERANCE = 0.01  # absolute; cumulative rounding keeps every method far inside it
+
+
+@dataclass
+class PhaseOutcome:
+    metrics: dict
+    stats: dict
+
+
+def forward_phase(model, session: SparseAttention, ids: torch.Tensor, prompt_len: int, phase: str) -> torch.Tensor:
+    """Logits of the continuation rows (they predict ids[:, prompt_len + 1:]) with ``phase`` sparse."""
+    sparse_prompt = session.sparse(phase) if phase == "prefill" else contextlib.nullcontext()
+    with sparse_prompt:
+        out = model(ids[:, :prompt_len], use_cache=True, logits_to_keep=1)
+    sparse_cont = session.sparse(phase) if phase == "decode" else contextlib.nullcontext()
+    with sparse_cont:
+        out = model(ids[:, prompt_len:], past_key_values=out.past_key_values, use_cache=True)
+    return out.logits[:, :-1].float()
+
+
+def run_phase(ctx, model, session: SparseAttention, phase: str) -> PhaseOutcome:
+    task = ctx.task
+    logits = []
+    for ids, prompt_len in task.attention_batches():
+        logits.append(forward_phase(model, session, ids, prompt_len, phase))
+    metrics = {f"{k}_{phase}": v for k, v in task.score_continuations(logits).items()}
+    stats = session.summary(phase)
+    metrics[f"density_{phase}"] = stats["density"]
+    metrics[f"recall_{phase}"] = stats["recall"]
+    return PhaseOutcome(metrics, stats)
+
+
+def run(ctx) -> dict:
+    if not hasattr(ctx.task, "attention_batches"):
+        raise ConfigError(
+            f"task {ctx.job.task!r} has no prompt/continuation samples for sparse attention; use a long-context "
+            "task (sparsebench.attention.tasks.LongContextTask), e.g. lm-smollm2-2k, lm-smollm2-4k, lm-smollm2-passkey"
+        )
+    density = 1.0 if ctx.method.reference else density_of(ctx.target, "target")
+    model = ctx.timed("load", ctx.task.load_model)
+    block = ctx.method.block_size(ctx.target.pattern)
+    if block is not None:  # a block:B target overrides the method's key block (recorded under extra)
+        ctx.method.params.block = block
+        ctx.extra["block"] = block
+    session = SparseAttention(ctx.method, density, query_block=ctx.task.params.query_block).install(model)
+    metrics, layers = {}, {}
+    with torch.no_grad(), session.active():
+        for phase in PHASES:
+            outcome = ctx.timed(phase, run_phase, ctx, model, session, phase)
+            metrics.update(outcome.metrics)
+            layers[phase] = outcome.stats
+            measured = outcome.stats["density"]
+            if ctx.method.may_underspend and measured <= density:
+                pass  # a skipping stage after selection may only spend less than the budget
+            else:
+                check_density(measured, density, DENSITY_TOLERANCE, f"{ctx.method.name} {phase}")
+            ctx.log(f"{phase}: density {measured:.4f} (target {density:.4f}), recall {outcome.stats['recall']:.4f}, "
+                    + ", ".join(f"{k}={v:.4g}" for k, v in outcome.metrics.items()))
+    mean_density = sum(layers[p]["density"] for p in PHASES) / len(PHASES)
+    return {
+        "metrics": metrics,
+        "sparsity": {
+            "target": 1.0 - density,
+            "pattern": str(ctx.target.pattern),
+            "measured": 1.0 - mean_density,
+            "phases": layers,
+        },
+    }

@@ -1,0 +1,72 @@
+"""Figures of the sparse-attention family, in the style of "The Sparse Frontier" (arXiv:2504.17768).
+
+- ``attention_quality_vs_density``: per long-context perplexity task, one panel
+  for sparse prefill and one for sparse decode; perplexity of the continuation
+  versus density (log2 axis) per method, full attention as a dashed line.
+- ``retrieval_vs_density``: the same for retrieval accuracy.
+- ``attention_recall_vs_density``: recall of the dense attention mass.
+The density axis is the target (1 - target sparsity); the measured density is
+in the result files and the summary (``metric.density_<phase>``).
+"""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from sparsebench.report.style import method_style  # noqa: E402
+
+PHASES = ("prefill", "decode")
+REFERENCE = "full-attention"
+
+
+def _phase_panels(df: pd.DataFrame, metric: str, ylabel: str, title: str, log_y: bool) -> dict:
+    figs = {}
+    att = df[df["family"] == "sparse_attention"]
+    for task, tdf in att.groupby("task"):
+        if f"metric.{metric}_decode" not in tdf or tdf[f"metric.{metric}_decode"].isna().all():
+            continue
+        fig, axes = plt.subplots(1, 2, figsize=(10, 4.2), sharey=True)
+        for ax, phase in zip(axes, PHASES):
+            col = f"metric.{metric}_{phase}"
+            ref = tdf[tdf["method"] == REFERENCE]
+            if not ref.empty:
+                ax.axhline(ref[col].mean(), color="black", ls="--", lw=1, label=REFERENCE)
+            for method, mdf in tdf[tdf["method"] != REFERENCE].groupby("method"):
+                st = method_style(method)
+                line = mdf.assign(density=1 - mdf["target_sparsity"]).groupby("density")[col].mean().sort_index()
+                ax.plot(line.index, line.values, color=st["color"], marker=st["marker"], label=method)
+            ax.set_xscale("log", base=2)
+            ax.set_xlabel("density (kept / causal query-key pairs)")
+            ax.set_title(f"sparse {phase}")
+            ax.grid(alpha=0.3)
+            if log_y:
+                ax.set_yscale("log")
+        axes[0].set_ylabel(ylabel)
+        axes[1].legend(fontsize=7)
+        fig.suptitle(f"{task}: {title}")
+        fig.tight_layout()
+        figs[f"{metric}_vs_density_{task}"] = fig
+    return figs
+
+
+def attention_quality_vs_density(df: pd.DataFrame) -> dict:
+    return _phase_panels(df, "perplexity", "continuation perplexity (log)", "perplexity vs attention density", True)
+
+
+def retrieval_vs_density(df: pd.DataFrame) -> dict:
+    return _phase_panels(df, "accuracy", "passkey accuracy", "retrieval accuracy vs attention density", False)
+
+
+def attention_recall_vs_density(df: pd.DataFrame) -> dict:
+    return _phase_panels(df, "recall", "recall of dense attention mass", "recall vs attention density", False)
+
+
+FIGURES = {
+    "attention_quality_vs_density": attention_quality_vs_density,
+    "retrieval_vs_density": retrieval_vs_density,
+    "attention_recall_vs_density": attention_recall_vs_density,
+}

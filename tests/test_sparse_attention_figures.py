@@ -1,0 +1,32 @@
+"""The sparse-attention figures build from a summary table (no model needed)."""
+
+import pandas as pd
+
+
+def summary():
+    rows = []
+    for task, metric in (("lm-smollm2-2k", "perplexity"), ("lm-smollm2-passkey", "accuracy")):
+        rows.append({"task": task, "family": "sparse_attention", "method": "full-attention", "target_sparsity": 0.0,
+                     f"metric.{metric}_prefill": 3.0, f"metric.{metric}_decode": 3.0,
+                     "metric.recall_prefill": 1.0, "metric.recall_decode": 1.0})
+        for method in ("quest", "streaming-llm"):
+            for s in (0.5, 0.75, 0.875, 0.9375):
+                rows.append({"task": task, "family": "sparse_attention", "method": method, "target_sparsity": s,
+                             f"metric.{metric}_prefill": 3 + s, f"metric.{metric}_decode": 3 + 2 * s,
+                             "metric.recall_prefill": 1 - s / 2, "metric.recall_decode": 1 - s / 3})
+    rows.append({"task": "lm-smollm2", "family": "pruning", "method": "magnitude", "target_sparsity": 0.5})
+    return pd.DataFrame(rows)
+
+
+def test_quality_and_retrieval_figures_have_a_prefill_and_a_decode_panel_per_task():
+    from sparsebench.report.figures import sparse_attention as figs
+
+    df = summary()
+    quality = figs.attention_quality_vs_density(df)
+    retrieval = figs.retrieval_vs_density(df)
+    assert set(quality) == {"perplexity_vs_density_lm-smollm2-2k"}
+    assert set(retrieval) == {"accuracy_vs_density_lm-smollm2-passkey"}
+    fig = quality["perplexity_vs_density_lm-smollm2-2k"]
+    assert [ax.get_title() for ax in fig.axes] == ["sparse prefill", "sparse decode"]
+    assert len(fig.axes[1].get_lines()) == 3  # full attention line + two methods
+    assert len(figs.attention_recall_vs_density(df)) == 2
