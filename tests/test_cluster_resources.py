@@ -39,10 +39,14 @@ def test_run_jobs_ask_for_their_tasks_memory_and_no_gpu_on_a_cpu_profile(root, t
     )
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-3000:]
-    declared = registry.task("lm-smollm2").cls.resources
-    resources = [m.group(1) for m in re.finditer(r"^rule run_job:\n(?:    .*\n)*?    resources: (.*)$", out, flags=re.M)]
-    assert len(resources) == 5, out[-3000:]
-    for line in resources:
+    from sparsebench.config import load_config
+    from sparsebench.plan import plan_jobs
+
+    pattern = r"^rule run_job:\n(?:    .*\n)*?    wildcards: task=([^,]+),.*\n(?:    .*\n)*?    resources: (.*)$"
+    jobs = re.findall(pattern, out, flags=re.M)
+    assert len(jobs) == len(plan_jobs(load_config(root / "config" / "ci.yaml"))), out[-3000:]
+    for task, line in jobs:
+        declared = registry.task(task).cls.resources
         fields = dict(kv.split("=", 1) for kv in line.split(", "))
-        assert int(fields["mem_mb"]) == declared.mem_mb and int(fields["runtime"]) == declared.runtime
+        assert int(fields["mem_mb"]) == declared.mem_mb and int(fields["runtime"]) == declared.runtime, task
         assert fields["gpu"] == "0"
