@@ -141,6 +141,16 @@ def overall_sparsity(layers: dict[str, nn.Module]) -> float:
     return zeros / max(total, 1)
 
 
+def sparsity_record(layers: dict[str, nn.Module], target: Target) -> dict:
+    """What every result stores about sparsity: the request and what was measured, per layer and overall."""
+    return {
+        "target": target.sparsity,
+        "pattern": str(target.pattern),
+        "measured": overall_sparsity(layers),
+        "layers": layerwise_sparsity(layers),
+    }
+
+
 def nm_violations(mask: torch.Tensor, n: int, m: int) -> int:
     """Number of groups of ``m`` input weights that keep more than ``n``."""
     rows, cols = mask.shape

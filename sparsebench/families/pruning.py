@@ -16,7 +16,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from sparsebench.masks import apply_masks, check_target, layerwise_sparsity, overall_sparsity
+from sparsebench.masks import apply_masks, check_target, sparsity_record
 from sparsebench.method import Method
 from sparsebench.targets import Target
 
@@ -79,10 +79,5 @@ def run(ctx) -> dict:
         metrics = ctx.timed("eval", ctx.task.evaluate, model)
     return {
         "metrics": metrics,
-        "sparsity": {
-            "target": ctx.target.sparsity,
-            "pattern": str(ctx.target.pattern),
-            "measured": overall_sparsity(layers),
-            "layers": layerwise_sparsity(layers),
-        },
+        "sparsity": sparsity_record(layers, ctx.target),
     }

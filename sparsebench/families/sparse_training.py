@@ -24,7 +24,7 @@ from typing import ClassVar
 
 import torch
 
-from sparsebench.masks import layerwise_sparsity, overall_sparsity
+from sparsebench.masks import sparsity_record
 from sparsebench.method import Method
 from sparsebench.training.distribution import layer_budget
 from sparsebench.training.flops import FlopCounter, layer_forward_flops
@@ -98,10 +98,5 @@ def run(ctx) -> dict:
     ctx.extra["threads"] = torch.get_num_threads()
     return {
         "metrics": metrics,
-        "sparsity": {
-            "target": ctx.target.sparsity,
-            "pattern": str(ctx.target.pattern),
-            "measured": overall_sparsity(layers),
-            "layers": layerwise_sparsity(layers),
-        },
+        "sparsity": sparsity_record(layers, ctx.target),
     }
