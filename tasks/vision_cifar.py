@@ -21,21 +21,14 @@ class _Cifar(VisionTask):
     which = "cifar10"
 
     @dataclass
-    class Params:
+    class Params(VisionTask.Params):
         root: str = "~/.cache/sparsebench/cifar"
         download: bool = False
         model: Literal["resnet18", "vit_tiny"] = "resnet18"
         epochs: int = 160
         batch_size: int = 128
-        lr: float = 0.1
-        momentum: float = 0.9
-        weight_decay: float = 5e-4
-        warmup_epochs: float = 1.0
-        label_smoothing: float = 0.0
         val_size: int = 5000
-        split_seed: int = 0
         limit: int = 0  # use only the first `limit` training and test images (0: all); for smoke tests
-        threads: int = 0  # 0: the hardware profile's threads
 
         def check(self):
             check_positive(self, ("epochs", "batch_size", "lr", "val_size"))

@@ -22,19 +22,11 @@ class VisionDigits(VisionTask):
     description = "sklearn digits (8x8, 10 classes), narrow timm ResNet from scratch, top-1 accuracy"
 
     @dataclass
-    class Params:
+    class Params(VisionTask.Params):
         channels: list[int] = field(default_factory=lambda: [8, 16, 32, 64])  # widths of the 4 stages
         layers: list[int] = field(default_factory=lambda: [1, 1, 1, 1])  # BasicBlocks per stage
-        epochs: int = 20
-        batch_size: int = 64
-        lr: float = 0.1
-        momentum: float = 0.9
-        weight_decay: float = 5e-4
-        warmup_epochs: float = 1.0
-        label_smoothing: float = 0.0
         val_fraction: float = 0.1
         test_fraction: float = 0.2
-        split_seed: int = 0
         augment: bool = False  # random translations by up to one pixel (off: 20 epochs underfit with it)
         threads: int = 1  # intra-op threads; one per job is fastest for this small model (jobs run in parallel)
 

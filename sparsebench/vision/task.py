@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import ClassVar
 
 from torch import nn
@@ -18,6 +19,20 @@ class VisionTask(Task):
         Metric("top1", higher_is_better=True, description="top-1 accuracy (%) on the held-out test split"),
         Metric("val_top1", higher_is_better=True, description="top-1 accuracy (%) on the validation split"),
     )
+
+    @dataclass
+    class Params:
+        """The training recipe every vision task shares; a task adds its data and model fields."""
+
+        epochs: int = 20
+        batch_size: int = 64
+        lr: float = 0.1
+        momentum: float = 0.9
+        weight_decay: float = 5e-4
+        warmup_epochs: float = 1.0
+        label_smoothing: float = 0.0
+        split_seed: int = 0
+        threads: int = 0  # 0: the hardware profile's threads
 
     # -- what a concrete task provides ----------------------------------------
     def load_splits(self) -> ImageSplits:
