@@ -33,11 +33,13 @@ from sparsebench.masks import apply_mask
 class LayerInputs:
     """Statistics of one linear layer's inputs ``x`` (rows of X) over the calibration tokens.
 
-    ``gram`` is ``sum x x^T`` (SparseGPT's Hessian up to a factor 2/N), or None
-    when the method does not ask for it; ``sq_sum`` its diagonal ``sum x_j^2``
-    (Wanda's ``||X_j||_2^2``); ``sum`` is ``sum x_j``. ``within_window_var_sum``
-    adds, over windows, the variance of ``x_j`` inside each window (DSnoT's
-    running variance averages per-sample variances, so we keep the same).
+    ``sq_sum`` is ``sum x_j^2`` (Wanda's ``||X_j||_2^2``), always collected;
+    ``gram`` is ``sum x x^T`` (SparseGPT's Hessian up to a factor 2/N), only
+    ``with_gram``; ``sum`` (``sum x_j``) and ``within_window_var_sum`` (over
+    windows, the variance of ``x_j`` inside each window: DSnoT's running
+    variance averages per-sample variances) only ``with_moments``. Collecting
+    only what the method reads keeps calibration cheap: these reductions over
+    16 k tokens cost as much as the block's forward.
     """
 
     columns: int
@@ -48,30 +50,40 @@ class LayerInputs:
     within_window_var_sum: torch.Tensor | None = None
     gram: torch.Tensor | None = None
     with_gram: bool = True
+    with_moments: bool = True
     device: torch.device | str = "cpu"
 
     def __post_init__(self):
         z = torch.zeros(self.columns, dtype=torch.float64, device=self.device)
-        self.sum, self.sq_sum, self.within_window_var_sum = z.clone(), z.clone(), z.clone()
+        self.sq_sum = z.clone()
+        if self.with_moments:
+            self.sum, self.within_window_var_sum = z.clone(), z.clone()
         if self.with_gram:
             self.gram = torch.zeros(self.columns, self.columns, dtype=torch.float32, device=self.device)
 
-    def add(self, x: torch.Tensor, gram: torch.Tensor | None = None) -> None:
-        """Add a batch ``x`` of shape (windows, tokens, columns); ``gram`` if already computed for it."""
+    def add(self, x: torch.Tensor) -> None:
+        """Add a batch ``x`` of shape (windows, tokens, columns)."""
         x = x.detach().float()
         if x.dim() == 2:
             x = x.unsqueeze(0)
         flat = x.reshape(-1, x.shape[-1])
         self.windows += x.shape[0]
         self.tokens += flat.shape[0]
-        self.sum += flat.sum(0, dtype=torch.float64)
-        self.sq_sum += flat.double().pow(2).sum(0)
-        self.within_window_var_sum += x.double().var(dim=1, unbiased=False).sum(0)
+        # float32 squares summed per batch (<= a few thousand terms), accumulated across batches in float64
+        self.sq_sum += flat.square().sum(0, dtype=torch.float64)
+        if self.with_moments:
+            self.sum += flat.sum(0, dtype=torch.float64)
+            self.within_window_var_sum += x.var(dim=1, unbiased=False).double().sum(0)
         if self.with_gram:
-            self.gram += gram if gram is not None else flat.T @ flat
+            self.gram.addmm_(flat.T, flat)
+
+    def _moments(self, what: str) -> None:
+        if not self.with_moments:
+            raise ValueError(f"{what} was not collected (the method set needs_input_moments = False)")
 
     @property
     def mean(self) -> torch.Tensor:
+        self._moments("the mean")
         return (self.sum / max(self.tokens, 1)).float()
 
     @property
@@ -82,11 +94,13 @@ class LayerInputs:
     @property
     def window_sum_mean(self) -> torch.Tensor:
         """Sum of ``x_j`` over a window's tokens, averaged over windows (DSnoT's ``sum_metric_row``)."""
+        self._moments("the window sum")
         return (self.sum / max(self.windows, 1)).float()
 
     @property
     def variance(self) -> torch.Tensor:
         """Variance of ``x_j`` inside a window, averaged over windows (DSnoT's ``var``)."""
+        self._moments("the variance")
         return (self.within_window_var_sum / max(self.windows, 1)).float()
 
     def inverse_hessian_cholesky(self, percdamp: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -139,40 +153,46 @@ def run_block(block: nn.Module, inputs: list[torch.Tensor], kwargs: list[dict]) 
     return outs
 
 
-def collect_layer_inputs(block: nn.Module, linears: dict[str, nn.Module], inputs, kwargs, with_gram: bool):
+def collect_layer_inputs(block: nn.Module, linears: dict[str, nn.Module], inputs, kwargs,
+                         with_gram: bool, with_moments: bool = True) -> dict[str, LayerInputs]:
     """One forward of ``block``; hooks record the statistics of every linear's input.
 
-    Linears fed by the same tensor (q/k/v, gate/up) share one Gram product.
+    Linears fed by the same tensor (q/k/v, gate/up) share one :class:`LayerInputs`
+    (the same object in the returned dict): their inputs are identical, so are
+    the statistics, and they are computed once.
     """
-    stats = {name: LayerInputs(mod.in_features, with_gram=with_gram, device=mod.weight.device)
-             for name, mod in linears.items()}
-    grams: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+    shared_with: dict[str, str] = {}  # linear -> the linear whose statistics it shares
+    stats: dict[str, LayerInputs] = {}
+    seen: dict[int, tuple[torch.Tensor, str]] = {}  # this batch's input tensors -> first linear fed by it
 
     def hook_for(name):
         def hook(_module, args, _out):
             x = args[0]
-            gram = None
-            if with_gram:
-                cached = grams.get(id(x))
-                if cached is None or cached[0] is not x:
-                    flat = x.detach().float().reshape(-1, x.shape[-1])
-                    cached = (x, flat.T @ flat)
-                    grams[id(x)] = cached
-                gram = cached[1]
-            stats[name].add(x, gram)
+            hit = seen.get(id(x))
+            if hit is not None and hit[0] is x:
+                shared_with.setdefault(name, hit[1])
+                return
+            seen[id(x)] = (x, name)
+            owner = shared_with.setdefault(name, name)
+            if owner != name:
+                return
+            if name not in stats:
+                stats[name] = LayerInputs(linears[name].in_features, with_gram=with_gram,
+                                          with_moments=with_moments, device=linears[name].weight.device)
+            stats[name].add(x)
 
         return hook
 
     handles = [mod.register_forward_hook(hook_for(name)) for name, mod in linears.items()]
     try:
         for hidden, kw in zip(inputs, kwargs):
-            grams.clear()
+            seen.clear()
             block(hidden, **kw)
     finally:
         for h in handles:
             h.remove()
-        grams.clear()
-    return stats
+        seen.clear()
+    return {name: stats[shared_with[name]] for name in linears}
 
 
 def calibration_record(ids: torch.Tensor, seed: int) -> dict:
@@ -204,6 +224,7 @@ def prune_sequentially(ctx, model: nn.Module, layers: dict[str, nn.Module]) -> d
     blocks = ctx.task.decoder_blocks(model)
     module_names = {mod: name for name, mod in model.named_modules()}
     with_gram = getattr(method, "needs_gram", True)
+    with_moments = getattr(method, "needs_input_moments", False)
     batch_size = getattr(ctx.task.params, "batch_size", 4)
 
     with ctx.timer("calibration"):
@@ -217,7 +238,7 @@ def prune_sequentially(ctx, model: nn.Module, layers: dict[str, nn.Module]) -> d
         prefix = module_names[block]
         linears = {n: m for n, m in layers.items() if n.startswith(prefix + ".")}
         with ctx.timer("calibration"):
-            stats = collect_layer_inputs(block, linears, inputs, kwargs, with_gram)
+            stats = collect_layer_inputs(block, linears, inputs, kwargs, with_gram, with_moments)
         with ctx.timer("prune_layers"), one_thread():
             for name, mod in linears.items():
                 layer = LayerToPrune(name, mod.weight.data, ctx.generator, stats[name])

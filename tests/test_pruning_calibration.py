@@ -42,6 +42,7 @@ class Recorder:
     """Magnitude masks, and a copy of every layer's input statistics."""
 
     needs_gram = True
+    needs_input_moments = True
 
     def __init__(self):
         self.seen = {}
@@ -144,3 +145,44 @@ def test_sparsegpt_through_the_pipeline_writes_zeros_where_it_masks_and_is_deter
         runs.append((masks, {n: m.weight.detach().clone() for n, m in layers.items()}))
     (m1, w1), (m2, w2) = runs
     assert all(torch.equal(m1[n], m2[n]) and torch.equal(w1[n], w2[n]) for n in m1)
+
+
+class _Block(nn.Module):
+    """q/k/v read one tensor, o reads another: the shape of a decoder block's linears."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.q, self.k, self.v, self.o = (nn.Linear(8, 8) for _ in range(4))
+
+    def forward(self, x):
+        return self.o(self.q(x) + self.k(x) * self.v(x))
+
+
+def test_linears_fed_by_one_tensor_share_one_statistics_object_equal_to_their_own():
+    from sparsebench.calibration import LayerInputs, collect_layer_inputs
+
+    block = _Block()
+    linears = {n: getattr(block, n) for n in "qkvo"}
+    inputs = [torch.randn(2, 5, 8, generator=torch.Generator().manual_seed(i)) for i in range(3)]
+    stats = collect_layer_inputs(block, linears, inputs, [{}] * 3, with_gram=True, with_moments=True)
+    assert stats["q"] is stats["k"] is stats["v"] and stats["o"] is not stats["q"]
+    alone = LayerInputs(8)
+    for x in inputs:
+        alone.add(x)
+    assert stats["q"].tokens == alone.tokens == 30
+    torch.testing.assert_close(stats["q"].gram, alone.gram)
+    torch.testing.assert_close(stats["q"].norm_sq, alone.norm_sq)
+    torch.testing.assert_close(stats["q"].variance, alone.variance)
+    torch.testing.assert_close(stats["q"].norm_sq, inputs_sq := torch.cat([x.reshape(-1, 8) for x in inputs]).square().sum(0))
+    assert inputs_sq.shape == (8,)
+
+
+def test_moments_a_method_did_not_ask_for_raise_instead_of_reading_zeros():
+    from sparsebench.calibration import LayerInputs
+
+    s = LayerInputs(4, with_gram=False, with_moments=False)
+    s.add(torch.randn(2, 3, 4))
+    assert s.gram is None and s.norm_sq.shape == (4,)
+    with pytest.raises(ValueError, match="needs_input_moments"):
+        s.variance

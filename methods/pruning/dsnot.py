@@ -152,6 +152,7 @@ class DSnoT(PruningMethod):
     )
     patterns = ("unstructured", "n:m")
     needs_calibration = True
+    needs_input_moments = True  # E[x_j] and Var(x_j) drive the prune-and-grow criterion
 
     @dataclass
     class Params:

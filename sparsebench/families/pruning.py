@@ -44,6 +44,10 @@ class PruningMethod(Method):
     # True: the core runs calibration data through the model block by block and
     # hands each layer its input statistics (``LayerToPrune.inputs``).
     needs_calibration: ClassVar[bool] = False
+    # Which input statistics calibration collects besides ``||X_j||^2``: the Gram
+    # matrix X X^T (SparseGPT) and per-window mean and variance (DSnoT).
+    needs_gram: ClassVar[bool] = True
+    needs_input_moments: ClassVar[bool] = False
     # False: the method spreads sparsity unevenly across layers (e.g. global
     # magnitude); the core then checks the total, not each layer.
     uniform_layer_sparsity: ClassVar[bool] = True
