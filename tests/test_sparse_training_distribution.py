@@ -5,7 +5,7 @@ import math
 import pytest
 
 from sparsebench.training.distribution import erk_densities, layer_budget, total_keep, uniform_densities
-from sparsebench.training.dst import split_by_shares
+from sparsebench.training.dst import momentum_regrowth
 
 SHAPES = {
     "stem": (8, 1, 3, 3),
@@ -67,6 +67,14 @@ def test_unknown_distribution_is_refused_with_the_allowed_values():
 
 
 def test_redistribution_fills_layers_to_capacity_and_passes_the_excess_on():
-    out = split_by_shares(100, {"a": 10.0, "b": 1.0, "c": 1.0}, {"a": 30, "b": 200, "c": 200})
+    removed = {"a": 40, "b": 30, "c": 30}
+    out = momentum_regrowth(removed, {"a": 10.0, "b": 1.0, "c": 1.0}, {"a": 30, "b": 200, "c": 200})
     assert sum(out.values()) == 100
-    assert out["a"] == 30 and out["b"] == out["c"] == 35
+    assert out["a"] == 29 and out["b"] + out["c"] == 71 and abs(out["b"] - out["c"]) <= 1
+
+
+def test_redistribution_gives_every_layer_with_momentum_at_least_one_weight():
+    """The authors' ceil(share * total): a layer with a tiny share is not drained to zero."""
+    removed = {"big": 500, "tiny": 2}
+    out = momentum_regrowth(removed, {"big": 1.0, "tiny": 1e-6}, {"big": 10_000, "tiny": 72})
+    assert out["tiny"] >= 1 and sum(out.values()) == 502

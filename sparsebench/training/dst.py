@@ -36,32 +36,48 @@ def prune_and_regrow(weight: torch.Tensor, mask: torch.Tensor, grow_score: torch
     return grow_largest(drop_smallest(weight, mask, k), grow_score, k)
 
 
-def split_by_shares(total: int, shares: dict[str, float], capacity: dict[str, int]) -> dict[str, int]:
-    """Integer amounts summing to ``total``, proportional to ``shares`` and at most ``capacity`` each.
+def momentum_regrowth(removed: dict[str, int], shares: dict[str, float], capacity: dict[str, int],
+                      fill: float = 0.99, rounds: int = 1000) -> dict[str, int]:
+    """How many weights each layer regrows: sparse momentum's redistribution, with an exact total.
 
-    What a full layer cannot take goes to the others in proportion to their
-    shares (sparse momentum's redistribution), the last units by largest remainder.
+    As in the authors' code (``calc_growth_redistribution``): a layer's raw
+    amount is ``ceil(share * total removed)`` (shares normalised to sum to 1),
+    so every layer with a positive share regrows at least one weight; a layer
+    may fill at most ``fill`` of its capacity (its empty slots after pruning),
+    and what it cannot take is spread evenly over all layers, repeated until
+    nothing is left over. The authors then floor the amounts and correct the
+    drift of the total over later updates; we keep the total exact at once:
+    the excess is taken from the largest amounts, a shortfall goes to the
+    layers with the largest shares that still have room.
     """
+    total = sum(removed.values())
     if total > sum(capacity.values()):
         raise ValueError(f"cannot place {total} weights into capacities summing to {sum(capacity.values())}")
-    out = {k: 0 for k in shares}
-    left = total
-    open_ = [k for k in shares if capacity[k] > 0]
-    while left > 0 and open_:
-        weight = sum(max(shares[k], 0.0) for k in open_)
-        want = {k: (left * max(shares[k], 0.0) / weight if weight > 0 else left / len(open_)) for k in open_}
-        full = [k for k in open_ if out[k] + want[k] >= capacity[k]]
-        if full:
-            for k in full:
-                left -= capacity[k] - out[k]
-                out[k] = capacity[k]
-            open_ = [k for k in open_ if k not in full]
-            continue
-        floors = {k: int(math.floor(want[k])) for k in open_}
-        for k in open_:
-            out[k] += floors[k]
-        left -= sum(floors.values())
-        for k in sorted(open_, key=lambda k: -(want[k] - floors[k]))[:left]:
-            out[k] += 1
-        left = 0
+    norm = sum(max(v, 0.0) for v in shares.values())
+    share = {k: (max(v, 0.0) / norm if norm > 0 else 1.0 / len(shares)) for k, v in shares.items()}
+    amount = {k: float(math.ceil(share[k] * total)) for k in shares}
+    for _ in range(rounds):
+        residual = 0.0
+        for k in amount:
+            if amount[k] > fill * capacity[k]:
+                residual += amount[k] - fill * capacity[k]
+                amount[k] = fill * capacity[k]
+        if residual <= 0:
+            break
+        for k in amount:
+            amount[k] += residual / len(amount)
+    out = {k: min(int(math.floor(v)), capacity[k]) for k, v in amount.items()}
+    drift = sum(out.values()) - total
+    for k in sorted(out, key=lambda k: -out[k]):  # too many: trim the largest
+        if drift <= 0:
+            break
+        take = min(drift, out[k] - min(out[k], 1))
+        out[k] -= take
+        drift -= take
+    for k in sorted(out, key=lambda k: -share[k]):  # too few: largest shares with room first
+        if drift >= 0:
+            break
+        give = min(-drift, capacity[k] - out[k])
+        out[k] += give
+        drift += give
     return out
