@@ -1,12 +1,15 @@
 """Sparse attention and KV-cache pruning at inference time: the contract and how one job runs.
 
 A method decides which keys each query row (or query block) attends to:
-:meth:`SparseAttentionMethod.select` returns a boolean keep-mask over
-(batch, head, rows, keys). A KV-cache method may instead (or also) prune the
-keys and values themselves (:meth:`SparseAttentionMethod.compress_kv`). The
-core (``sparsebench.attention``) runs the mask on the reference executor
-inside the real model through transformers' attention registry, and measures
-density and recall per layer.
+:meth:`SparseAttentionMethod.decide` returns that decision at the granularity
+it was made (``sparsebench.attention.pattern``: whole key blocks per query
+block plus local regions, or token-level lines). A KV-cache method may instead
+(or also) prune the keys and values themselves
+(:meth:`SparseAttentionMethod.compress_kv`). The core
+(``sparsebench.attention``) runs the decision inside the real model through
+transformers' attention registry, on the reference executor (masked dense
+attention) or on FlexAttention (a BlockMask built from the blocks), chosen by
+the task parameter ``executor``, and measures density and recall per layer.
 
 Targets: a target's sparsity is ``1 - density`` of the causal query-key pairs
 (density 1/4 = ``{sparsity: 0.75}``); see ``sparsebench.attention.budget``.
@@ -43,13 +46,21 @@ class SparseAttentionMethod(Method):
     # skipping stage after selection (SpargeAttn) spend less than they may.
     may_underspend: ClassVar[bool] = False
 
-    def select(self, q: torch.Tensor, k: torch.Tensor, budget: Budget, q_prev: torch.Tensor | None) -> torch.Tensor:
-        """Keep-mask (B, H, rows, keys) for query rows ``q`` (B, H, rows, D) over keys ``k`` (B, H, keys, D).
+    # Why a method has no block-sparse kernel (the FlexAttention executor then runs the reference path).
+    no_block_kernel: ClassVar[str | None] = None
+
+    def decide(self, q: torch.Tensor, k: torch.Tensor, budget: Budget, q_prev: torch.Tensor | None):
+        """The keys query rows ``q`` (B, H, rows, D) keep among ``k`` (B, H, keys, D): a
+        :class:`~sparsebench.attention.pattern.BlockPattern` or :class:`~sparsebench.attention.pattern.LinePattern`.
 
         ``q_prev``: the last queries of the previous (dense) call of this layer,
         e.g. the end of the prompt during decode; None when there was none.
         """
-        raise NotImplementedError(f"{type(self).__name__} must implement select")
+        raise NotImplementedError(f"{type(self).__name__} must implement decide")
+
+    def select(self, q: torch.Tensor, k: torch.Tensor, budget: Budget, q_prev: torch.Tensor | None) -> torch.Tensor:
+        """The decision as a causal keep-mask (B, H, rows, keys) (what the reference executor runs)."""
+        return self.decide(q, k, budget, q_prev).token_mask()
 
     def compress_kv(self, k: torch.Tensor, v: torch.Tensor, budget: Budget):
         """Pruned (k, v) and (kept entries, total entries); the default keeps the cache whole."""
