@@ -124,3 +124,13 @@ def test_executor_auto_follows_the_profiles_backends_and_bad_values_name_the_all
         resolve_executor("flex", profile("cpu"))
     with pytest.raises(ConfigError, match=r"task.executor='fast'; allowed: auto, reference, flex"):
         resolve_executor("fast", profile("cpu"))
+
+
+def test_a_flex_job_on_a_profile_without_flex_attention_fails_naming_the_key(tmp_path):
+    from sparsebench.runner import run_job
+    from tests.test_sparse_attention_tasks import attention_job
+
+    with pytest.raises(ConfigError, match=r"job.task_params.executor='flex'.*allowed here: auto, reference"):
+        run_job(attention_job("quest", 0.75, executor="flex"), tmp_path / "r.json")
+    with pytest.raises(ConfigError, match=r"executor='fast'; allowed: auto, reference, flex"):
+        attention_job("quest", 0.75, executor="fast")
