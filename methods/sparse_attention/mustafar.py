@@ -31,7 +31,7 @@ class Mustafar(SparseAttentionMethod):
     # the sparsity is inside K and V (per element), not in the query-key pairs: a block-sparse
     # attention kernel would visit every causal tile; Mustafar's speed comes from its own sparse
     # KV-cache SpMV kernel, which this harness does not have
-    no_block_kernel = "sparsity inside K/V entries, not query-key blocks (needs Mustafar's sparse SpMV kernel)"
+    no_block_kernel = "no block-sparse kernel: its sparsity is inside K/V entries (Mustafar's own SpMV kernel)"
 
     def compress_kv(self, k, v, budget):
         keep = max(1, round(budget.density * k.shape[-1]))
