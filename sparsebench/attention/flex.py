@@ -54,13 +54,32 @@ def compiled_flex():
     return torch.compile(flex_attention, dynamic=False)
 
 
+_PINNED: dict = {}  # (q tile, key block) -> kernel tiles, where the default tiles did not divide the blocks
+
+
+def compiled_call(q, k, v, mask, scaling: float) -> torch.Tensor:
+    """Compiled flex_attention; tiles smaller than the kernel's defaults (Quest's 16-key pages) pin smaller
+    kernel tiles (torch >= 2.12 shrinks them itself; older versions refuse the default)."""
+    gqa = k.shape[1] != q.shape[1]
+    q_tile, kv_block = mask.BLOCK_SIZE
+    opts = _PINNED.get((q_tile, kv_block))
+    if opts is None:
+        try:
+            return compiled_flex()(q, k, v, block_mask=mask, scale=scaling, enable_gqa=gqa)
+        except Exception as exc:  # noqa: BLE001 - inductor wraps the tile error in its own exception types
+            if "divisible" not in str(exc) and "multiple" not in str(exc):
+                raise
+            opts = _PINNED[(q_tile, kv_block)] = {"BLOCK_M": min(64, q_tile), "BLOCK_N": min(64, kv_block)}
+    return compiled_flex()(q, k, v, block_mask=mask, scale=scaling, enable_gqa=gqa, kernel_options=opts)
+
+
 def flex_call(q, k, v, mask, scaling: float) -> torch.Tensor:
     """flex_attention(q, k, v) on ``mask``; k, v may have fewer (grouped) heads than q."""
     from torch.nn.attention.flex_attention import flex_attention
 
     gqa = k.shape[1] != q.shape[1]
     if q.is_cuda:
-        return compiled_flex()(q, k, v, block_mask=mask, scale=scaling, enable_gqa=gqa)
+        return compiled_call(q, k, v, mask, scaling)
     with warnings.catch_warnings():  # the eager path warns that it is unfused: on CPU that is the point
         warnings.simplefilter("ignore")
         return flex_attention(q, k, v, block_mask=mask, scale=scaling, enable_gqa=gqa)
@@ -89,13 +108,12 @@ class PrefillLatency:
             return
         q, k, v = (x.to(self.dtype) for x in (q, k, v))
         gqa = k.shape[1] != q.shape[1]
-        flex = compiled_flex()
 
         def dense(i):
             return F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scaling, enable_gqa=gqa)
 
         def sparse(i):
-            return flex(q, k, v, block_mask=mask, scale=scaling, enable_gqa=gqa)
+            return compiled_call(q, k, v, mask, scaling)
 
         t = time_pair(dense, sparse, 1, "cuda", self.warmup, self.repeats, graph=False, budget_s=self.budget_s)
         self.layers[layer] = {"flex_ms": t.sparse_ms, "sdpa_ms": t.dense_ms, "timing": t.method}

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 
 
 def register(sub):
@@ -113,7 +114,8 @@ def check(args) -> int:
         method = registry.method(name).cls()
         density = 1.0 if method.reference else args.density
         latency = PrefillLatency(torch.float16, warmup=10, repeats=30, budget_s=0.2)
-        errs, recall, kept, causal, tiles, tiles_causal = [], 0.0, 0, 0, 0, 0
+        errs, recall, kept, causal, tiles, tiles_causal, failure = [], 0.0, 0, 0, 0, 0, ""
+        t0 = time.perf_counter()
         for layer, (q16, k16, v16) in layers.items():
             q, k, v = q16.float(), k16.float(), v16.float()
             budget = Budget(density, "prefill", 0, q.shape[2], args.query_block, k.shape[1])
@@ -128,16 +130,23 @@ def check(args) -> int:
             kept, causal, recall = kept + stats.kept_pairs, causal + stats.causal_pairs, recall + stats.recall
             if method.no_block_kernel:
                 continue
-            out, mask = flex_attention_forward(q, k, v, pattern, scaling)
-            errs.append(float((out - ref).norm() / ref.norm()))
-            latency.measure(layer, q, k, v, mask, scaling)
+            try:
+                out, mask = flex_attention_forward(q, k, v, pattern, scaling)
+                errs.append(float((out - ref).norm() / ref.norm()))
+                latency.measure(layer, q, k, v, mask, scaling)
+            except Exception as exc:  # noqa: BLE001 - one method's kernel failure must not hide the others
+                failure = f"flex failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+                _log(f"{name} layer {layer}: {failure}")
+                break
             del ref, out, stats
         t = latency.summary()
         rows.append({"method": name, "density": kept / causal, "tile_density": tiles / tiles_causal,
                      "recall": recall / len(layers), "max_rel_err": max(errs) if errs else None,
                      "flex_ms": t.get("flex_ms"), "sdpa_ms": t.get("sdpa_ms"), "speedup": t.get("speedup"),
-                     "note": method.no_block_kernel or "", "layers": t.get("layers")})
-        _log(f"{name}: done")
+                     "note": method.no_block_kernel or failure, "layers": t.get("layers")})
+        graphs = torch._dynamo.utils.counters["stats"]["unique_graphs"]
+        _log(f"{name}: {time.perf_counter() - t0:.1f} s (compiled graphs so far: {graphs}); "
+             + ", ".join(f"{k}={v}" for k, v in rows[-1].items() if k != "layers"))
     _print(rows, source, len(layers), args, _device_name(device))
     if args.json:
         with open(args.json, "w") as fh:
