@@ -12,7 +12,10 @@ reference executor.
 Latency (CUDA only): each layer's prefill attention on the method's BlockMask,
 timed against dense causal SDPA on the same q, k, v, with the kernel suite's
 timing (``sparsebench.kernels.timing.time_pair``: warm-up, interleaved
-repetitions, median), in the hardware profile's dtype.
+repetitions, median), in the hardware profile's dtype. One repetition is the
+replay of a CUDA graph of ``calls`` back-to-back calls: a 2k-token prefill
+attention of a small model takes tens of microseconds, less than the Python
+side of an eager compiled-flex call, so timing eager calls would time Python.
 """
 
 from __future__ import annotations
@@ -99,6 +102,7 @@ class PrefillLatency:
     warmup: int = 10
     repeats: int = 50
     budget_s: float = 0.3  # per layer; the timing loop shortens its repetitions to fit
+    calls: int = 8  # kernel calls per timed graph replay (the time is per call)
     layers: dict = field(default_factory=dict)  # layer -> {"flex_ms", "sdpa_ms", "timing"}
 
     def measure(self, layer: int, q, k, v, mask, scaling: float) -> None:
@@ -115,7 +119,7 @@ class PrefillLatency:
         def sparse(i):
             return compiled_call(q, k, v, mask, scaling)
 
-        t = time_pair(dense, sparse, 1, "cuda", self.warmup, self.repeats, graph=False, budget_s=self.budget_s)
+        t = time_pair(dense, sparse, self.calls, "cuda", self.warmup, self.repeats, graph=True, budget_s=self.budget_s)
         self.layers[layer] = {"flex_ms": t.sparse_ms, "sdpa_ms": t.dense_ms, "timing": t.method}
 
     def summary(self) -> dict:
@@ -125,4 +129,5 @@ class PrefillLatency:
         flex = sum(x["flex_ms"] for x in self.layers.values())
         sdpa = sum(x["sdpa_ms"] for x in self.layers.values())
         return {"flex_ms": flex, "sdpa_ms": sdpa, "speedup": sdpa / flex, "dtype": str(self.dtype).split(".")[-1],
+                "timing": ",".join(sorted({x["timing"] for x in self.layers.values()})),
                 "layers": {str(k): v for k, v in sorted(self.layers.items())}}

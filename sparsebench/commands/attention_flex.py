@@ -143,7 +143,7 @@ def check(args) -> int:
         rows.append({"method": name, "density": kept / causal, "tile_density": tiles / tiles_causal,
                      "recall": recall / len(layers), "max_rel_err": max(errs) if errs else None,
                      "flex_ms": t.get("flex_ms"), "sdpa_ms": t.get("sdpa_ms"), "speedup": t.get("speedup"),
-                     "note": method.no_block_kernel or failure, "layers": t.get("layers")})
+                     "note": method.no_block_kernel or failure, "timing": t.get("timing"), "layers": t.get("layers")})
         graphs = torch._dynamo.utils.counters["stats"]["unique_graphs"]
         _log(f"{name}: {time.perf_counter() - t0:.1f} s (compiled graphs so far: {graphs}); "
              + ", ".join(f"{k}={v}" for k, v in rows[-1].items() if k != "layers"))
@@ -165,7 +165,8 @@ def _print(rows, source, n_layers, args, device_name) -> None:
     import torch
 
     print(f"# {device_name}, torch {torch.__version__}; {source}; prefill, query block "
-          f"{args.query_block}; budget density {args.density}; times summed over {n_layers} layers (float16)")
+          f"{args.query_block}; budget density {args.density}; times summed over {n_layers} layers (float16, "
+          f"timing: {', '.join(sorted({r['timing'] for r in rows if r['timing']}))})")
     print("| method | density | tile density | recall | max rel. err flex vs ref (fp32) | flex ms | SDPA causal ms "
           "| speed-up |")
     print("|---|---|---|---|---|---|---|---|")
