@@ -19,7 +19,7 @@ METHODS = sorted(n for n, e in registry.methods().items() if e.family == "sparse
 BLOCK_METHODS = ["quest", "sparge"]  # prefill decisions made of whole key blocks per query block
 
 
-def qkv(seq=512, heads=4, kv_heads=2, dim=16, seed=0):
+def qkv(seq=500, heads=4, kv_heads=2, dim=16, seed=0):
     g = torch.Generator().manual_seed(seed)
     return (torch.randn(1, heads, seq, dim, generator=g), torch.randn(1, kv_heads, seq, dim, generator=g),
             torch.randn(1, kv_heads, seq, dim, generator=g))
@@ -43,7 +43,7 @@ def tiles_of(token_mask, tiling):
 
 
 @pytest.mark.parametrize("density", [1 / 4, 1 / 8])
-@pytest.mark.parametrize("phase,q0", [("prefill", 0), ("decode", 384)])
+@pytest.mark.parametrize("phase,q0", [("prefill", 0), ("decode", 390)])
 @pytest.mark.parametrize("name", METHODS)
 def test_flex_executor_output_equals_the_reference_executor(name, phase, q0, density):
     q, k, v = qkv()
@@ -57,7 +57,7 @@ def test_flex_executor_output_equals_the_reference_executor(name, phase, q0, den
 
 
 @pytest.mark.parametrize("density", [1.0, 1 / 4, 1 / 8])
-@pytest.mark.parametrize("phase,q0", [("prefill", 0), ("decode", 384)])
+@pytest.mark.parametrize("phase,q0", [("prefill", 0), ("decode", 390)])
 @pytest.mark.parametrize("name", METHODS)
 def test_block_mask_lists_exactly_the_tiles_with_kept_pairs_and_full_tiles_are_wholly_kept(name, phase, q0, density):
     q, k, v = qkv()
@@ -81,8 +81,10 @@ def test_block_methods_block_mask_density_equals_their_block_decision(name, dens
     tiling = pattern.tiling()
     assert tiling.q_tile == pattern.group and tiling.kv_block == pattern.block
     decided = pattern.block_table() & tiling.causal_tiles()[0]  # (B, H, query blocks, key blocks)
-    listed = block_mask(pattern).to_dense().bool()
+    mask = block_mask(pattern)
+    listed = mask.to_dense().bool()
     assert torch.equal(listed, decided)
+    assert mask.full_kv_num_blocks.sum() > 0  # selected blocks are run whole, without the mask_mod
     assert listed.float().mean() < 0.5  # the budget left blocks out: the kernel skips them
 
 

@@ -67,10 +67,15 @@ class Tiling:
         return kb * self.kv_block, torch.clamp((kb + 1) * self.kv_block, max=self.budget.keys) - 1
 
     def causal_tiles(self, device=None):
-        """(n_q, n_kv): tiles holding any causal pair, and tiles wholly causal."""
+        """(n_q, n_kv): tiles holding any causal pair, and tiles wholly causal and wholly inside the sequence
+        (a ragged last tile is never passed as full: the mask_mod then decides its padding too)."""
         q_first, q_last = self.row_span(device)
         k_first, k_last = self.key_span(device)
-        return k_first[None, :] <= q_last[:, None], k_last[None, :] <= q_first[:, None]
+        t = torch.arange(self.n_q, device=device)
+        kb = torch.arange(self.n_kv, device=device)
+        inside = (((t + 1) * self.q_tile <= self.budget.rows)[:, None]
+                  & ((kb + 1) * self.kv_block <= self.budget.keys)[None, :])
+        return k_first[None, :] <= q_last[:, None], (k_last[None, :] <= q_first[:, None]) & inside
 
 
 @dataclass
