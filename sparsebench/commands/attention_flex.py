@@ -42,6 +42,14 @@ def register(sub):
     c.add_argument("--json", default=None, help="also write the rows here")
     c.add_argument("--device", default="cuda", help="cpu: outputs only (eager flex_attention, nothing timed)")
     c.set_defaults(func=check)
+    m = acts.add_parser("model", help="reference vs flex sessions inside a random-weight SmolLM2-shaped model")
+    m.add_argument("--layers", type=int, default=4)
+    m.add_argument("--seq-len", type=int, default=2048)
+    m.add_argument("--continuation", type=int, default=256)
+    m.add_argument("--density", type=float, default=0.125)
+    m.add_argument("--methods", default="quest,sparge,nsa,streaming-llm,vertical-slash")
+    m.add_argument("--device", default="cuda")
+    m.set_defaults(func=model_check)
 
 
 def _log(msg: str) -> None:
@@ -176,3 +184,46 @@ def _print(rows, source, n_layers, args, device_name) -> None:
         print(f"| {r['method']}{note} | {r['density']:.3f} | {r['tile_density']:.3f} | {r['recall']:.3f} | "
               f"{fmt(r['max_rel_err'], '.1e')} | {fmt(r['flex_ms'], '.3f')} | {fmt(r['sdpa_ms'], '.3f')} | "
               f"{fmt(r['speedup'], '.2f')} |")
+
+
+def model_check(args) -> int:
+    """The family's path (AttentionInterface -> session -> executor) on CUDA: prefill and decode logits of the
+    flex session against the reference session, and the session's recorded prefill latency."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from sparsebench import registry
+    from sparsebench.attention import SparseAttention
+    from sparsebench.attention.flex import PrefillLatency
+    from sparsebench.families.sparse_attention import forward_phase
+
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=49152, hidden_size=576, intermediate_size=1536, num_hidden_layers=args.layers,
+                      num_attention_heads=9, num_key_value_heads=3, head_dim=64, max_position_embeddings=8192,
+                      rope_theta=100000.0)
+    model = LlamaForCausalLM(cfg).eval().to(args.device)
+    ids = torch.randint(0, cfg.vocab_size, (1, args.seq_len), generator=torch.Generator().manual_seed(1))
+    prompt = args.seq_len - args.continuation
+    print(f"# random-weight SmolLM2-shaped llama ({args.layers} layers), {args.seq_len} tokens, "
+          f"prompt {prompt}, density {args.density}")
+    print("| method | prefill logits rel. err | decode logits rel. err | density prefill/decode | "
+          "flex / SDPA prefill ms | speed-up |")
+    print("|---|---|---|---|---|---|")
+    for name in args.methods.split(","):
+        logits, sessions = {}, {}
+        for executor in ("reference", "flex"):
+            latency = PrefillLatency(torch.float16, warmup=5, repeats=20, budget_s=0.1) if executor == "flex" else None
+            session = SparseAttention(registry.method(name).cls(), args.density, executor=executor,
+                                      latency=latency).install(model)
+            with torch.no_grad(), session.active():
+                logits[executor] = [forward_phase(model, session, ids, prompt, p) for p in ("prefill", "decode")]
+            sessions[executor] = session
+        err = [float((f - r).norm() / r.norm()) for r, f in zip(logits["reference"], logits["flex"])]
+        s = sessions["flex"]
+        t = s.latency.summary() if s.latency is not None else {}
+        dens = f"{s.summary('prefill')['density']:.3f}/{s.summary('decode')['density']:.3f}"
+        lat = f"{t['flex_ms']:.3f} / {t['sdpa_ms']:.3f}" if t else "-"
+        print(f"| {name} | {err[0]:.1e} | {err[1]:.1e} | {dens} | {lat} | {t.get('speedup', float('nan')):.2f} |",
+              flush=True)
+    return 0
