@@ -37,7 +37,8 @@ def decide(name, q, k, v, density, phase, q0):
 def tiles_of(token_mask, tiling):
     """(B, H, n_q, n_kv): tiles of a token mask holding a kept pair, and tiles wholly kept (test-side pooling)."""
     b, h, rows, keys = token_mask.shape
-    m = torch.nn.functional.pad(token_mask, (0, tiling.n_kv * tiling.kv_block - keys, 0, tiling.n_q * tiling.q_tile - rows))
+    pad = (0, tiling.n_kv * tiling.kv_block - keys, 0, tiling.n_q * tiling.q_tile - rows)
+    m = torch.nn.functional.pad(token_mask, pad)
     m = m.reshape(b, h, tiling.n_q, tiling.q_tile, tiling.n_kv, tiling.kv_block)
     return m.any(dim=(3, 5)), m.all(dim=(3, 5))
 

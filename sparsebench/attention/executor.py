@@ -61,7 +61,8 @@ class MaskStats:
 
     def to_dict(self) -> dict:
         return {"density": self.density, "pair_density": self.pair_density, "kv_density": self.kv_density,
-                "recall": self.recall, "tile_density": self.tile_density, "kept_pairs": self.kept_pairs, "causal_pairs": self.causal_pairs}
+                "recall": self.recall, "tile_density": self.tile_density, "kept_pairs": self.kept_pairs,
+                "causal_pairs": self.causal_pairs}
 
 
 def causal_keep(rows: int, keys: int, q0: int, device=None) -> torch.Tensor:
