@@ -30,3 +30,14 @@ def test_quality_and_retrieval_figures_have_a_prefill_and_a_decode_panel_per_tas
     assert [ax.get_title() for ax in fig.axes] == ["sparse prefill", "sparse decode"]
     assert len(fig.axes[1].get_lines()) == 3  # full attention line + two methods
     assert len(figs.attention_recall_vs_density(df)) == 2
+
+
+def test_quality_vs_speedup_figure_needs_measured_speedups_and_plots_one_line_per_method():
+    from sparsebench.report.figures import sparse_attention as figs
+
+    df = summary().assign(hardware="cpu")
+    assert figs.attention_quality_vs_speedup(df) == {}  # CPU runs time nothing: no figure
+    timed = df.assign(hardware="h100", **{"metric.attention_speedup": 1 / (1 - df["target_sparsity"] + 0.1)})
+    out = figs.attention_quality_vs_speedup(timed)
+    assert set(out) == {"quality_vs_speedup_lm-smollm2-2k_h100", "quality_vs_speedup_lm-smollm2-passkey_h100"}
+    assert len(out["quality_vs_speedup_lm-smollm2-2k_h100"].axes[0].get_lines()) == 4  # 3 methods + the 1x line

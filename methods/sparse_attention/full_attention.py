@@ -2,6 +2,7 @@
 
 import torch
 
+from sparsebench.attention.pattern import BlockPattern
 from sparsebench.families.sparse_attention import SparseAttentionMethod
 
 
@@ -9,5 +10,6 @@ class FullAttention(SparseAttentionMethod):
     name = "full-attention"
     reference = True  # runs once per task and seed, at density 1
 
-    def select(self, q, k, budget, q_prev):
-        return torch.ones(q.shape[0], q.shape[1], budget.rows, budget.keys, dtype=torch.bool, device=q.device)
+    def decide(self, q, k, budget, q_prev):
+        everything = torch.zeros(budget.rows, dtype=torch.long, device=q.device)  # every row from key 0
+        return BlockPattern(budget, max(budget.query_block, 16), q.shape[0], q.shape[1], local_start=everything)

@@ -11,6 +11,7 @@ keeps round(d * head_dim) entries per token and head.
 
 import torch
 
+from sparsebench.attention.pattern import BlockPattern
 from sparsebench.families.sparse_attention import SparseAttentionMethod
 from sparsebench.method import Paper
 
@@ -27,6 +28,10 @@ class Mustafar(SparseAttentionMethod):
     name = "mustafar"
     paper = Paper("Mustafar: Promoting Unstructured Sparsity for KV Cache Pruning in LLM Inference",
                   "Joo, Hosseini, Hadidi, Asgari", 2025, arxiv="2505.22913")
+    # the sparsity is inside K and V (per element), not in the query-key pairs: a block-sparse
+    # attention kernel would visit every causal tile; Mustafar's speed comes from its own sparse
+    # KV-cache SpMV kernel, which this harness does not have
+    no_block_kernel = "no block-sparse kernel: its sparsity is inside K/V entries (Mustafar's own SpMV kernel)"
 
     def compress_kv(self, k, v, budget):
         keep = max(1, round(budget.density * k.shape[-1]))
@@ -34,5 +39,6 @@ class Mustafar(SparseAttentionMethod):
         kept = (k.numel() // k.shape[-1] + v.numel() // v.shape[-1]) * keep
         return prune_per_token(k, keep), prune_per_token(v, keep), (kept, total)
 
-    def select(self, q, k, budget, q_prev):
-        return torch.ones(q.shape[0], q.shape[1], budget.rows, budget.keys, dtype=torch.bool, device=q.device)
+    def decide(self, q, k, budget, q_prev):
+        everything = torch.zeros(budget.rows, dtype=torch.long, device=q.device)  # every causal pair
+        return BlockPattern(budget, max(budget.query_block, 16), q.shape[0], q.shape[1], local_start=everything)

@@ -43,7 +43,7 @@ class NSA(SparseAttentionMethod):
         block: int = 64  # l', the selection block (paper: 64)
         window_fraction: float = 0.25  # share of the budget for the sliding window (paper: w=512 of 64k)
 
-    def select(self, q, k, budget, q_prev):
+    def decide(self, q, k, budget, q_prev):
         p = self.params
         pos = positions(budget, q.device)
         kc, ends, starts = compressed_keys(k, p.compress_block, p.compress_stride)

@@ -30,7 +30,7 @@ class Quest(SparseAttentionMethod):
     class Params:
         block: int = 16  # page size: Quest's 16 tokens
 
-    def select(self, q, k, budget, q_prev):
+    def decide(self, q, k, budget, q_prev):
         kmin, kmax, _ = block_stats(k, self.params.block)
         bound = group_max(page_upper_bound(q, kmin, kmax), budget.row_block)
         return select_blocks(bound, budget, self.params.block)

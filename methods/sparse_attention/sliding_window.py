@@ -9,7 +9,7 @@ density budget (or ``window`` when given).
 
 from dataclasses import dataclass
 
-from sparsebench.attention.select import solve_window, window_keep
+from sparsebench.attention.select import solve_window, window_pattern
 from sparsebench.families.sparse_attention import SparseAttentionMethod
 from sparsebench.method import Paper
 
@@ -25,6 +25,5 @@ class SlidingWindow(SparseAttentionMethod):
     def width(self, budget) -> int:
         return self.params.window or solve_window(budget)
 
-    def select(self, q, k, budget, q_prev):
-        keep = window_keep(budget, self.width(budget), device=q.device)
-        return keep.expand(q.shape[0], q.shape[1], -1, -1)
+    def decide(self, q, k, budget, q_prev):
+        return window_pattern(budget, self.width(budget), q.shape[0], q.shape[1], device=q.device)

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 import torch
 
-from sparsebench.attention.select import block_stats, expand_groups, positions, select_blocks
+from sparsebench.attention.pattern import BlockPattern
+from sparsebench.attention.select import block_stats, positions, select_blocks
 from sparsebench.families.sparse_attention import SparseAttentionMethod
 from sparsebench.method import Paper
 
@@ -45,7 +46,7 @@ class SpargeAttn(SparseAttentionMethod):
         theta: float = 0.3  # self-similarity below which a block is always computed
         lam: float = -12.0  # stage-2 skip threshold on (block max - running max)
 
-    def select(self, q, k, budget, q_prev):
+    def decide(self, q, k, budget, q_prev):
         p = self.params
         g = budget.row_block
         _, _, k_mean = block_stats(k, p.block)
@@ -60,13 +61,17 @@ class SpargeAttn(SparseAttentionMethod):
         if g > 1:
             q_sim = self_similarity(q, g) >= p.theta
             scores = scores.masked_fill(~q_sim[..., None], float("inf"))
-        keep = select_blocks(scores, budget, p.block)
+        stage1 = select_blocks(scores, budget, p.block)
         if budget.density >= 1:
-            return keep
-        return keep & self.online_skip(q, k, keep, budget)
+            return stage1
+        # stage 1's blocks (its diagonal region is block-aligned) minus the blocks stage 2 skips;
+        # each row keeps itself, as in every pattern
+        blocks = stage1.block_table() & self.online_skip(q, k, stage1.token_mask(), budget)
+        return BlockPattern(budget, p.block, q.shape[0], q.shape[1], blocks=blocks)
 
     def online_skip(self, q, k, keep, budget):
-        """Stage 2: drop kept key blocks whose scores stay e^lam below the running row maximum."""
+        """Stage 2: the kept key blocks (B, H, groups, key blocks) whose scores do not all stay e^lam below the
+        running row maximum."""
         p = self.params
         g, blk = budget.row_block, p.block
         pos = positions(budget, q.device)
@@ -85,5 +90,4 @@ class SpargeAttn(SparseAttentionMethod):
             gap = torch.nn.functional.pad(gap, (0, 0, 0, pad_r), value=float("-inf"))
         gap_g = gap.reshape(*gap.shape[:2], -1, g, gap.shape[-1]).amax(dim=3)  # every row of the group must agree
         skip = gap_g < p.lam  # the first kept block has gap +inf; blocks not kept are -inf and dropped anyway
-        keep_blocks = ~skip
-        return expand_groups(keep_blocks.repeat_interleave(blk, dim=-1)[..., : budget.keys], g, budget.rows)
+        return ~skip

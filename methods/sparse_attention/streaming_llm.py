@@ -9,7 +9,7 @@ that, with the sinks, meets the density budget (or ``window`` when given).
 
 from dataclasses import dataclass
 
-from sparsebench.attention.select import solve_window, window_keep
+from sparsebench.attention.select import solve_window, window_pattern
 from sparsebench.families.sparse_attention import SparseAttentionMethod
 from sparsebench.method import Paper
 
@@ -30,6 +30,6 @@ class StreamingLLM(SparseAttentionMethod):
         # rows past sinks + w keys keep exactly sinks + w: solve for that cap, the sinks take their share of it
         return max(1, solve_window(budget) - self.params.sinks)
 
-    def select(self, q, k, budget, q_prev):
-        keep = window_keep(budget, self.width(budget), sinks=self.params.sinks, device=q.device)
-        return keep.expand(q.shape[0], q.shape[1], -1, -1)
+    def decide(self, q, k, budget, q_prev):
+        return window_pattern(budget, self.width(budget), q.shape[0], q.shape[1], sinks=self.params.sinks,
+                              device=q.device)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
+from sparsebench.attention.pattern import LinePattern
 from sparsebench.attention.select import positions
 from sparsebench.families.sparse_attention import SparseAttentionMethod
 from sparsebench.method import Paper
@@ -50,11 +51,12 @@ class VerticalSlash(SparseAttentionMethod):
         sink_lines: int = 4  # vertical lines always kept (the first keys)
         local_lines: int = 16  # slash lines always kept (the nearest diagonals)
 
-    def select(self, q, k, budget, q_prev):
+    def decide(self, q, k, budget, q_prev):
         p = self.params
         pos = positions(budget, q.device)
-        if budget.density >= 1:
-            return torch.ones(q.shape[0], q.shape[1], budget.rows, budget.keys, dtype=torch.bool, device=q.device)
+        if budget.density >= 1:  # every vertical line
+            every = torch.ones(q.shape[0], q.shape[1], budget.keys, dtype=torch.bool, device=q.device)
+            return LinePattern(budget, every, every.clone())
         if budget.phase == "decode" and q_prev is not None:
             q_est = q_prev
             est_pos = torch.arange(budget.q0 - q_prev.shape[2], budget.q0, device=q.device)
@@ -72,7 +74,6 @@ class VerticalSlash(SparseAttentionMethod):
         goal = budget.density * budget.causal_pairs()
         taken = torch.zeros_like(scores, dtype=torch.bool)
         need = torch.full(scores.shape[:2], goal, dtype=torch.float64, device=q.device)
-        keep = None
         for _ in range(3):  # lines overlap, so top up the shortfall a few times
             new_cover = covers[order] * (~taken.gather(-1, order))  # lines already taken cost nothing
             before = torch.cumsum(new_cover, dim=-1) - new_cover
@@ -83,4 +84,4 @@ class VerticalSlash(SparseAttentionMethod):
             need = goal - kept.double()
             if bool((need <= 0.5 * budget.rows).all()):
                 break
-        return keep
+        return LinePattern(budget, taken[..., :keys], taken[..., keys:])

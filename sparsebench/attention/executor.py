@@ -25,6 +25,8 @@ class MaskStats:
     recall_rows: int = 0
     kv_kept: int = 0  # K and V entries left after KV-cache pruning (Mustafar)
     kv_total: int = 0
+    tiles_kept: int = 0  # kernel tiles (query tile x key block) holding a kept pair: a block-sparse kernel's work
+    tiles_causal: int = 0
 
     def add(self, other: "MaskStats") -> None:
         self.kept_pairs += other.kept_pairs
@@ -33,6 +35,8 @@ class MaskStats:
         self.recall_rows += other.recall_rows
         self.kv_kept += other.kv_kept
         self.kv_total += other.kv_total
+        self.tiles_kept += other.tiles_kept
+        self.tiles_causal += other.tiles_causal
 
     @property
     def pair_density(self) -> float:
@@ -48,12 +52,17 @@ class MaskStats:
         return self.pair_density * self.kv_density
 
     @property
+    def tile_density(self) -> float:
+        return self.tiles_kept / self.tiles_causal if self.tiles_causal else 1.0
+
+    @property
     def recall(self) -> float:
         return self.recall_sum / self.recall_rows if self.recall_rows else 1.0
 
     def to_dict(self) -> dict:
         return {"density": self.density, "pair_density": self.pair_density, "kv_density": self.kv_density,
-                "recall": self.recall, "kept_pairs": self.kept_pairs, "causal_pairs": self.causal_pairs}
+                "recall": self.recall, "tile_density": self.tile_density, "kept_pairs": self.kept_pairs,
+                "causal_pairs": self.causal_pairs}
 
 
 def causal_keep(rows: int, keys: int, q0: int, device=None) -> torch.Tensor:
@@ -79,12 +88,18 @@ def masked_attention(q, k, v, keep: torch.Tensor, scaling: float, q0: int, recal
     exactly on every ``recall_stride``-th row (and the last), which keeps the
     extra softmax off the hot path while estimating the mean recall closely.
     """
+    kept = keep & causal_keep(q.shape[2], k.shape[2], q0, q.device)
+    kept.diagonal(offset=q0, dim1=-2, dim2=-1).fill_(True)
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=kept, scale=scaling)
+    return out, mask_stats(q, k, kept, scaling, q0, recall_stride)
+
+
+def mask_stats(q, k, kept: torch.Tensor, scaling: float, q0: int, recall_stride: int = 8) -> MaskStats:
+    """Kept and causal pairs of the causal keep-mask ``kept`` (B, H, rows, keys) and the recall of its rows
+    (every ``recall_stride``-th and the last), whichever executor ran it."""
     b, h, rows, _ = q.shape
     keys = k.shape[2]
     causal = causal_keep(rows, keys, q0, q.device)
-    kept = keep & causal
-    kept.diagonal(offset=q0, dim1=-2, dim2=-1).fill_(True)
-    out = F.scaled_dot_product_attention(q, k, v, attn_mask=kept, scale=scaling)
     stats = MaskStats(kept_pairs=int(torch.count_nonzero(kept)), causal_pairs=int(torch.count_nonzero(causal)) * b * h)
     sample = torch.unique(torch.cat([torch.arange(0, rows, recall_stride), torch.tensor([rows - 1])])).to(q.device)
     scores = torch.matmul(q[:, :, sample], k.transpose(-1, -2)) * scaling
@@ -93,4 +108,4 @@ def masked_attention(q, k, v, keep: torch.Tensor, scaling: float, q0: int, recal
     recall = torch.exp(lse_kept - lse_dense)
     stats.recall_sum = float(recall.double().sum().item())
     stats.recall_rows = recall.numel()
-    return out, stats
+    return stats

@@ -5,9 +5,11 @@ registry (``AttentionInterface``). We register one function under the name
 ``"sparsebench"`` and switch a model to it with ``set_attn_implementation``.
 That function asks the active :class:`SparseAttention` session what to do:
 outside a sparse phase it computes exact causal attention (SDPA); inside one,
-it hands the layer's queries and keys to the method, runs the reference
-executor on the mask the method returns, and adds the mask's statistics to
-that layer's totals for the phase.
+it hands the layer's queries and keys to the method, runs the decision the
+method returns on the session's executor (``reference``: masked dense
+attention; ``flex``: FlexAttention on a BlockMask built from the decision's
+blocks, timed against SDPA during prefill when a latency recorder is given),
+and adds the mask's statistics to that layer's totals for the phase.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from collections import defaultdict
 import torch
 
 from sparsebench.attention.budget import Budget
-from sparsebench.attention.executor import MaskStats, dense_attention, masked_attention
+from sparsebench.attention.executor import MaskStats, dense_attention, mask_stats, masked_attention
 
 IMPLEMENTATION = "sparsebench"
 _ACTIVE: list["SparseAttention"] = []  # the session the registered function consults (innermost last)
@@ -61,8 +63,14 @@ class SparseAttention:
     accumulates :class:`MaskStats`.
     """
 
-    def __init__(self, method, density: float, query_block: int = 64, keep_queries: int = 64):
+    def __init__(self, method, density: float, query_block: int = 64, keep_queries: int = 64,
+                 executor: str = "reference", latency=None):
+        if executor not in ("reference", "flex"):
+            raise ValueError(f"executor={executor!r}; allowed: reference, flex")
         self.method = method
+        # a method without a block-sparse kernel (Mustafar) stays on the reference path
+        self.executor = "reference" if method.no_block_kernel else executor
+        self.latency = latency  # a sparsebench.attention.flex.PrefillLatency, or None
         self.density = density
         self.query_block = query_block
         self.keep_queries = keep_queries
@@ -98,9 +106,20 @@ class SparseAttention:
         heads = query.shape[1]
         budget = Budget(self.density, self.phase, q0, query.shape[2], self.query_block, key.shape[1])
         key, value, kv_stats = self.method.compress_kv(key, value, budget)
-        key, value = _expand_kv(key, heads), _expand_kv(value, heads)
-        keep = self.method.select(query, key, budget, self._recent_q.get(layer))
-        out, stats = masked_attention(query, key, value, keep, scaling, q0)
+        key_h = _expand_kv(key, heads)
+        pattern = self.method.decide(query, key_h, budget, self._recent_q.get(layer))
+        if self.executor == "flex":
+            from sparsebench.attention.flex import flex_attention_forward
+
+            out, mask = flex_attention_forward(query, key, value, pattern, scaling)
+            stats = mask_stats(query, key_h, pattern.token_mask(), scaling, q0)
+            if self.latency is not None and self.phase == "prefill" and q0 == 0:
+                self.latency.measure(layer, query, key, value, mask, scaling)
+        else:
+            out, stats = masked_attention(query, key_h, _expand_kv(value, heads), pattern.token_mask(), scaling, q0)
+        tiling = pattern.tiling()
+        stats.tiles_kept = int(pattern.tiles(tiling)[0].sum())
+        stats.tiles_causal = int(tiling.causal_tiles()[0].sum()) * query.shape[0] * heads
         stats.kv_kept, stats.kv_total = kv_stats
         self.stats[self.phase][layer].add(stats)
         self.remember_queries(layer, query)
@@ -112,5 +131,5 @@ class SparseAttention:
         layers = {}
         for layer, s in sorted(self.stats[phase].items()):
             total.add(s)
-            layers[str(layer)] = {"density": s.density, "recall": s.recall}
+            layers[str(layer)] = {"density": s.density, "recall": s.recall, "tile_density": s.tile_density}
         return {**total.to_dict(), "layers": layers}

@@ -6,7 +6,8 @@ Shared by the methods so every one of them meets the same budget the same way:
 - :func:`select_blocks` keeps, for each group of rows (a query block in
   prefill, one row in decode), its local region plus the highest-scoring key
   blocks before it, as many as the cumulative allowance pays for.
-Masks are (B, H, rows, keys) bool, True = keep; the executor adds causality.
+Both return a :class:`~sparsebench.attention.pattern.BlockPattern` (the
+decision at block granularity); the executors add causality.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import torch
 
 from sparsebench.attention.budget import Budget, units_per_row
+from sparsebench.attention.pattern import BlockPattern
 
 
 def positions(budget: Budget, device=None) -> torch.Tensor:
@@ -41,11 +43,10 @@ def solve_window(budget: Budget, pairs: float | None = None) -> int:
     return lo
 
 
-def window_keep(budget: Budget, width: int, sinks: int = 0, device=None) -> torch.Tensor:
-    """(rows, keys): key j is kept by row i when i - width < j <= i, or j < sinks."""
-    i = positions(budget, device)[:, None]
-    j = torch.arange(budget.keys, device=device)[None, :]
-    return ((j > i - width) & (j <= i)) | (j < sinks)
+def window_pattern(budget: Budget, width: int, batch: int, heads: int, sinks: int = 0, device=None) -> BlockPattern:
+    """Key j is kept by row i when i - width < j <= i, or j < sinks (kernel key blocks: the query block)."""
+    start = (positions(budget, device) - width + 1).clamp(min=0)
+    return BlockPattern(budget, max(budget.query_block, 16), batch, heads, local_start=start, sinks=sinks)
 
 
 def expand_groups(x: torch.Tensor, group: int, rows: int) -> torch.Tensor:
@@ -71,7 +72,7 @@ def block_stats(k: torch.Tensor, block: int):
     return kb.amin(dim=3), kb.amax(dim=3), kb.mean(dim=3)
 
 
-def select_blocks(scores: torch.Tensor, budget: Budget, block: int, local: int = 0) -> torch.Tensor:
+def select_blocks(scores: torch.Tensor, budget: Budget, block: int, local: int = 0) -> BlockPattern:
     """Keep each row group's local region and its top-scoring earlier key blocks, within the budget.
 
     ``scores``: (B, H, groups, key_blocks), higher = more important (+inf:
@@ -82,8 +83,9 @@ def select_blocks(scores: torch.Tensor, budget: Budget, block: int, local: int =
     the number it keeps comes from the cumulative allowance
     (:func:`sparsebench.attention.budget.units_per_row`).
     """
+    b, h = scores.shape[:2]
     if budget.density >= 1:  # the whole causal triangle
-        return torch.ones(*scores.shape[:2], budget.rows, budget.keys, dtype=torch.bool, device=scores.device)
+        return BlockPattern(budget, block, b, h, local_start=torch.zeros(budget.rows, dtype=torch.long))
     g = budget.row_block
     pos = positions(budget)
     idx = torch.arange(budget.rows) // g
@@ -105,6 +107,4 @@ def select_blocks(scores: torch.Tensor, budget: Budget, block: int, local: int =
     order = ranked.argsort(dim=-1, descending=True, stable=True)
     rank = torch.empty_like(order).scatter_(-1, order, torch.arange(nb, device=order.device).expand_as(order))
     keep_blocks = (rank < n.to(rank.device)[:, None]) & candidate.to(rank.device)
-    keep = expand_groups(keep_blocks.repeat_interleave(block, dim=-1)[..., : budget.keys], g, budget.rows)
-    j = torch.arange(budget.keys, device=keep.device)[None, :]
-    return keep | (j >= region_start.to(keep.device)[:, None])
+    return BlockPattern(budget, block, b, h, blocks=keep_blocks, local_start=region_start.to(keep_blocks.device))

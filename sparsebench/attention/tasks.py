@@ -38,11 +38,16 @@ class LongContextTask(LanguageModelTask):
         continuation: int = 256  # scored tail; the rest is the prompt
         query_block: int = 64  # rows sharing one key selection in sparse prefill
         batch_size: int = 1
+        # how the sparse rows run: "reference" (masked dense attention), "flex" (FlexAttention on a BlockMask
+        # of the method's blocks, prefill timed against SDPA), "auto" (flex where the hardware has it)
+        executor: str = "auto"
 
         def check(self):
             for key in ("seq_len", "sequences", "continuation", "query_block", "batch_size"):
                 if getattr(self, key) < 1:
                     raise ValueError(f"{key}={getattr(self, key)} must be >= 1")
+            if self.executor not in ("auto", "reference", "flex"):
+                raise ValueError(f"executor={self.executor!r}; allowed: auto, reference, flex")
             if not 2 <= self.continuation < self.seq_len:
                 raise ValueError(f"continuation={self.continuation} must be in [2, seq_len={self.seq_len})")
 

@@ -1,12 +1,15 @@
 """Sparse attention and KV-cache pruning at inference time: the contract and how one job runs.
 
 A method decides which keys each query row (or query block) attends to:
-:meth:`SparseAttentionMethod.select` returns a boolean keep-mask over
-(batch, head, rows, keys). A KV-cache method may instead (or also) prune the
-keys and values themselves (:meth:`SparseAttentionMethod.compress_kv`). The
-core (``sparsebench.attention``) runs the mask on the reference executor
-inside the real model through transformers' attention registry, and measures
-density and recall per layer.
+:meth:`SparseAttentionMethod.decide` returns that decision at the granularity
+it was made (``sparsebench.attention.pattern``: whole key blocks per query
+block plus local regions, or token-level lines). A KV-cache method may instead
+(or also) prune the keys and values themselves
+(:meth:`SparseAttentionMethod.compress_kv`). The core
+(``sparsebench.attention``) runs the decision inside the real model through
+transformers' attention registry, on the reference executor (masked dense
+attention) or on FlexAttention (a BlockMask built from the blocks), chosen by
+the task parameter ``executor``, and measures density and recall per layer.
 
 Targets: a target's sparsity is ``1 - density`` of the causal query-key pairs
 (density 1/4 = ``{sparsity: 0.75}``); see ``sparsebench.attention.budget``.
@@ -18,6 +21,14 @@ scored continuation (Sparse Frontier's prefill/decode split):
 - ``decode``: the prompt is processed densely, every continuation row picks
   its own keys from the (dense) cache.
 Metrics carry the phase as a suffix: ``perplexity_prefill``, ``density_decode``, ...
+``tile_density_{phase}`` is the share of causal kernel tiles (query tile x key
+block) that hold a kept pair: the work a block-sparse kernel does.
+
+On the ``flex`` executor on CUDA the prefill attention of every layer (first
+sequence) is also timed on the method's BlockMask against dense causal SDPA:
+``time.attention_prefill_ms`` / ``time.attention_prefill_sdpa_ms`` (sums over
+layers) and ``metric.attention_speedup``; per-layer times under
+``extra.attention_latency``. On CPU nothing is timed.
 """
 
 from __future__ import annotations
@@ -30,6 +41,7 @@ import torch
 
 from sparsebench.attention import Budget, SparseAttention, check_density, density_of
 from sparsebench.attention.budget import PHASES
+from sparsebench.attention.flex import PrefillLatency, resolve_executor
 from sparsebench.errors import ConfigError
 from sparsebench.method import Method
 
@@ -43,13 +55,21 @@ class SparseAttentionMethod(Method):
     # skipping stage after selection (SpargeAttn) spend less than they may.
     may_underspend: ClassVar[bool] = False
 
-    def select(self, q: torch.Tensor, k: torch.Tensor, budget: Budget, q_prev: torch.Tensor | None) -> torch.Tensor:
-        """Keep-mask (B, H, rows, keys) for query rows ``q`` (B, H, rows, D) over keys ``k`` (B, H, keys, D).
+    # Why a method has no block-sparse kernel (the FlexAttention executor then runs the reference path).
+    no_block_kernel: ClassVar[str | None] = None
+
+    def decide(self, q: torch.Tensor, k: torch.Tensor, budget: Budget, q_prev: torch.Tensor | None):
+        """The keys query rows ``q`` (B, H, rows, D) keep among ``k`` (B, H, keys, D): a
+        :class:`~sparsebench.attention.pattern.BlockPattern` or :class:`~sparsebench.attention.pattern.LinePattern`.
 
         ``q_prev``: the last queries of the previous (dense) call of this layer,
         e.g. the end of the prompt during decode; None when there was none.
         """
-        raise NotImplementedError(f"{type(self).__name__} must implement select")
+        raise NotImplementedError(f"{type(self).__name__} must implement decide")
+
+    def select(self, q: torch.Tensor, k: torch.Tensor, budget: Budget, q_prev: torch.Tensor | None) -> torch.Tensor:
+        """The decision as a causal keep-mask (B, H, rows, keys) (what the reference executor runs)."""
+        return self.decide(q, k, budget, q_prev).token_mask()
 
     def compress_kv(self, k: torch.Tensor, v: torch.Tensor, budget: Budget):
         """Pruned (k, v) and (kept entries, total entries); the default keeps the cache whole."""
@@ -72,6 +92,7 @@ class PhaseOutcome:
 
 def forward_phase(model, session: SparseAttention, ids: torch.Tensor, prompt_len: int, phase: str) -> torch.Tensor:
     """Logits of the continuation rows (they predict ids[:, prompt_len + 1:]) with ``phase`` sparse."""
+    ids = ids.to(model.device)
     sparse_prompt = session.sparse(phase) if phase == "prefill" else contextlib.nullcontext()
     with sparse_prompt:
         out = model(ids[:, :prompt_len], use_cache=True, logits_to_keep=1)
@@ -85,11 +106,11 @@ def run_phase(ctx, model, session: SparseAttention, phase: str) -> PhaseOutcome:
     task = ctx.task
     logits = []
     for ids, prompt_len in task.attention_batches():
-        logits.append(forward_phase(model, session, ids, prompt_len, phase))
+        logits.append(forward_phase(model, session, ids, prompt_len, phase).cpu())
     metrics = {f"{k}_{phase}": v for k, v in task.score_continuations(logits).items()}
     stats = session.summary(phase)
-    metrics[f"density_{phase}"] = stats["density"]
-    metrics[f"recall_{phase}"] = stats["recall"]
+    for key in ("density", "recall", "tile_density"):
+        metrics[f"{key}_{phase}"] = stats[key]
     return PhaseOutcome(metrics, stats)
 
 
@@ -100,12 +121,22 @@ def run(ctx) -> dict:
             "task (sparsebench.attention.tasks.LongContextTask), e.g. lm-smollm2-2k, lm-smollm2-4k, lm-smollm2-passkey"
         )
     density = 1.0 if ctx.method.reference else density_of(ctx.target, "target")
-    model = ctx.timed("load", ctx.task.load_model)
+    executor = resolve_executor(ctx.task.params.executor, ctx.profile, "job.task_params.executor")
+    model = ctx.timed("load", ctx.task.load_model).to(ctx.device)
     block = ctx.method.block_size(ctx.target.pattern)
     if block is not None:  # a block:B target overrides the method's key block (recorded under extra)
         ctx.method.params.block = block
         ctx.extra["block"] = block
-    session = SparseAttention(ctx.method, density, query_block=ctx.task.params.query_block).install(model)
+    latency = None
+    if executor == "flex" and ctx.device.type == "cuda" and not ctx.method.no_block_kernel:
+        t = ctx.profile.timing
+        latency = PrefillLatency(getattr(torch, ctx.profile.dtype), warmup=t.get("warmup", 10),
+                                 repeats=t.get("repeats", 50))
+    session = SparseAttention(ctx.method, density, query_block=ctx.task.params.query_block, executor=executor,
+                              latency=latency).install(model)
+    ctx.extra["executor"] = session.executor
+    if executor == "flex" and ctx.method.no_block_kernel:
+        ctx.extra["no_block_kernel"] = ctx.method.no_block_kernel
     metrics, layers = {}, {}
     with torch.no_grad(), session.active():
         for phase in PHASES:
@@ -119,6 +150,12 @@ def run(ctx) -> dict:
                 check_density(measured, density, DENSITY_TOLERANCE, f"{ctx.method.name} {phase}")
             ctx.log(f"{phase}: density {measured:.4f} (target {density:.4f}), recall {outcome.stats['recall']:.4f}, "
                     + ", ".join(f"{k}={v:.4g}" for k, v in outcome.metrics.items()))
+    timing = latency.summary() if latency is not None else {}
+    if timing:
+        ctx.timings["attention_prefill_ms"] = timing["flex_ms"]
+        ctx.timings["attention_prefill_sdpa_ms"] = timing["sdpa_ms"]
+        metrics["attention_speedup"] = timing["speedup"]
+        ctx.extra["attention_latency"] = timing
     mean_density = sum(layers[p]["density"] for p in PHASES) / len(PHASES)
     return {
         "metrics": metrics,

@@ -5,6 +5,11 @@
   versus density (log2 axis) per method, full attention as a dashed line.
 - ``retrieval_vs_density``: the same for retrieval accuracy.
 - ``attention_recall_vs_density``: recall of the dense attention mass.
+- ``attention_quality_vs_speedup``: quality after a sparse prefill versus the
+  prefill attention speed-up of the same pattern on FlexAttention over dense
+  causal SDPA (``metric.attention_speedup``, measured on CUDA profiles with the
+  ``flex`` executor), one point per method and density, labelled with the
+  density; built only where such rows exist (CPU runs time nothing).
 The density axis is the target (1 - target sparsity); the measured density is
 in the result files and the summary (``metric.density_<phase>``).
 """
@@ -65,7 +70,40 @@ def attention_recall_vs_density(df: pd.DataFrame) -> dict:
     return _phase_panels(df, "recall", "recall of dense attention mass", "recall vs attention density", False)
 
 
+def attention_quality_vs_speedup(df: pd.DataFrame) -> dict:
+    figs = {}
+    if "metric.attention_speedup" not in df:
+        return figs
+    att = df[(df["family"] == "sparse_attention") & df["metric.attention_speedup"].notna()]
+    for (task, hw), tdf in att.groupby(["task", "hardware"]):
+        metric = next((m for m in ("perplexity", "accuracy") if f"metric.{m}_prefill" in tdf
+                       and tdf[f"metric.{m}_prefill"].notna().any()), None)
+        if metric is None:
+            continue
+        fig, ax = plt.subplots(figsize=(6.5, 4.2))
+        for method, mdf in tdf.groupby("method"):
+            st = method_style(method)
+            pts = mdf.assign(density=1 - mdf["target_sparsity"]).groupby("density")[
+                ["metric.attention_speedup", f"metric.{metric}_prefill"]].mean().sort_index()
+            ax.plot(pts.iloc[:, 0], pts.iloc[:, 1], color=st["color"], marker=st["marker"], label=method)
+            for d, (x, y) in pts.iterrows():
+                ax.annotate(f"{d:g}", (x, y), fontsize=6, xytext=(3, 3), textcoords="offset points")
+        ax.axvline(1.0, color="black", ls=":", lw=1)
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("prefill attention speed-up, FlexAttention on the pattern vs causal SDPA")
+        ax.set_ylabel(f"{metric} after sparse prefill" + (" (log)" if metric == "perplexity" else ""))
+        if metric == "perplexity":
+            ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+        ax.set_title(f"{task} on {hw}: quality vs speed of the same pattern")
+        fig.tight_layout()
+        figs[f"quality_vs_speedup_{task}_{hw}"] = fig
+    return figs
+
+
 FIGURES = {
+    "attention_quality_vs_speedup": attention_quality_vs_speedup,
     "attention_quality_vs_density": attention_quality_vs_density,
     "retrieval_vs_density": retrieval_vs_density,
     "attention_recall_vs_density": attention_recall_vs_density,

@@ -1,0 +1,133 @@
+"""The FlexAttention executor: a method's decision run by a block-sparse kernel, and its prefill latency.
+
+The BlockMask comes from the pattern's block-level decision
+(:func:`sparsebench.attention.pattern.block_mask`): tiles the method keeps whole
+are *full* blocks, tiles it keeps in part are *partial* blocks whose exact
+per-token rule is the pattern's ``mask_mod``, every other tile is skipped by the
+kernel. On CUDA the kernel is ``torch.compile(flex_attention)`` (Triton); on CPU
+``flex_attention`` runs eagerly, an unfused reference that applies the
+``mask_mod`` to every pair, which is how the tests compare it with the
+reference executor.
+
+Latency (CUDA only): each layer's prefill attention on the method's BlockMask,
+timed against dense causal SDPA on the same q, k, v, with the kernel suite's
+timing (``sparsebench.kernels.timing.time_pair``: warm-up, interleaved
+repetitions, median), in the hardware profile's dtype. One repetition is the
+replay of a CUDA graph of ``calls`` back-to-back calls: a 2k-token prefill
+attention of a small model takes tens of microseconds, less than the Python
+side of an eager compiled-flex call, so timing eager calls would time Python.
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from sparsebench.attention.pattern import block_mask
+
+EXECUTORS = ("auto", "reference", "flex")
+BACKEND = "flex_attention"  # the hardware profile's backend name that enables the executor
+
+
+def resolve_executor(executor: str, profile, where: str = "task.executor") -> str:
+    """``reference`` or ``flex`` for this hardware: ``auto`` is flex where the profile lists flex_attention."""
+    from sparsebench.errors import ConfigError
+
+    if executor not in EXECUTORS:
+        raise ConfigError(f"{where}={executor!r}; allowed: {', '.join(EXECUTORS)}")
+    has_flex = BACKEND in profile.backends
+    if executor == "auto":
+        return "flex" if has_flex else "reference"
+    if executor == "flex" and not has_flex:
+        raise ConfigError(f"{where}='flex': hardware profile {profile.name!r} has no {BACKEND!r} backend "
+                          f"(backends: {', '.join(profile.backends)}); allowed here: auto, reference")
+    return executor
+
+
+@functools.lru_cache(maxsize=None)
+def compiled_flex():
+    from torch.nn.attention.flex_attention import flex_attention
+
+    # each layer brings a new mask_mod closure: allow the recompiles that may cost
+    torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
+    return torch.compile(flex_attention, dynamic=False)
+
+
+_PINNED: dict = {}  # (q tile, key block) -> kernel tiles, where the default tiles did not divide the blocks
+
+
+def compiled_call(q, k, v, mask, scaling: float) -> torch.Tensor:
+    """Compiled flex_attention; tiles smaller than the kernel's defaults (Quest's 16-key pages) pin smaller
+    kernel tiles (torch >= 2.12 shrinks them itself; older versions refuse the default)."""
+    gqa = k.shape[1] != q.shape[1]
+    q_tile, kv_block = mask.BLOCK_SIZE
+    opts = _PINNED.get((q_tile, kv_block))
+    if opts is None:
+        try:
+            return compiled_flex()(q, k, v, block_mask=mask, scale=scaling, enable_gqa=gqa)
+        except Exception as exc:  # noqa: BLE001 - inductor wraps the tile error in its own exception types
+            if "divisible" not in str(exc) and "multiple" not in str(exc):
+                raise
+            opts = _PINNED[(q_tile, kv_block)] = {"BLOCK_M": min(64, q_tile), "BLOCK_N": min(64, kv_block)}
+    return compiled_flex()(q, k, v, block_mask=mask, scale=scaling, enable_gqa=gqa, kernel_options=opts)
+
+
+def flex_call(q, k, v, mask, scaling: float) -> torch.Tensor:
+    """flex_attention(q, k, v) on ``mask``; k, v may have fewer (grouped) heads than q."""
+    from torch.nn.attention.flex_attention import flex_attention
+
+    gqa = k.shape[1] != q.shape[1]
+    if q.is_cuda:
+        return compiled_call(q, k, v, mask, scaling)
+    with warnings.catch_warnings():  # the eager path warns that it is unfused: on CPU that is the point
+        warnings.simplefilter("ignore")
+        return flex_attention(q, k, v, block_mask=mask, scale=scaling, enable_gqa=gqa)
+
+
+def flex_attention_forward(q, k, v, pattern, scaling: float):
+    """(output (B, H, rows, D), the BlockMask): the pattern run by FlexAttention."""
+    mask = block_mask(pattern, device=q.device)
+    return flex_call(q, k, v, mask, scaling), mask
+
+
+@dataclass
+class PrefillLatency:
+    """Per-layer prefill attention time on the method's BlockMask vs dense causal SDPA (first sequence only)."""
+
+    dtype: torch.dtype
+    warmup: int = 10
+    repeats: int = 50
+    budget_s: float = 0.3  # per layer; the timing loop shortens its repetitions to fit
+    calls: int = 8  # kernel calls per timed graph replay (the time is per call)
+    layers: dict = field(default_factory=dict)  # layer -> {"flex_ms", "sdpa_ms", "timing"}
+
+    def measure(self, layer: int, q, k, v, mask, scaling: float) -> None:
+        from sparsebench.kernels.timing import time_pair
+
+        if layer in self.layers or not q.is_cuda:
+            return
+        q, k, v = (x.to(self.dtype) for x in (q, k, v))
+        gqa = k.shape[1] != q.shape[1]
+
+        def dense(i):
+            return F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scaling, enable_gqa=gqa)
+
+        def sparse(i):
+            return compiled_call(q, k, v, mask, scaling)
+
+        t = time_pair(dense, sparse, self.calls, "cuda", self.warmup, self.repeats, graph=True, budget_s=self.budget_s)
+        self.layers[layer] = {"flex_ms": t.sparse_ms, "sdpa_ms": t.dense_ms, "timing": t.method}
+
+    def summary(self) -> dict:
+        """Totals over layers (one prefill of the first sequence) and the speed-up of flex over SDPA."""
+        if not self.layers:
+            return {}
+        flex = sum(x["flex_ms"] for x in self.layers.values())
+        sdpa = sum(x["sdpa_ms"] for x in self.layers.values())
+        return {"flex_ms": flex, "sdpa_ms": sdpa, "speedup": sdpa / flex, "dtype": str(self.dtype).split(".")[-1],
+                "timing": ",".join(sorted({x["timing"] for x in self.layers.values()})),
+                "layers": {str(k): v for k, v in sorted(self.layers.items())}}

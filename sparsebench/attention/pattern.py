@@ -1,0 +1,264 @@
+"""What a sparse-attention method decided, kept at the granularity it decided at.
+
+A method's :meth:`decide` returns a pattern; the executors take it from there:
+the reference executor asks for the token keep-mask (:meth:`token_mask`),
+the FlexAttention executor for its tiles (:meth:`tiles`), a (query tile x key
+block) table computed from the block-level decision itself (never by pooling
+a token mask), plus an exact per-token rule (:meth:`mask_mod`) that the kernel
+evaluates inside the tiles it does not keep whole.
+
+- :class:`BlockPattern`: each row group (a query block in prefill, one row in
+  decode) keeps whole key blocks (``blocks``), and every row keeps the keys
+  from ``local_start`` up to itself (its diagonal tile, a sliding window) and
+  the first ``sinks`` keys. Covers windows, StreamingLLM, Quest, SpargeAttn,
+  NSA and full attention.
+- :class:`LinePattern`: vertical lines (key j for every row) and slash lines
+  (offset i - j) per head: MInference's vertical-slash, token-level.
+
+Every row also keeps itself (as the reference executor does), and causality
+applies on top of every pattern.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from sparsebench.attention.budget import Budget
+
+
+def _pad_to(x: torch.Tensor, size: int, dim: int, value) -> torch.Tensor:
+    """Pad ``x`` along ``dim`` to ``size`` with ``value`` (lookup tables must cover the kernel's padded tiles)."""
+    missing = size - x.shape[dim]
+    if missing <= 0:
+        return x
+    shape = list(x.shape)
+    shape[dim] = missing
+    return torch.cat([x, torch.full(shape, value, dtype=x.dtype, device=x.device)], dim=dim)
+
+
+@dataclass(frozen=True)
+class Tiling:
+    """The kernel's grid: ``q_tile`` query rows by ``kv_block`` keys."""
+
+    budget: Budget
+    q_tile: int
+    kv_block: int
+
+    @property
+    def n_q(self) -> int:
+        return -(-self.budget.rows // self.q_tile)
+
+    @property
+    def n_kv(self) -> int:
+        return -(-self.budget.keys // self.kv_block)
+
+    def row_span(self, device=None):
+        """First and last absolute position of every query tile: (n_q,), (n_q,)."""
+        t = torch.arange(self.n_q, device=device)
+        first = self.budget.q0 + t * self.q_tile
+        last = self.budget.q0 + torch.clamp((t + 1) * self.q_tile, max=self.budget.rows) - 1
+        return first, last
+
+    def key_span(self, device=None):
+        """First and last key of every key block: (n_kv,), (n_kv,)."""
+        kb = torch.arange(self.n_kv, device=device)
+        return kb * self.kv_block, torch.clamp((kb + 1) * self.kv_block, max=self.budget.keys) - 1
+
+    def causal_tiles(self, device=None):
+        """(n_q, n_kv): tiles holding any causal pair, and tiles wholly causal and wholly inside the sequence
+        (a ragged last tile is never passed as full: the mask_mod then decides its padding too)."""
+        q_first, q_last = self.row_span(device)
+        k_first, k_last = self.key_span(device)
+        t = torch.arange(self.n_q, device=device)
+        kb = torch.arange(self.n_kv, device=device)
+        inside = (((t + 1) * self.q_tile <= self.budget.rows)[:, None]
+                  & ((kb + 1) * self.kv_block <= self.budget.keys)[None, :])
+        return k_first[None, :] <= q_last[:, None], (k_last[None, :] <= q_first[:, None]) & inside
+
+
+@dataclass
+class BlockPattern:
+    """keep(i, j) = j <= i and (blocks[group(i), j // block] or local_start[i] <= j or j < sinks or j == i)."""
+
+    budget: Budget
+    block: int  # key block of ``blocks`` (and the kernel's key block)
+    batch: int
+    heads: int
+    blocks: torch.Tensor | None = None  # (B, H, groups, key_blocks) bool; None: no whole blocks
+    local_start: torch.Tensor | None = None  # (rows,) long; None: only the row itself
+    sinks: int = 0
+
+    def __post_init__(self):
+        dev = self.blocks.device if self.blocks is not None else getattr(self.local_start, "device", None)
+        pos = torch.arange(self.budget.q0, self.budget.q0 + self.budget.rows, device=dev)
+        start = pos if self.local_start is None else self.local_start.to(dev)
+        self.local_start = torch.minimum(start, pos)  # a row always keeps itself
+
+    @property
+    def group(self) -> int:
+        return self.budget.row_block
+
+    def _device(self):
+        return self.blocks.device if self.blocks is not None else self.local_start.device
+
+    def token_mask(self) -> torch.Tensor:
+        """(B, H, rows, keys) bool, causal (the reference executor's input)."""
+        b, dev = self.budget, self._device()
+        i = torch.arange(b.q0, b.q0 + b.rows, device=dev)[:, None]
+        j = torch.arange(b.keys, device=dev)[None, :]
+        keep = (j >= self.local_start.to(dev)[:, None]) | (j < self.sinks)
+        keep = keep.expand(self.batch, self.heads, -1, -1)
+        if self.blocks is not None:
+            per_row = self.blocks.repeat_interleave(self.group, dim=-2)[..., : b.rows, :]
+            keep = keep | per_row.repeat_interleave(self.block, dim=-1)[..., : b.keys]
+        return keep & (j <= i)
+
+    def block_table(self) -> torch.Tensor:
+        """(B, H, groups, key_blocks): whole blocks kept per group, the local region counted where it is
+        block-aligned and shared by the group's rows (SpargeAttn's diagonal blocks)."""
+        b, g = self.budget, self.group
+        nkb = -(-b.keys // self.block)
+        first = self.local_start[::g].to(self._device())
+        aligned = (torch.arange(nkb, device=first.device)[None, :] * self.block) >= first[:, None]
+        aligned = aligned.expand(self.batch, self.heads, -1, -1)
+        return aligned if self.blocks is None else aligned | self.blocks
+
+    def tiling(self) -> Tiling:
+        # kernels want tiles of >= 16 rows: small groups (decode's single rows) share a 64-row tile
+        return Tiling(self.budget, self.group if self.group >= 16 else self.group * -(-64 // self.group), self.block)
+
+    def tiles(self, tiling: Tiling):
+        """(B, H, n_q, n_kv) bool tables: tiles with any kept pair, and tiles kept whole."""
+        b, g, dev = self.budget, self.group, self._device()
+        assert tiling.q_tile % g == 0 and tiling.kv_block == self.block
+        causal_any, causal_all = tiling.causal_tiles(dev)
+        k_first, k_last = tiling.key_span(dev)
+        q_first, q_last = tiling.row_span(dev)
+        # the local region [local_start[i], i] of every row, as a range of key blocks, unioned per tile
+        rows = torch.arange(b.rows, device=dev)
+        tile_of = rows // tiling.q_tile
+        lo = self.local_start.to(dev) // self.block
+        hi = (rows + b.q0) // self.block
+        diff = torch.zeros(tiling.n_q, tiling.n_kv + 1, dtype=torch.long, device=dev)
+        diff.index_put_((tile_of, lo), torch.ones_like(lo), accumulate=True)
+        diff.index_put_((tile_of, hi + 1), -torch.ones_like(hi), accumulate=True)
+        local_any = diff.cumsum(dim=-1)[:, :-1] > 0
+        ls_max = torch.full((tiling.n_q,), -1, dtype=torch.long, device=dev).scatter_reduce(
+            0, tile_of, self.local_start.to(dev), "amax")
+        local_all = (ls_max[:, None] <= k_first[None, :]) & causal_all
+        sink_any = (k_first[None, :] < self.sinks) & causal_any
+        sink_all = (k_last[None, :] < self.sinks) & causal_all
+        any_ = (local_any | sink_any).expand(self.batch, self.heads, -1, -1)
+        all_ = (local_all | sink_all).expand(self.batch, self.heads, -1, -1)
+        if self.blocks is not None:
+            per = tiling.q_tile // g
+            groups = tiling.n_q * per
+            sel = _pad_to(self.blocks, groups, 2, False)
+            g_last = torch.clamp(b.q0 + (torch.arange(groups, device=dev) + 1) * g, max=b.keys) - 1
+            sel_causal = sel & (k_first[None, :] <= g_last[:, None])  # a group's block needs a causal pair
+            shape = (self.batch, self.heads, tiling.n_q, per, tiling.n_kv)
+            any_ = any_ | sel_causal.reshape(shape).any(dim=3)
+            real = torch.arange(groups, device=dev) * g < b.rows  # groups past the last row do not count
+            whole = (sel | ~real[:, None]).reshape(shape).all(dim=3)
+            all_ = all_ | (whole & causal_all)
+        return any_, all_ & any_
+
+    def mask_mod(self, tiling: Tiling):
+        """The exact per-token rule over local row and key indices, for the kernel's partial tiles."""
+        b, g, q0, sinks, block = self.budget, self.group, self.budget.q0, self.sinks, self.block
+        dev = self._device()
+        rows_pad, keys_pad = tiling.n_q * tiling.q_tile, tiling.n_kv * tiling.kv_block
+        local_start = _pad_to(self.local_start.to(dev), rows_pad, 0, 0)
+        if self.blocks is None:
+            def mask_mod(bi, hi, q, kv):
+                pos = q + q0
+                return (kv <= pos) & ((kv >= local_start[q]) | (kv < sinks))
+            return mask_mod
+        blocks = _pad_to(_pad_to(self.blocks, rows_pad // g, 2, False), keys_pad // block, 3, False)
+
+        def mask_mod(bi, hi, q, kv):
+            pos = q + q0
+            return (kv <= pos) & (blocks[bi, hi, q // g, kv // block] | (kv >= local_start[q]) | (kv < sinks))
+        return mask_mod
+
+
+@dataclass
+class LinePattern:
+    """keep(i, j) = j <= i and (vertical[j] or slash[i - j]) per (batch, head); slash[0] (the row itself) always."""
+
+    budget: Budget
+    vertical: torch.Tensor  # (B, H, keys) bool
+    slash: torch.Tensor  # (B, H, keys) bool, indexed by the offset i - j
+    q_tile: int = 64
+    kv_block: int = 64
+
+    def __post_init__(self):
+        self.slash = self.slash.clone()
+        self.slash[..., 0] = True
+
+    def token_mask(self) -> torch.Tensor:
+        b, dev = self.budget, self.vertical.device
+        i = torch.arange(b.q0, b.q0 + b.rows, device=dev)[:, None]
+        j = torch.arange(b.keys, device=dev)[None, :]
+        offset = (i - j).clamp(min=0)
+        return (self.vertical[:, :, None, :] | self.slash[:, :, offset]) & (j <= i)
+
+    def tiling(self) -> Tiling:
+        return Tiling(self.budget, self.q_tile, self.kv_block)
+
+    def tiles(self, tiling: Tiling):
+        """Tiles crossed by a kept line; none is kept whole (the lines are token-level)."""
+        dev = self.vertical.device
+        q_first, q_last = tiling.row_span(dev)
+        k_first, k_last = tiling.key_span(dev)
+        # vertical: the first kept key of each block must be causal for the tile's last row
+        j = torch.arange(self.budget.keys, device=dev)
+        first_kept = torch.where(self.vertical, j, self.budget.keys)
+        first_kept = _pad_to(first_kept, tiling.n_kv * tiling.kv_block, -1, self.budget.keys)
+        first_kept = first_kept.reshape(*first_kept.shape[:2], tiling.n_kv, tiling.kv_block).amin(dim=-1)
+        vertical_any = first_kept[:, :, None, :] <= q_last[None, None, :, None]
+        # slash: the tile's offsets i - j form the interval [q_first - k_last, q_last - k_first]
+        counts = torch.nn.functional.pad(self.slash.long().cumsum(dim=-1), (1, 0))  # counts[o] = kept offsets < o
+        lo = (q_first[:, None] - k_last[None, :]).clamp(min=0)
+        hi = (q_last[:, None] - k_first[None, :]).clamp(min=-1).clamp(max=self.budget.keys - 1)
+        slash_any = (counts[..., (hi + 1).flatten()] - counts[..., lo.flatten().clamp(max=self.budget.keys)])
+        slash_any = (slash_any.reshape(*slash_any.shape[:2], tiling.n_q, tiling.n_kv) > 0) & (hi >= lo)
+        any_ = vertical_any | slash_any
+        return any_, torch.zeros_like(any_)
+
+    def mask_mod(self, tiling: Tiling):
+        q0 = self.budget.q0
+        vertical = _pad_to(self.vertical, tiling.n_kv * tiling.kv_block, -1, False)
+        slash = _pad_to(self.slash, q0 + tiling.n_q * tiling.q_tile, -1, False)
+
+        def mask_mod(bi, hi, q, kv):
+            pos = q + q0
+            off = torch.clamp(pos - kv, min=0)
+            return (kv <= pos) & (vertical[bi, hi, kv] | slash[bi, hi, off])
+        return mask_mod
+
+
+def block_mask(pattern, device=None):
+    """The FlexAttention BlockMask of ``pattern``: key-block lists from its tiles, its exact rule as mask_mod.
+
+    Tiles kept whole are passed as *full* blocks (no mask_mod evaluated),
+    tiles with some kept pairs as partial blocks, all other tiles are skipped.
+    """
+    from torch.nn.attention.flex_attention import BlockMask
+
+    tiling = pattern.tiling()
+    any_, full = pattern.tiles(tiling)
+    partial = any_ & ~full
+
+    def ordered(table):  # kept block indices first, in key order
+        counts = table.sum(dim=-1).to(torch.int32)
+        order = torch.argsort((~table).to(torch.int8), dim=-1, stable=True).to(torch.int32)
+        return counts.to(device), order.to(device)
+
+    kv_num, kv_idx = ordered(partial)
+    full_num, full_idx = ordered(full)
+    return BlockMask.from_kv_blocks(kv_num, kv_idx, full_num, full_idx, BLOCK_SIZE=(tiling.q_tile, tiling.kv_block),
+                                    mask_mod=pattern.mask_mod(tiling),
+                                    seq_lengths=(pattern.budget.rows, pattern.budget.keys))

@@ -1,0 +1,139 @@
+"""The FlexAttention executor runs exactly the method's decision, from a BlockMask built at block granularity.
+
+On CPU flex_attention runs eagerly (an unfused path that applies the mask_mod
+to every pair); the block lists are checked separately against the tiles that
+hold kept pairs, since the compiled kernel visits only the listed tiles and
+skips the mask_mod inside full ones.
+"""
+
+import pytest
+import torch
+
+from sparsebench import registry
+from sparsebench.attention import Budget, masked_attention
+from sparsebench.attention.flex import flex_attention_forward, resolve_executor
+from sparsebench.attention.pattern import block_mask
+from sparsebench.errors import ConfigError
+
+METHODS = sorted(n for n, e in registry.methods().items() if e.family == "sparse_attention")
+BLOCK_METHODS = ["quest", "sparge"]  # prefill decisions made of whole key blocks per query block
+
+
+def qkv(seq=500, heads=4, kv_heads=2, dim=16, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.randn(1, heads, seq, dim, generator=g), torch.randn(1, kv_heads, seq, dim, generator=g),
+            torch.randn(1, kv_heads, seq, dim, generator=g))
+
+
+def decide(name, q, k, v, density, phase, q0):
+    method = registry.method(name).cls()
+    budget = Budget(density, phase, q0, q.shape[2] - q0, 64, k.shape[1])
+    k, v, _ = method.compress_kv(k, v, budget)
+    kh = k.repeat_interleave(q.shape[1] // k.shape[1], dim=1)
+    pattern = method.decide(q[:, :, q0:], kh, budget, q[:, :, q0 - 64 : q0] if q0 else None)
+    return pattern, k, v
+
+
+def tiles_of(token_mask, tiling):
+    """(B, H, n_q, n_kv): tiles of a token mask holding a kept pair, and tiles wholly kept (test-side pooling)."""
+    b, h, rows, keys = token_mask.shape
+    pad = (0, tiling.n_kv * tiling.kv_block - keys, 0, tiling.n_q * tiling.q_tile - rows)
+    m = torch.nn.functional.pad(token_mask, pad)
+    m = m.reshape(b, h, tiling.n_q, tiling.q_tile, tiling.n_kv, tiling.kv_block)
+    return m.any(dim=(3, 5)), m.all(dim=(3, 5))
+
+
+@pytest.mark.parametrize("density", [1 / 4, 1 / 8])
+@pytest.mark.parametrize("phase,q0", [("prefill", 0), ("decode", 390)])
+@pytest.mark.parametrize("name", METHODS)
+def test_flex_executor_output_equals_the_reference_executor(name, phase, q0, density):
+    q, k, v = qkv()
+    pattern, kk, vv = decide(name, q, k, v, density, phase, q0)
+    scaling = q.shape[-1] ** -0.5
+    rep = q.shape[1] // k.shape[1]
+    ref, _ = masked_attention(q[:, :, q0:], kk.repeat_interleave(rep, 1), vv.repeat_interleave(rep, 1),
+                              pattern.token_mask(), scaling, q0)
+    out, _ = flex_attention_forward(q[:, :, q0:], kk, vv, pattern, scaling)
+    assert ((out - ref).norm() / ref.norm()).item() < 1e-5
+
+
+@pytest.mark.parametrize("density", [1.0, 1 / 4, 1 / 8])
+@pytest.mark.parametrize("phase,q0", [("prefill", 0), ("decode", 390)])
+@pytest.mark.parametrize("name", METHODS)
+def test_block_mask_lists_exactly_the_tiles_with_kept_pairs_and_full_tiles_are_wholly_kept(name, phase, q0, density):
+    q, k, v = qkv()
+    pattern, _, _ = decide(name, q, k, v, density, phase, q0)
+    tiling = pattern.tiling()
+    any_kept, all_kept = tiles_of(pattern.token_mask(), tiling)
+    mask = block_mask(pattern)
+    listed = mask.to_dense().bool()  # partial | full, as the kernel walks them
+    full = torch.zeros_like(listed)
+    for b, h, t in torch.nonzero(torch.ones(listed.shape[:3], dtype=torch.bool)).tolist():
+        full[b, h, t, mask.full_kv_indices[b, h, t, : mask.full_kv_num_blocks[b, h, t]].long()] = True
+    assert torch.equal(listed, any_kept.expand_as(listed))
+    assert not (full & ~all_kept).any()  # the kernel skips the mask_mod there: every pair must be kept
+
+
+@pytest.mark.parametrize("density", [1 / 4, 1 / 8])
+@pytest.mark.parametrize("name", BLOCK_METHODS)
+def test_block_methods_block_mask_density_equals_their_block_decision(name, density):
+    q, k, v = qkv(seq=1000)  # long enough for 1/8 to pay for blocks beyond the diagonal
+    pattern, _, _ = decide(name, q, k, v, density, "prefill", 0)
+    tiling = pattern.tiling()
+    assert tiling.q_tile == pattern.group and tiling.kv_block == pattern.block
+    decided = pattern.block_table() & tiling.causal_tiles()[0]  # (B, H, query blocks, key blocks)
+    mask = block_mask(pattern)
+    listed = mask.to_dense().bool()
+    assert torch.equal(listed, decided)
+    assert mask.full_kv_num_blocks.sum() > 0  # selected blocks are run whole, without the mask_mod
+    assert listed.float().mean() < 0.5  # the budget left blocks out: the kernel skips them
+
+
+def test_mustafar_has_no_block_kernel_and_stays_on_the_reference_path():
+    from sparsebench.attention import SparseAttention
+
+    session = SparseAttention(registry.method("mustafar").cls(), 0.25, executor="flex")
+    assert session.executor == "reference"
+    assert SparseAttention(registry.method("quest").cls(), 0.25, executor="flex").executor == "flex"
+
+
+def test_flex_session_inside_a_llama_model_matches_the_reference_session():
+    from sparsebench.attention import SparseAttention
+    from sparsebench.families.sparse_attention import forward_phase
+    from tests.test_sparse_attention_core import tiny_llama
+
+    model = tiny_llama()
+    ids = torch.randint(0, 64, (1, 160), generator=torch.Generator().manual_seed(3))
+    outs = {}
+    with torch.no_grad():
+        for executor in ("reference", "flex"):
+            session = SparseAttention(registry.method("quest").cls(), 0.25, query_block=16,
+                                      executor=executor).install(model)
+            with session.active():
+                outs[executor] = [forward_phase(model, session, ids, 128, p) for p in ("prefill", "decode")]
+                density = session.summary("prefill")["density"]
+            assert density == pytest.approx(0.25, abs=0.02)
+    for ref, out in zip(outs["reference"], outs["flex"]):
+        assert ((out - ref).norm() / ref.norm()).item() < 1e-5
+
+
+def test_executor_auto_follows_the_profiles_backends_and_bad_values_name_the_allowed_ones():
+    from sparsebench.hardware import profile
+
+    assert resolve_executor("auto", profile("cpu")) == "reference"
+    assert resolve_executor("auto", profile("h100")) == "flex"
+    assert resolve_executor("reference", profile("h100")) == "reference"
+    with pytest.raises(ConfigError, match="has no 'flex_attention' backend.*allowed here: auto, reference"):
+        resolve_executor("flex", profile("cpu"))
+    with pytest.raises(ConfigError, match=r"task.executor='fast'; allowed: auto, reference, flex"):
+        resolve_executor("fast", profile("cpu"))
+
+
+def test_a_flex_job_on_a_profile_without_flex_attention_fails_naming_the_key(tmp_path):
+    from sparsebench.runner import run_job
+    from tests.test_sparse_attention_tasks import attention_job
+
+    with pytest.raises(ConfigError, match=r"job.task_params.executor='flex'.*allowed here: auto, reference"):
+        run_job(attention_job("quest", 0.75, executor="flex"), tmp_path / "r.json")
+    with pytest.raises(ConfigError, match=r"executor='fast'; allowed: auto, reference, flex"):
+        attention_job("quest", 0.75, executor="fast")
