@@ -25,7 +25,8 @@ $(STAMP): pyproject.toml
 	touch $@
 
 run: $(STAMP)
-	snakemake --cores $(CORES) --configfile $(CONFIG)
+	# The workflow profile adds --rerun-incomplete: a run stopped half-way resumes (result.json files are atomic).
+	snakemake --workflow-profile workflow/profiles/default --cores $(CORES) --configfile $(CONFIG)
 
 test: $(STAMP)
 	python -m pytest -q
