@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from sparsebench.kernels.cases import (Bench, Case, Env, Op, keep_fraction, mask_2_4, mask_blocks, nbytes,
                                        random_normal, rel_error)
-from sparsebench.kernels.timing import copies_for
+from sparsebench.kernels.timing import copies_for, graph_ms
 
 
 def _weights(case: Case, env: Env, mask_fn) -> tuple[list, list, int]:
@@ -159,17 +159,15 @@ TUNE_COMPACT = [(64, 128, 2, False), (32, 128, 2, False), (64, 64, 2, False), (1
 
 
 def _tune(run, configs, env: Env, copies: int):
-    """The fastest config of ``run(cfg, i)``, timed cycling through the input copies (as the suite times
-    it: a config that only wins with its weights in L2 must not win)."""
+    """The fastest config of ``run(cfg, i)``, timed as the suite times (one CUDA-graph pass over all input
+    copies, so neither weights left in L2 nor Python launch overhead decide; eager timing picked configs
+    by their host-side launch cost on the few-microsecond kernels)."""
     if env.device == "cpu":  # the Triton interpreter (tests): any config computes the same
         return configs[0]
-    from triton.testing import do_bench
-
     best, best_ms = configs[0], float("inf")
     for n, cfg in enumerate(configs):
-        turn = iter(range(1 << 62))
         try:
-            ms = do_bench(lambda: run(cfg, next(turn) % copies), warmup=5, rep=20, return_mode="median")
+            ms = graph_ms(lambda i: run(cfg, i), copies)
         except Exception:  # noqa: BLE001 - a config that does not compile (resources) is just not a candidate
             continue
         # The first config is the default (best on the large shapes on an H100); another replaces it only
