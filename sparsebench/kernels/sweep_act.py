@@ -79,7 +79,8 @@ def sweep_shape(name: str, n: int, k: int, log=print) -> dict:
     res.sort(key=lambda r: r["ms"])
     teal = next(r for r in res if r["config"] == TEAL)
     log(f"== {name} {n}x{k} (copies {copies}): dense {dense * 1e3:.1f} us; TEAL's kernel {teal['ms'] * 1e3:.1f} us "
-        f"({dense / teal['ms']:.2f}x); best {res[0]['ms'] * 1e3:.1f} us ({dense / res[0]['ms']:.2f}x) {res[0]['config']}")
+        f"({dense / teal['ms']:.2f}x); best {res[0]['ms'] * 1e3:.1f} us ({dense / res[0]['ms']:.2f}x) "
+        f"{res[0]['config']}")
     wrong = [r for r in res if not r["rel_error"] < 1e-2]
     if wrong:
         log(f"   WRONG: {wrong}")
