@@ -24,8 +24,8 @@ for its ``x`` first:
 Split-K partial sums (``tiles`` smaller than K) meet by ``reduce``: ``"atomic"``
 adds into a zeroed ``y`` (a zeroing launch first, as TEAL), ``"last"`` stores
 float32 partials and the program of each output block that arrives last sums
-them (no zeroing launch; its counters are reset by the kernel itself).
-Accumulation is float32 throughout.
+them (no zeroing launch; its counters are reset by the kernel itself). Programs accumulate in
+float32; the atomic reduction adds their partial sums in y's dtype (as TEAL), ``"last"`` in float32.
 """
 
 from __future__ import annotations
