@@ -88,18 +88,23 @@ def test_cpu_timing_interleaves_and_reports_medians():
 
 TRITON_CHECK = """
 import torch
-from sparsebench.kernels.triton_gemv import activation_sparse_gemv, gemv_2_4, pack_2_4
+from sparsebench.kernels.act_sparse_gemv import activation_sparse_gemv
+from sparsebench.kernels.triton_gemv import gemv_2_4, pack_2_4
 from sparsebench.kernels.cases import Env, mask_2_4
 g = torch.Generator().manual_seed(0)
 w = torch.randn(96, 128, generator=g)
 x = torch.randn(128, generator=g); x[torch.rand(128, generator=g) < 0.5] = 0
 ref = w @ x
-y = activation_sparse_gemv(x, w.t().contiguous(), 32, 64, 4, 1)
-assert ((y - ref).norm() / ref.norm()) < 1e-5, "activation-sparse GEMV"
 w24 = w * mask_2_4(96, 128, Env("cpu", torch.float32, 1, g))
 y = gemv_2_4(x, *pack_2_4(w24), 16, 8, 4, 1)
-ref = w24 @ x
-assert ((y - ref).norm() / ref.norm()) < 1e-5, "2:4 GEMV"
+ref24 = w24 @ x
+assert ((y - ref24).norm() / ref24.norm()) < 1e-5, "2:4 GEMV"
+# every engine x reduction, twice each: the "last" reduction must leave its counters at zero
+for cfg in [("fma", 32, 64, 4, 1, 1, "atomic"), ("fma", 16, 32, 1, 2, 1, "last"), ("fma", 16, 64, 2, 100, 1, "atomic"),
+            ("mma", 16, 32, 4, 2, 3, "atomic"), ("mma", 16, 32, 1, 1, 2, "last"), ("mma", 32, 64, 4, 100, 2, "last")]:
+    for _ in range(2):
+        y = activation_sparse_gemv(x, w.t().contiguous(), *cfg)
+        assert ((y - ref).norm() / ref.norm()) < 1e-5, ("activation-sparse GEMV", cfg)
 print("ok")
 """
 
@@ -114,15 +119,18 @@ def test_triton_gemvs_match_dense_in_the_triton_interpreter(root):
 @pytest.mark.gpu
 @pytest.mark.parametrize("out_f,in_f,density", [(576, 1536, 0.5), (11008, 4096, 0.5), (4096, 11008, 0.2)])
 def test_triton_gemvs_match_dense_on_cuda(out_f, in_f, density):
-    from sparsebench.kernels.triton_gemv import activation_sparse_gemv, gemv_2_4
+    from sparsebench.kernels.act_sparse_gemv import activation_sparse_gemv
+    from sparsebench.kernels.linear_cases import TUNE_ACT
+    from sparsebench.kernels.triton_gemv import gemv_2_4
 
     env = Env("cuda", torch.float16, 1, torch.Generator().manual_seed(0))
     w = (torch.randn(out_f, in_f, device="cuda") * 0.02).half()
     x = torch.randn(in_f, device="cuda").half() * keep_fraction((in_f,), density, env)
     ref = w.float() @ x.float()
-    for cfg in [(32, 256, 4, 0, False), (64, 128, 2, 1, False), (64, 128, 2, 1, True)]:
-        y = activation_sparse_gemv(x, w.t().contiguous(), *cfg)
-        assert float((y.float() - ref).norm() / ref.norm()) < 1e-2
+    for cfg in TUNE_ACT:
+        for _ in range(2):  # the second call finds the "last" reduction's counters reset
+            y = activation_sparse_gemv(x, w.t().contiguous(), *cfg)
+            assert float((y.float() - ref).norm() / ref.norm()) < 1e-2, cfg
     w24 = w * mask_2_4(out_f, in_f, env)
     ref = w24.float() @ x.float()
     y = gemv_2_4(x, *pack_2_4(w24))

@@ -84,5 +84,6 @@ def build_flex_attention(case: Case, env: Env) -> Bench:
 
 OPS = {
     "flex_attention": Op(build_flex_attention, True,
-                         "block-sparse FlexAttention (BlockMask from a block table) vs full SDPA"),
+                         "block-sparse FlexAttention (BlockMask from a block table) vs full SDPA", "flex_attention",
+                         dense_backend="sdpa"),
 }

@@ -58,6 +58,8 @@ class Op:
     build: Callable  # (case, env) -> Bench
     needs_cuda: bool
     description: str
+    backend: str  # what the sparse kernel runs on; a profile runs the op only if it lists this backend
+    dense_backend: str = "dense"  # ... and its dense twin's (``F.linear``: cuBLAS / MKL / oneDNN)
 
 
 @dataclass

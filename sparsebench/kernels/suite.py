@@ -59,7 +59,12 @@ def run_case(case: Case, profile, env: Env, peaks: dict) -> dict:
     op = ops()[case.op]
     row = {"id": case.id, "op": case.op, "model": case.model, "layer": case.layer, "out_features": case.out_features,
            "in_features": case.in_features, "tokens": case.tokens, "phase": case.phase, "density": case.density,
-           "block": case.block, "backend": op.description}
+           "block": case.block, "backend": op.description,
+           "backends": [op.backend, op.dense_backend]}
+    missing = [b for b in (op.backend, op.dense_backend) if b not in profile.backends]
+    if missing:  # the profile says this machine class does not have it: not run, never faked
+        return row | {"status": "skipped", "reason": f"{case.op} needs backend(s) {', '.join(missing)}, which profile "
+                      f"{profile.name!r} does not list (backends: {', '.join(profile.backends) or 'none'})"}
     if op.needs_cuda and env.device != "cuda":
         return row | {"status": "skipped", "reason": f"{case.op} needs CUDA; profile {profile.name!r} is {env.device}"}
     try:

@@ -99,6 +99,14 @@ def _event_ms(fn: Callable[[], None]) -> float:
     return start.elapsed_time(end)
 
 
+def graph_ms(fn: Kernel, copies: int, repeats: int = 10) -> float:
+    """Median ms per call of ``fn`` on CUDA, one repetition = one replayed graph pass over all copies
+    (events around eager passes if it cannot be captured): a quick measure for tuning."""
+    replay = _graphed(fn, copies) or _pass(fn, copies)
+    replay()
+    return statistics.median(_event_ms(replay) / copies for _ in range(repeats))
+
+
 def _time_cuda(dense: Kernel, sparse: Kernel, copies: int, warmup: int, repeats: int, graph: bool,
                budget_s: float) -> Timing:
     runs, method = [], "cuda_graph" if graph else "events"

@@ -1,19 +1,14 @@
 """Our Triton decode kernels (one token, ``y = W x``), where the stock ones fall short.
 
-``activation_sparse_gemv`` -- TEAL's decode kernel idea (Liu et al., "Training-Free
-Activation Sparsity in Large Language Models", arXiv:2408.14690): when most input
-activations are zero, a GEMV only needs the weight columns of the non-zero inputs.
-The weight is stored transposed, ``Wt = W^T`` of shape (in, out), so each input
-channel's weights are one contiguous row; a program loads the rows of its block
-of channels only where ``x != 0`` (masked-off rows issue no memory traffic),
-so bytes read fall with the activation density. Split-K over input channels
-gives the grid enough programs; partial sums meet in an atomic add.
-
 ``gemv_2_4`` -- a 2:4 semi-structured weight (in every group of 4 consecutive
 inputs, 2 weights kept) stored as its kept values (out, in/2) plus one byte
 per group holding the two kept positions (2 bits each): 1.25 bytes per input
 column instead of 2, so a bandwidth-bound GEMV can beat the dense one, which
 cuSPARSELt (built for matrix-matrix products) does not at one token.
+
+``activation_sparse_gemv_compact`` -- an activation-sparse GEMV (see
+:mod:`sparsebench.kernels.act_sparse_gemv` for the main one) that first packs the
+non-zero inputs to the front, kept to show that the extra pass costs more than it saves.
 """
 
 from __future__ import annotations
@@ -52,26 +47,6 @@ def unpack_2_4(values: torch.Tensor, meta: torch.Tensor) -> torch.Tensor:
 def _kernels():
     import triton
     import triton.language as tl
-
-    @triton.jit
-    def act_sparse_gemv(x_ptr, wt_ptr, y_ptr, K, N, stride_wk, K_PER_PROG,
-                        BLOCK_K: tl.constexpr, BLOCK_N: tl.constexpr):
-        pid_n = tl.program_id(0)
-        pid_k = tl.program_id(1)
-        offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
-        n_ok = offs_n < N
-        acc = tl.zeros((BLOCK_N,), dtype=tl.float32)
-        k_start = pid_k * K_PER_PROG
-        for k0 in range(k_start, k_start + K_PER_PROG, BLOCK_K):
-            offs_k = k0 + tl.arange(0, BLOCK_K)
-            k_ok = offs_k < K
-            # x is re-read by every program (keep it cached); each weight byte is read once (stream it)
-            x = tl.load(x_ptr + offs_k, mask=k_ok, other=0.0, eviction_policy="evict_last")
-            live = k_ok & (x != 0)  # the whole point: zero inputs never load their weight row
-            w = tl.load(wt_ptr + offs_k[:, None] * stride_wk + offs_n[None, :],
-                        mask=live[:, None] & n_ok[None, :], other=0.0, eviction_policy="evict_first")
-            acc += tl.sum(w.to(tl.float32) * x.to(tl.float32)[:, None], axis=0)
-        tl.atomic_add(y_ptr + offs_n, acc.to(y_ptr.dtype.element_ty), mask=n_ok)
 
     @triton.jit
     def gemv_2_4(x_ptr, v_ptr, m_ptr, y_ptr, N, G, stride_vn, stride_mn, G_PER_PROG,
@@ -140,7 +115,7 @@ def _kernels():
         acc = tl.sum(w.to(tl.float32) * x.to(tl.float32)[:, None], axis=0)
         tl.atomic_add(y_ptr + offs_n, acc.to(y_ptr.dtype.element_ty), mask=n_ok & (pid_k * BLOCK_K < count))
 
-    return triton, act_sparse_gemv, gemv_2_4, compact_nonzero, compact_gemv
+    return triton, gemv_2_4, compact_nonzero, compact_gemv
 
 
 def _split(total: int, per_block: int, other_programs: int, tiles: int, target_programs: int = 528) -> int:
@@ -153,27 +128,10 @@ def _split(total: int, per_block: int, other_programs: int, tiles: int, target_p
     return -(-blocks // splits) * per_block
 
 
-def activation_sparse_gemv(x: torch.Tensor, wt: torch.Tensor, block_k: int = 32, block_n: int = 256,
-                           num_warps: int = 4, tiles: int = 0, fp32_out: bool = False) -> torch.Tensor:
-    """``W x`` for one token ``x`` (in,) given ``wt = W^T`` (in, out) contiguous; skips zero inputs.
-
-    Partial sums of the split-K programs meet by atomic add in the output (x's dtype, or float32 with
-    ``fp32_out`` and one cast after)."""
-    triton, kernel, *_ = _kernels()
-    k_dim, n_dim = wt.shape
-    y = torch.zeros(n_dim, dtype=torch.float32 if fp32_out else x.dtype, device=x.device)
-    n_blocks = triton.cdiv(n_dim, block_n)
-    k_per_prog = _split(k_dim, block_k, n_blocks, tiles)
-    grid = (n_blocks, triton.cdiv(k_dim, k_per_prog))
-    kernel[grid](x, wt, y, k_dim, n_dim, wt.stride(0), k_per_prog, BLOCK_K=block_k, BLOCK_N=block_n,
-                 num_warps=num_warps)
-    return y.to(x.dtype)
-
-
 def gemv_2_4(x: torch.Tensor, values: torch.Tensor, meta: torch.Tensor, block_n: int = 16, block_g: int = 64,
              num_warps: int = 4, tiles: int = 0, fp32_out: bool = False) -> torch.Tensor:
     """``W x`` for one token ``x`` (in,) with ``W`` given packed by :func:`pack_2_4`."""
-    triton, _, kernel, *_ = _kernels()
+    triton, kernel, *_ = _kernels()
     n_dim, groups = meta.shape
     n_blocks = triton.cdiv(n_dim, block_n)
     g_per_prog = _split(groups, block_g, n_blocks, tiles)
@@ -187,10 +145,10 @@ def gemv_2_4(x: torch.Tensor, values: torch.Tensor, meta: torch.Tensor, block_n:
 
 def activation_sparse_gemv_compact(x: torch.Tensor, wt: torch.Tensor, block_k: int = 64, block_n: int = 128,
                                    num_warps: int = 2, fp32_out: bool = False) -> torch.Tensor:
-    """Like :func:`activation_sparse_gemv`, but the non-zero inputs are first packed to the front (one small
+    """Like :func:`sparsebench.kernels.act_sparse_gemv.activation_sparse_gemv`, but the non-zero inputs are first packed to the front (one small
     program: a prefix sum over x), so the GEMV's programs load only live weight rows and the programs
     past the live count do nothing: time falls with density instead of leaving masked register slots."""
-    triton, _, _, compact, gemv = _kernels()
+    triton, _, compact, gemv = _kernels()
     k_dim, n_dim = wt.shape
     idx = torch.empty(k_dim, dtype=torch.int32, device=x.device)
     xc = torch.empty_like(x)

@@ -1,0 +1,152 @@
+"""Our Triton activation-sparse decode GEMV: ``y = W x`` for one token, zero inputs skipped.
+
+TEAL (Liu et al., "Training-Free Activation Sparsity in Large Language Models",
+arXiv:2408.14690): when most input activations are zero, a GEMV only needs the
+weight columns of the non-zero inputs. The weight is stored transposed,
+``Wt = W^T`` of shape (in, out) -- a one-time, offline layout choice, as in
+TEAL's kernel -- so the weights of one input channel are one contiguous row, and
+a program loads the rows of its block of input channels only where ``x != 0``:
+a masked-off row issues no memory traffic, so bytes read fall with the density.
+
+Beyond TEAL's kernel (one ``BLOCK_K x BLOCK_N`` tile per program, partial sums
+meeting by atomic add in a zeroed ``y``), ours keeps several tiles in flight per
+program, which is what a bandwidth-bound kernel needs when each tile's loads wait
+for its ``x`` first:
+
+* ``fma``: each program walks ``tiles`` tiles, software-pipelined by hand (x two
+  tiles ahead, the weights one tile ahead), fp32 FMAs on the CUDA cores, rows
+  reduced once after the loop. ``tiles=1`` is TEAL's kernel.
+* ``mma``: the same walk as a ``(16 x BLOCK_K) @ (BLOCK_K x BLOCK_N)`` tensor-core
+  product with ``x`` in every row (free at this arithmetic intensity), because a
+  dot is what Triton's software pipeliner streams through shared memory with
+  ``cp.async`` (a masked row is zero-filled, not read): ``stages`` tiles in flight.
+
+Split-K partial sums (``tiles`` smaller than K) meet by ``reduce``: ``"atomic"``
+adds into a zeroed ``y`` (a zeroing launch first, as TEAL), ``"last"`` stores
+float32 partials and the program of each output block that arrives last sums
+them (no zeroing launch; its counters are reset by the kernel itself). Programs accumulate in
+float32; the atomic reduction adds their partial sums in y's dtype (as TEAL), ``"last"`` in float32.
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+REDUCE = {"store": 0, "atomic": 1, "last": 2}
+
+
+@triton.jit
+def _finish(y_ptr, part_ptr, count_ptr, part, offs_n, n_ok, pid_n, pid_k, N, SPLITS, REDUCE: tl.constexpr):
+    if REDUCE == 0:  # one split: this program owns its outputs
+        tl.store(y_ptr + offs_n, part.to(y_ptr.dtype.element_ty), mask=n_ok)
+    elif REDUCE == 1:  # into a zeroed y; relaxed: only the sum matters and the kernel's end orders it
+        tl.atomic_add(y_ptr + offs_n, part.to(y_ptr.dtype.element_ty), mask=n_ok, sem="relaxed")
+    else:
+        # float32 partials [SPLITS, N]; the barrier orders every thread's store before the (release)
+        # count, the last program's acquire makes all partials visible to it; it sums them from L2
+        # (.cg: never a stale L1 line) and resets its counter for the next call.
+        tl.store(part_ptr + pid_k * N + offs_n, part, mask=n_ok)
+        tl.debug_barrier()
+        seen = tl.atomic_add(count_ptr + pid_n, 1, sem="acq_rel")
+        if seen == SPLITS - 1:
+            # 8 splits' partials per load, all in flight at once (one at a time would pay the L2
+            # latency SPLITS times)
+            total = tl.zeros_like(part)
+            for s0 in range(0, SPLITS, 8):
+                s = s0 + tl.arange(0, 8)
+                chunk = tl.load(part_ptr + s[:, None] * N + offs_n[None, :], mask=(s < SPLITS)[:, None] & n_ok[None, :],
+                                other=0.0, cache_modifier=".cg")
+                total += tl.sum(chunk, axis=0)
+            tl.store(y_ptr + offs_n, total.to(y_ptr.dtype.element_ty), mask=n_ok)
+            tl.store(count_ptr + pid_n, 0)  # nobody else touches it before the kernel ends
+
+
+@triton.jit
+def _act_sparse_mma(x_ptr, wt_ptr, y_ptr, part_ptr, count_ptr, K, N, stride_wk, K_PER_PROG, SPLITS,
+                    BLOCK_K: tl.constexpr, BLOCK_N: tl.constexpr, STAGES: tl.constexpr, REDUCE: tl.constexpr):
+    pid_n = tl.program_id(0)
+    pid_k = tl.program_id(1)
+    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    n_ok = offs_n < N
+    k_lo = pid_k * K_PER_PROG
+    k_hi = tl.minimum(k_lo + K_PER_PROG, K)
+    acc = tl.zeros((16, BLOCK_N), dtype=tl.float32)
+    for k in tl.range(k_lo, k_hi, BLOCK_K, num_stages=STAGES):
+        offs_k = k + tl.arange(0, BLOCK_K)
+        x = tl.load(x_ptr + offs_k, mask=offs_k < k_hi, other=0.0)
+        w = tl.load(wt_ptr + offs_k[:, None] * stride_wk + offs_n[None, :],
+                    mask=(x != 0)[:, None] & n_ok[None, :], other=0.0)  # zero x: no weight traffic
+        acc = tl.dot(tl.broadcast_to(x[None, :], (16, BLOCK_K)), w, acc)
+    part = tl.sum(tl.where(tl.arange(0, 16)[:, None] == 0, acc, 0.0), axis=0)  # the 16 rows are equal
+    _finish(y_ptr, part_ptr, count_ptr, part, offs_n, n_ok, pid_n, pid_k, N, SPLITS, REDUCE)
+
+
+@triton.jit
+def _act_sparse_fma(x_ptr, wt_ptr, y_ptr, part_ptr, count_ptr, K, N, stride_wk, K_PER_PROG, SPLITS,
+                    BLOCK_K: tl.constexpr, BLOCK_N: tl.constexpr, STAGES: tl.constexpr, REDUCE: tl.constexpr):
+    # Triton pipelines only loads that feed a dot, so this one pipelines by hand (STAGES unused): a tile's
+    # weight loads can only be issued once its x has arrived, so x runs two tiles ahead and the weights
+    # one; while a tile is multiplied, the next one's weights are in flight.
+    pid_n = tl.program_id(0)
+    pid_k = tl.program_id(1)
+    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    n_ok = offs_n < N
+    rows = tl.arange(0, BLOCK_K)
+    k_lo = pid_k * K_PER_PROG
+    k_hi = tl.minimum(k_lo + K_PER_PROG, K)
+    x_cur = tl.load(x_ptr + k_lo + rows, mask=k_lo + rows < k_hi, other=0.0, eviction_policy="evict_last")
+    w_cur = tl.load(wt_ptr + (k_lo + rows)[:, None] * stride_wk + offs_n[None, :],
+                    mask=(x_cur != 0)[:, None] & n_ok[None, :], other=0.0, eviction_policy="evict_first")
+    k_nxt = k_lo + BLOCK_K
+    x_nxt = tl.load(x_ptr + k_nxt + rows, mask=k_nxt + rows < k_hi, other=0.0, eviction_policy="evict_last")
+    acc = tl.zeros((BLOCK_K, BLOCK_N), dtype=tl.float32)  # reduced over rows once, after the loop
+    for k in range(k_nxt, k_hi, BLOCK_K):
+        # zero x (also past k_hi, loaded as 0) = no load: the whole point
+        w_nxt = tl.load(wt_ptr + (k + rows)[:, None] * stride_wk + offs_n[None, :],
+                        mask=(x_nxt != 0)[:, None] & n_ok[None, :], other=0.0, eviction_policy="evict_first")
+        x_after = tl.load(x_ptr + k + BLOCK_K + rows, mask=k + BLOCK_K + rows < k_hi, other=0.0,
+                          eviction_policy="evict_last")
+        acc += w_cur.to(tl.float32) * x_cur.to(tl.float32)[:, None]
+        x_cur = x_nxt
+        w_cur = w_nxt
+        x_nxt = x_after
+    acc += w_cur.to(tl.float32) * x_cur.to(tl.float32)[:, None]
+    _finish(y_ptr, part_ptr, count_ptr, tl.sum(acc, axis=0), offs_n, n_ok, pid_n, pid_k, N, SPLITS, REDUCE)
+
+
+KERNELS = {"mma": _act_sparse_mma, "fma": _act_sparse_fma}
+_WORKSPACES: dict = {}
+
+
+def _workspace(splits: int, n_dim: int, n_blocks: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Partials (splits, N) float32 and one int32 counter per output block (zeroed once; every call
+    leaves its counters at zero). Shared by calls on one stream; the first call, eager, allocates
+    them (never inside a CUDA-graph capture)."""
+    key = (str(device), splits, n_dim, n_blocks)
+    if key not in _WORKSPACES:
+        _WORKSPACES[key] = (torch.empty(splits, n_dim, dtype=torch.float32, device=device),
+                            torch.zeros(n_blocks, dtype=torch.int32, device=device))
+    return _WORKSPACES[key]
+
+
+def activation_sparse_gemv(x: torch.Tensor, wt: torch.Tensor, engine: str = "fma", block_k: int = 16,
+                           block_n: int = 64, num_warps: int = 1, tiles: int = 4, stages: int = 1,
+                           reduce: str = "atomic") -> torch.Tensor:
+    """``W x`` for one token ``x`` (in,) given ``wt = W^T`` (in, out) contiguous; skips zero inputs.
+
+    Each program walks ``tiles`` tiles of ``block_k`` input channels x ``block_n`` outputs on ``engine``
+    (``"fma"`` or ``"mma"``, the latter with ``stages`` tiles in flight); ``tiles`` covering all of K =
+    one split, plain stores; else split-K partial sums meet by ``reduce`` (``"atomic"`` or ``"last"``)."""
+    k_dim, n_dim = wt.shape
+    k_per_prog = min(tiles, triton.cdiv(k_dim, block_k)) * block_k
+    splits = triton.cdiv(k_dim, k_per_prog)
+    n_blocks = triton.cdiv(n_dim, block_n)
+    mode = "store" if splits == 1 else reduce
+    y = (torch.zeros if mode == "atomic" else torch.empty)(n_dim, dtype=x.dtype, device=x.device)
+    part, count = _workspace(splits, n_dim, n_blocks, x.device) if mode == "last" else (y, y)
+    KERNELS[engine][(n_blocks, splits)](x, wt, y, part, count, k_dim, n_dim, wt.stride(0), k_per_prog, splits,
+                                        BLOCK_K=block_k, BLOCK_N=block_n, STAGES=stages, REDUCE=REDUCE[mode],
+                                        num_warps=num_warps)
+    return y
