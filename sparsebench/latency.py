@@ -131,24 +131,42 @@ def task_linear_layers(task_name: str) -> tuple[tuple[int, int, bool], ...]:
                  for m in model.modules() if isinstance(m, nn.Linear))
 
 
-def kernel_tables(kernels_dir: Path) -> dict[str, KernelTable]:
-    """Every ``<profile>.json`` kernel results file in ``kernels_dir``."""
+COMMITTED_SUFFIX = "_measurements"
+
+
+def committed_measurements_dir() -> Path:
+    """``hardware/baselines/``: full kernel-suite runs committed per GPU profile (``<profile>_measurements.json``)."""
+    from sparsebench import registry
+
+    return registry.project_root() / "hardware" / "baselines"
+
+
+def kernel_tables(kernels_dir: Path, committed_dir: Path | None = None) -> dict[str, tuple[KernelTable, Path]]:
+    """Every ``<profile>.json`` kernel results file in ``kernels_dir`` and, for profiles this run did not
+    measure (a GPU the machine lacks), the committed ``<profile>_measurements.json`` in ``committed_dir``:
+    real measurements from an earlier run on that hardware, named as such in ``latency_from.<profile>``."""
+    found = [(p.stem, p) for p in sorted(Path(kernels_dir).glob("*.json"))]
+    if committed_dir is not None:
+        ran = {name for name, _ in found}
+        found += [(p.stem[: -len(COMMITTED_SUFFIX)], p) for p in sorted(Path(committed_dir).glob(f"*{COMMITTED_SUFFIX}.json"))
+                  if p.stem[: -len(COMMITTED_SUFFIX)] not in ran]
     tables = {}
-    for path in sorted(Path(kernels_dir).glob("*.json")):
+    for name, path in found:
         try:
-            tables[path.stem] = KernelTable.load(path)
+            tables[name] = (KernelTable.load(path), path)
         except (KeyError, ValueError, json.JSONDecodeError) as exc:
             print(f"latency: skipping {path}: {exc}", file=sys.stderr)
     return tables
 
 
-def add_latency_columns(df, kernels_dir: Path, layers_of=task_linear_layers):
-    """Add ``latency_ms.<profile>`` for every kernel results file in ``kernels_dir`` (NaN where the task's
-    model cannot be loaded or the family is not one the model covers)."""
-    tables = kernel_tables(kernels_dir)
+def add_latency_columns(df, kernels_dir: Path, layers_of=task_linear_layers, committed_dir: Path | None = None):
+    """Add ``latency_ms.<profile>`` (and ``latency_from.<profile>``, the kernel file it was built from) for
+    every profile of :func:`kernel_tables` (NaN where the task's model cannot be loaded or the family is
+    not one the model covers)."""
+    tables = kernel_tables(kernels_dir, committed_dir)
     if df.empty or not tables:
         return df
-    for name, table in tables.items():
+    for name, (table, path) in tables.items():
         values = []
         for _, row in df.iterrows():
             try:
@@ -162,4 +180,5 @@ def add_latency_columns(df, kernels_dir: Path, layers_of=task_linear_layers):
                 print(f"latency: {row['task']}/{row['method']}: {exc}", file=sys.stderr)
                 values.append(float("nan"))
         df[f"latency_ms.{name}"] = values
+        df[f"latency_from.{name}"] = str(path)
     return df

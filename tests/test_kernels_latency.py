@@ -62,6 +62,23 @@ def test_aggregate_adds_one_latency_column_per_profile(tmp_path):
     assert list(out["latency_ms.toy"]) == pytest.approx([4.0, 2.5])
 
 
+def test_profiles_not_run_here_use_their_committed_measurements_and_say_so(tmp_path):
+    run, committed = tmp_path / "kernels", tmp_path / "baselines"
+    run.mkdir(), committed.mkdir()
+    (run / "toy.json").write_text(json.dumps(TABLE))
+    slower = {"profile": "toy", "rows": [dict(r, dense_ms=2 * r["dense_ms"]) for r in TABLE["rows"]]}
+    (committed / "toy_measurements.json").write_text(json.dumps(slower))  # this run's toy.json wins
+    (committed / "gpu_measurements.json").write_text(json.dumps(dict(TABLE, profile="gpu")))
+    (committed / "gpu.json").write_text("{}")  # a gate baseline, not measurements: ignored
+    df = pd.DataFrame([{"task": "t", "method": "dense", "family": "pruning", "pattern": "unstructured",
+                        "target_sparsity": 0.0, "measured_sparsity": 0.0}])
+    out = add_latency_columns(df, run, layers_of=lambda task: LAYERS, committed_dir=committed)
+    assert list(out["latency_ms.toy"]) == pytest.approx([4.0])
+    assert list(out["latency_ms.gpu"]) == pytest.approx([4.0])
+    assert out["latency_from.toy"][0] == str(run / "toy.json")
+    assert out["latency_from.gpu"][0] == str(committed / "gpu_measurements.json")
+
+
 def test_cpu_profile_measures_its_peaks_once_and_caches_them(tmp_path, monkeypatch):
     import sparsebench.hardware as hw
 

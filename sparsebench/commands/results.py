@@ -11,6 +11,8 @@ def register(sub):
     p.add_argument("--out", default=None, help="CSV path (default <results>/summary.csv)")
     p.add_argument("--kernels", default=None,
                    help="kernel results (<profile>.json) for the latency_ms.<profile> columns (default <results>/kernels)")
+    p.add_argument("--no-committed-kernels", action="store_true",
+                   help="do not fall back to hardware/baselines/<profile>_measurements.json for profiles not run here")
     p.set_defaults(func=aggregate)
     p = sub.add_parser("track", help="log every result to MLflow (one run per result, never twice)")
     p.add_argument("--results", default="results")
@@ -22,11 +24,13 @@ def register(sub):
 
 
 def aggregate(args) -> int:
-    from sparsebench.latency import add_latency_columns
+    from sparsebench.latency import add_latency_columns, committed_measurements_dir
     from sparsebench.results import find_results, summarize, write_summary
 
     paths = find_results(Path(args.results))
-    df = add_latency_columns(summarize(paths), Path(args.kernels or Path(args.results) / "kernels"))
+    committed = None if args.no_committed_kernels else committed_measurements_dir()
+    df = add_latency_columns(summarize(paths), Path(args.kernels or Path(args.results) / "kernels"),
+                             committed_dir=committed)
     written = write_summary(df, Path(args.out or Path(args.results) / "summary.csv"))
     print(f"{len(df)} results -> {', '.join(map(str, written))}")
     return 0

@@ -129,7 +129,10 @@ def accuracy_vs_latency(df: pd.DataFrame) -> dict:
             if metric == "perplexity":
                 ax.set_yscale("log")
             profile = lat.split(".", 1)[1]
-            ax.set_xlabel(f"estimated decode latency of the linear layers on {profile} (ms/token)")
+            source = tdf.get(f"latency_from.{profile}")
+            committed = source is not None and str(source.iloc[0]).endswith("_measurements.json")
+            ax.set_xlabel(f"estimated decode latency of the linear layers on {profile} (ms/token)"
+                          + ("\nfrom the committed kernel measurements (hardware/baselines/)" if committed else ""))
             ax.set_ylabel(f"{metric} ({'lower' if lower else 'higher'} is better)")
             ax.set_title(f"{task}: {metric} vs latency ({profile})")
             ax.grid(alpha=0.3)
