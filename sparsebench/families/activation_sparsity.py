@@ -25,6 +25,7 @@ hard failure is kept for gross misses (a broken hook or quantile).
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -100,7 +101,16 @@ class ActivationSparsityMethod(Method):
         raise NotImplementedError
 
     def record(self) -> dict:
-        """What the calibration decided beyond the thresholds (stored in the result), e.g. an allocation."""
+        """What the calibration decided or the evaluation observed beyond the thresholds (stored in the
+        result under ``extra.activation.method``), e.g. an allocation or per-layer statistics."""
+        return {}
+
+    def watch(self, model, blocks: list[Block]):
+        """A context manager active during the evaluation, on top of the thresholds (e.g. statistics hooks)."""
+        return contextlib.nullcontext()
+
+    def metrics(self) -> dict[str, float]:
+        """Metrics this method adds to the task's (after the evaluation)."""
         return {}
 
 
@@ -153,16 +163,17 @@ def run(ctx) -> dict:
         else:  # threshold 0 zeroes only exact zeros: the dense model
             zero = torch.zeros(())
             thresholds = {site: zero for site in method.sites(blocks)}
-        with ActivationSparsifier(model, blocks, thresholds) as sparsifier:
+        with ActivationSparsifier(model, blocks, thresholds) as sparsifier, method.watch(model, blocks):
             metrics = ctx.timed("eval", ctx.task.evaluate, model)
+    metrics.update(method.metrics())
     zeros = sparsifier.fractions()
     modules = dict(model.named_modules())
     skip = weight_skip_fractions(blocks, zeros)
     sizes = {name: modules[name].weight.numel() for name in skip}
     measured = sum(skip[n] * sizes[n] for n in skip) / sum(sizes.values())
     sites = {name: zeros[name] for name in thresholds}
-    site_mean = sum(sites.values()) / len(sites)
-    weighted = site_weighted_mean(blocks, sites, sizes)
+    site_mean = sum(sites.values()) / len(sites) if sites else 0.0  # no sites: an analysis, nothing thresholded
+    weighted = site_weighted_mean(blocks, sites, sizes) if sites else 0.0
     if abs(weighted - target.sparsity) > TOLERANCE:
         raise RuntimeError(
             f"{method.name} at {target.label}: the thresholded activations are {weighted:.2%} sparse on the "
@@ -185,7 +196,7 @@ def run(ctx) -> dict:
             "measured": measured,
             "sites_mean": site_mean,
             "sites_weighted_mean": weighted,
-            "sites_max_deviation": max(abs(v - target.sparsity) for v in sites.values()),
+            "sites_max_deviation": max((abs(v - target.sparsity) for v in sites.values()), default=0.0),
             "by_kind": by_kind,
             "sites": sites,
             "layers": {name: zeros[name] for b in blocks for name in b.linears.values()},
