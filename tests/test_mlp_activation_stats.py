@@ -7,6 +7,8 @@ from torch import nn
 from conftest import make_job
 from sparsebench import registry
 from sparsebench.activation.stats import OutputCounter
+from sparsebench.report.figures.activation_sparsity import mlp_activation_stats, quality_vs_activation_sparsity
+from sparsebench.results import summarize
 from sparsebench.runner import run_job
 
 
@@ -83,3 +85,8 @@ def test_mlp_activation_stats_job_leaves_the_model_dense_and_stores_per_layer_fr
     assert m["mlp_nonzero_fraction"] == pytest.approx(sum(lay["nonzero"] for lay in layers) / 30)
     assert set(m) >= {"mlp_positive_fraction", "mlp_above_0p01_fraction"}
     assert stats["sparsity"]["measured"] < 0.01  # nothing thresholded
+
+    df = summarize([tmp_path / "s.json", tmp_path / "d.json"])
+    df["primary_metric"] = "perplexity"
+    assert list(mlp_activation_stats(df)) == ["mlp_activation_stats_lm-smollm2"]
+    assert quality_vs_activation_sparsity(df) == {}  # an analysis at sparsity 0 is no point of the quality curve
