@@ -49,7 +49,8 @@ def quality_vs_activation_sparsity(df: pd.DataFrame) -> dict:
 
 # the Lazy Neuron paper's headline (arXiv:2210.06313): non-zero MLP activations of ReLU Transformers
 LAZY_NEURON = {"T5-Base (paper)": 0.030, "ViT-B16 (paper)": 0.063}
-SERIES = [("nonzero", "non-zero (the paper's measure)", "-"), ("positive", "positive (non-zero if the activation were ReLU)", "--")]
+SERIES = [("nonzero", "non-zero (the paper's measure)", "-"),
+          ("positive", "positive (non-zero if the activation were ReLU)", "--")]
 
 
 def _per_layer(row) -> list[dict]:
@@ -92,4 +93,5 @@ def mlp_activation_stats(df: pd.DataFrame) -> dict:
     return figs
 
 
-FIGURES = {"quality_vs_activation_sparsity": quality_vs_activation_sparsity, "mlp_activation_stats": mlp_activation_stats}
+FIGURES = {"quality_vs_activation_sparsity": quality_vs_activation_sparsity,
+           "mlp_activation_stats": mlp_activation_stats}
