@@ -21,8 +21,10 @@ def lm():
     task = registry.task("lm-smollm2").cls.build(small_lm_params(**HELD_OUT), "test")
     model = task.load_model().eval()
     modules = task.decoder_blocks(model)
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as the search itself: many small block forwards
-    return task, model, modules, llama_blocks(model, modules)
+    yield task, model, modules, llama_blocks(model, modules)
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture
