@@ -123,4 +123,4 @@ def test_activation_methods_reject_patterns_they_do_not_support():
     with pytest.raises(ConfigError, match=r"pattern='2:4'.*allowed: unstructured"):
         validate_config(config)
     with pytest.raises(ConfigError, match="allocation"):
-        registry.method("teal").cls.build({"allocation": "greedy"}, "methods.teal")
+        registry.method("teal").cls.build({"allocation": "best"}, "methods.teal")

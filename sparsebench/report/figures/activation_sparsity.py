@@ -1,4 +1,5 @@
-"""Figures of the activation-sparsity family: perplexity versus measured activation sparsity.
+"""Figures of the activation-sparsity family: perplexity versus measured activation sparsity, and the
+Lazy Neuron analysis (fraction of non-zero MLP activations per layer, ``mlp-activation-stats``).
 
 In the style of TEAL (arXiv:2408.14690, Fig. 1/Table 3) and CHESS (arXiv:2409.01366):
 the x axis is the *measured* model-wide activation sparsity (the fraction of weight
@@ -21,7 +22,7 @@ from sparsebench.report.style import method_style  # noqa: E402
 
 def quality_vs_activation_sparsity(df: pd.DataFrame) -> dict:
     figs = {}
-    act = df[df["family"] == "activation_sparsity"]
+    act = df[(df["family"] == "activation_sparsity") & (df["target_sparsity"] > 0)]  # sparsity 0: the dense line
     for task, tdf in act.groupby("task"):
         metric = tdf["primary_metric"].iloc[0]
         col = f"metric.{metric}"
@@ -46,4 +47,51 @@ def quality_vs_activation_sparsity(df: pd.DataFrame) -> dict:
     return figs
 
 
-FIGURES = {"quality_vs_activation_sparsity": quality_vs_activation_sparsity}
+# the Lazy Neuron paper's headline (arXiv:2210.06313): non-zero MLP activations of ReLU Transformers
+LAZY_NEURON = {"T5-Base (paper)": 0.030, "ViT-B16 (paper)": 0.063}
+SERIES = [("nonzero", "non-zero (the paper's measure)", "-"),
+          ("positive", "positive (non-zero if the activation were ReLU)", "--")]
+
+
+def _per_layer(row) -> list[dict]:
+    from pathlib import Path
+
+    from sparsebench.results import read_result
+
+    path = row.get("result_path")
+    if not isinstance(path, str) or not Path(path).exists():
+        return []
+    return read_result(Path(path)).get("extra", {}).get("activation", {}).get("method", {}).get("layers", [])
+
+
+def mlp_activation_stats(df: pd.DataFrame) -> dict:
+    """Per block: fraction of MLP activations that are non-zero, positive, and above small magnitudes."""
+    figs = {}
+    if "metric.mlp_nonzero_fraction" not in df.columns:
+        return figs
+    rows = df[df["metric.mlp_nonzero_fraction"].notna()]
+    for task, tdf in rows.groupby("task"):
+        layers = _per_layer(tdf.iloc[0])
+        if not layers:
+            continue
+        blocks = [lay["block"] for lay in layers]
+        fig, ax = plt.subplots(figsize=(6.4, 4.2))
+        for key, label, ls in SERIES:
+            ax.plot(blocks, [lay[key] * 100 for lay in layers], ls=ls, marker="o", ms=3, label=label)
+        for m in layers[0]["above"]:
+            ax.plot(blocks, [lay["above"][m] * 100 for lay in layers], ls=":", marker=".", label=f"|a| > {m}")
+        for i, (name, value) in enumerate(LAZY_NEURON.items()):
+            ax.axhline(value * 100, color="grey", lw=0.8, ls=["-.", (0, (1, 3))][i], label=name)
+        ax.set_xlabel("decoder block")
+        ax.set_ylabel("% of MLP activations (act_fn output)")
+        ax.set_ylim(0, 102)
+        ax.set_title(f"{task}: Lazy Neuron statistics of the MLP activations")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="center right")
+        fig.tight_layout()
+        figs[f"mlp_activation_stats_{task}"] = fig
+    return figs
+
+
+FIGURES = {"quality_vs_activation_sparsity": quality_vs_activation_sparsity,
+           "mlp_activation_stats": mlp_activation_stats}
