@@ -34,11 +34,16 @@ def result_files():
 
 
 def run_resources(wildcards) -> dict:
-    """What a run job asks the scheduler for: its task's memory and time, a GPU for a cuda profile."""
+    """What a run job asks the scheduler for: its task's memory and time, a GPU for a cuda profile,
+    and its threads: the task's own ``threads`` parameter (vision: 1) or, locally, every core, since
+    the job's torch uses every core it may run on (two LM jobs side by side on 2 cores run 4 threads
+    and are slower together than one after the other). On a cluster ``cpus_per_task`` decides."""
     job = job_of(wildcards)
     declared = registry.task(job.task).cls.resources
+    own = job.task_params.get("threads")
     return {
         "mem_mb": declared.mem_mb,
         "runtime": declared.runtime,
         "gpu": 1 if profile(job.hardware).device == "cuda" else 0,
+        "threads": int(own) if own else (1 if workflow.non_local_exec else max(1, int(workflow.cores or 1))),
     }

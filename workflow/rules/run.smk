@@ -26,6 +26,7 @@ rule run_job:
         f"{RESULTS}/logs/run/{{task}}/{{method}}/{{run_id}}.log",
     params:
         spec=lambda w: job_of(w).spec_json(),
+    threads: lambda w: run_resources(w)["threads"]
     resources:
         # declared by the task (Task.resources); gpu=1 for a cuda hardware profile
         mem_mb=lambda w: run_resources(w)["mem_mb"],
