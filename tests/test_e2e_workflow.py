@@ -67,11 +67,9 @@ def test_mlflow_store_has_one_run_per_result(workflow_run):
 
 def test_rerun_does_nothing(root, workflow_run):
     workdir, _, _ = workflow_run
-    t0 = time.perf_counter()
     proc = snakemake(root, workdir)
-    elapsed = time.perf_counter() - t0
-    assert "Nothing to be done" in proc.stdout + proc.stderr
-    assert elapsed < 10, f"no-op rerun took {elapsed:.1f} s"
+    # (how long the no-op takes is a benchmark figure, not asserted here: it depends on the machine's load)
+    assert "Nothing to be done" in proc.stdout + proc.stderr, proc.stdout[-2000:] + proc.stderr[-2000:]
 
 
 def test_changing_one_method_file_reruns_only_its_jobs(root, workflow_run):
