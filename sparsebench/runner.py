@@ -85,8 +85,10 @@ def run_job(job: Job, out: Path) -> dict:
     ok, why = hw.available()
     if not ok:
         raise ConfigError(f"job.hardware={job.hardware!r}: {why}")
-    torch.set_num_threads(hw.thread_count())
     task = tentry.cls.build(job.task_params, "job.task_params")
+    # a task may pin its intra-op threads (``threads`` > 0): small jobs run one thread each, side by side
+    threads = int(getattr(task.params, "threads", 0) or 0) or hw.thread_count()
+    torch.set_num_threads(threads)
     method = mentry.cls.build(job.method_params, "job.method_params")
     target = Target.from_dict(job.target)
     ctx = JobContext(job, task, method, target, hw, seed_everything(job.seed))
@@ -105,7 +107,7 @@ def run_job(job: Job, out: Path) -> dict:
         "timings": ctx.timings,
         "memory": {"peak_rss_mb": peak_rss_mb()},
         "data": task.data_info(),
-        "hardware_profile": {"name": hw.name, "device": hw.device, "dtype": hw.dtype, "threads": hw.thread_count()},
+        "hardware_profile": {"name": hw.name, "device": hw.device, "dtype": hw.dtype, "threads": threads},
         "environment": capture(registry.project_root()),
         "extra": ctx.extra,
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

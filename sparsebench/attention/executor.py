@@ -4,7 +4,10 @@ Given the rows a method sparsifies and its keep-mask, it computes the attention
 output over the kept keys only (softmax renormalised over them) and, from the
 same scores, what the mask cost: kept pairs, causal pairs, and the *recall*
 of each row, the share of its dense (causal) attention mass that falls on the
-kept keys. Rows are processed in chunks so 4k-token prompts fit in memory.
+kept keys. Rows are processed in chunks, each over its causal keys only, and a
+method's pattern is asked for one chunk's mask at a time: no (rows x keys)
+mask of a whole prompt is built (at 2k tokens that is 29 M entries per layer,
+and building it cost more than the attention itself).
 """
 
 from __future__ import annotations
@@ -79,33 +82,97 @@ def dense_attention(q, k, v, scaling: float, q0: int) -> torch.Tensor:
     return F.scaled_dot_product_attention(q, k, v, attn_mask=causal_keep(rows, keys, q0, q.device), scale=scaling)
 
 
-def masked_attention(q, k, v, keep: torch.Tensor, scaling: float, q0: int, recall_stride: int = 8):
-    """Attention of rows q0.. restricted to ``keep`` (B, H, rows, keys) and the causal triangle.
-
-    Returns (output (B, H, rows, D), MaskStats). Every row keeps its own
-    position even when the mask forgot it, so no row is left without a key.
-    The output is exact (SDPA over the boolean mask); recall is computed
-    exactly on every ``recall_stride``-th row (and the last), which keeps the
-    extra softmax off the hot path while estimating the mean recall closely.
-    """
-    kept = keep & causal_keep(q.shape[2], k.shape[2], q0, q.device)
-    kept.diagonal(offset=q0, dim1=-2, dim2=-1).fill_(True)
-    out = F.scaled_dot_product_attention(q, k, v, attn_mask=kept, scale=scaling)
-    return out, mask_stats(q, k, kept, scaling, q0, recall_stride)
+ROW_CHUNK = 128  # rows per step: the masks of a chunk stay in cache (a 2k-token mask is 116 MB as floats)
 
 
-def mask_stats(q, k, kept: torch.Tensor, scaling: float, q0: int, recall_stride: int = 8) -> MaskStats:
-    """Kept and causal pairs of the causal keep-mask ``kept`` (B, H, rows, keys) and the recall of its rows
-    (every ``recall_stride``-th and the last), whichever executor ran it."""
-    b, h, rows, _ = q.shape
-    keys = k.shape[2]
-    causal = causal_keep(rows, keys, q0, q.device)
-    stats = MaskStats(kept_pairs=int(torch.count_nonzero(kept)), causal_pairs=int(torch.count_nonzero(causal)) * b * h)
-    sample = torch.unique(torch.cat([torch.arange(0, rows, recall_stride), torch.tensor([rows - 1])])).to(q.device)
-    scores = torch.matmul(q[:, :, sample], k.transpose(-1, -2)) * scaling
-    lse_dense = torch.logsumexp(scores.masked_fill(~causal[sample], float("-inf")), dim=-1)
+def _rows_of(keep):
+    """``keep`` as a function of a row range: a pattern's ``token_mask`` or slices of a full mask."""
+    if callable(keep):
+        return keep
+    return lambda r0, r1: keep[:, :, r0:r1]
+
+
+def _chunk_keep(keep_rows, r0: int, r1: int, q0: int, device) -> torch.Tensor:
+    """Rows r0..r1-1 of the causal keep-mask over their causal keys (0 .. q0 + r1 - 1), each row keeping itself."""
+    keys = q0 + r1
+    kept = keep_rows(r0, r1)[..., :keys] & causal_keep(r1 - r0, keys, q0 + r0, device)
+    kept.diagonal(offset=q0 + r0, dim1=-2, dim2=-1).fill_(True)
+    return kept
+
+
+def _recall_rows(r0: int, r1: int, rows: int, stride: int) -> torch.Tensor:
+    """The sampled rows (every ``stride``-th, and the last) inside r0..r1-1, relative to r0."""
+    i = torch.arange(r0, r1)
+    return (i[(i % stride == 0) | (i == rows - 1)] - r0)
+
+
+def _recall(q, k, kept: torch.Tensor, sample: torch.Tensor, scaling: float, first: int) -> torch.Tensor:
+    """Per sampled row of ``q`` (rows from absolute position ``first``), the share of its dense causal
+    softmax mass that falls on the kept keys."""
+    keys = kept.shape[-1]
+    sample = sample.to(q.device)
+    scores = torch.matmul(q[:, :, sample], k[:, :, :keys].transpose(-1, -2)) * scaling
+    causal = torch.arange(keys, device=q.device)[None, :] <= (first + sample)[:, None]
+    lse_dense = torch.logsumexp(scores.masked_fill(~causal, float("-inf")), dim=-1)
     lse_kept = torch.logsumexp(scores.masked_fill(~kept[:, :, sample], float("-inf")), dim=-1)
-    recall = torch.exp(lse_kept - lse_dense)
-    stats.recall_sum = float(recall.double().sum().item())
-    stats.recall_rows = recall.numel()
+    return torch.exp(lse_kept - lse_dense)
+
+
+def _chunks(q, k, keep, scaling: float, q0: int, chunk: int, recall_stride: int, stats: MaskStats):
+    """Yield (r0, r1, kept) per row chunk, counting kept pairs into ``stats``; afterwards ``stats`` holds the
+    recall of the sampled rows too."""
+    rows = q.shape[2]
+    keep_rows = _rows_of(keep)
+    recall = []
+    for r0 in range(0, rows, chunk):
+        r1 = min(rows, r0 + chunk)
+        kept = _chunk_keep(keep_rows, r0, r1, q0, q.device)
+        stats.kept_pairs += int(torch.count_nonzero(kept))
+        yield r0, r1, kept
+        recall.append(_recall(q[:, :, r0:r1], k, kept, _recall_rows(r0, r1, rows, recall_stride), scaling,
+                              q0 + r0))
+    r = torch.cat(recall, dim=-1)
+    stats.recall_sum = float(r.double().sum().item())
+    stats.recall_rows = r.numel()
+
+
+def masked_attention(q, k, v, keep, scaling: float, q0: int, recall_stride: int = 8, chunk: int = ROW_CHUNK):
+    """Attention of rows q0.. restricted to ``keep`` and the causal triangle.
+
+    ``keep``: a (B, H, rows, keys) bool mask, or a function ``(r0, r1) -> mask of rows r0..r1-1`` over at
+    least their causal keys (a pattern's ``token_mask``), so no full mask is ever built. Returns
+    (output (B, H, rows, D), MaskStats). Every row keeps its own position even when the mask forgot it,
+    so no row is left without a key. Rows are processed ``chunk`` at a time, each over its causal keys
+    only; the output is exact (SDPA over an additive mask of the kept keys: -inf elsewhere). Recall is
+    computed exactly on every ``recall_stride``-th row (and the last), which keeps the extra softmax off
+    the hot path while estimating the mean recall closely.
+    """
+    b, h, rows, _ = q.shape
+    stats = MaskStats(causal_pairs=_causal_pairs(rows, q0) * b * h)
+    zero = torch.zeros((), device=q.device, dtype=q.dtype)
+    minus_inf = torch.full((), float("-inf"), device=q.device, dtype=q.dtype)
+    buffer = torch.empty(b * h * min(chunk, rows) * (q0 + rows), device=q.device, dtype=q.dtype)
+    outs = []
+    for r0, r1, kept in _chunks(q, k, keep, scaling, q0, chunk, recall_stride, stats):
+        additive = buffer[: kept.numel()].view(kept.shape)  # one buffer: no fresh (page-faulting) mask per chunk
+        torch.where(kept, zero, minus_inf, out=additive)
+        keys = kept.shape[-1]
+        outs.append(F.scaled_dot_product_attention(q[:, :, r0:r1], k[:, :, :keys], v[:, :, :keys],
+                                                   attn_mask=additive, scale=scaling))
+    return torch.cat(outs, dim=2), stats
+
+
+def mask_stats(q, k, keep, scaling: float, q0: int, recall_stride: int = 8, chunk: int = ROW_CHUNK) -> MaskStats:
+    """Kept and causal pairs of the causal keep-mask ``keep`` (a mask or a function of a row range, as in
+    :func:`masked_attention`) and the recall of its rows (every ``recall_stride``-th and the last),
+    whichever executor ran it."""
+    b, h, rows, _ = q.shape
+    stats = MaskStats(causal_pairs=_causal_pairs(rows, q0) * b * h)
+    for _ in _chunks(q, k, keep, scaling, q0, chunk, recall_stride, stats):
+        pass
     return stats
+
+
+def _causal_pairs(rows: int, q0: int) -> int:
+    """Causal pairs of rows q0 .. q0 + rows - 1 (row i sees i + 1 keys)."""
+    return rows * q0 + rows * (rows + 1) // 2

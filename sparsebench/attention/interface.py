@@ -102,6 +102,14 @@ class SparseAttention:
         """Keep the last queries of a dense call (a decode-phase method may estimate its pattern from them)."""
         self._recent_q[layer] = query[:, :, -self.keep_queries :].detach()
 
+    def recent_queries(self) -> dict[int, torch.Tensor]:
+        """Each layer's remembered queries (what :meth:`remember_queries` kept last)."""
+        return dict(self._recent_q)
+
+    def restore_queries(self, queries: dict[int, torch.Tensor]) -> None:
+        """Set the remembered queries as a dense call would have (a cached dense prompt)."""
+        self._recent_q = {int(layer): q for layer, q in queries.items()}
+
     def sparse_call(self, layer: int, query, key, value, scaling: float, q0: int) -> torch.Tensor:
         heads = query.shape[1]
         budget = Budget(self.density, self.phase, q0, query.shape[2], self.query_block, key.shape[1])
@@ -112,11 +120,11 @@ class SparseAttention:
             from sparsebench.attention.flex import flex_attention_forward
 
             out, mask = flex_attention_forward(query, key, value, pattern, scaling)
-            stats = mask_stats(query, key_h, pattern.token_mask(), scaling, q0)
+            stats = mask_stats(query, key_h, pattern.token_mask, scaling, q0)
             if self.latency is not None and self.phase == "prefill" and q0 == 0:
                 self.latency.measure(layer, query, key, value, mask, scaling)
         else:
-            out, stats = masked_attention(query, key_h, _expand_kv(value, heads), pattern.token_mask(), scaling, q0)
+            out, stats = masked_attention(query, key_h, _expand_kv(value, heads), pattern.token_mask, scaling, q0)
         tiling = pattern.tiling()
         stats.tiles_kept = int(pattern.tiles(tiling)[0].sum())
         stats.tiles_causal = int(tiling.causal_tiles()[0].sum()) * query.shape[0] * heads

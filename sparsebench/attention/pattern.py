@@ -103,16 +103,22 @@ class BlockPattern:
     def _device(self):
         return self.blocks.device if self.blocks is not None else self.local_start.device
 
-    def token_mask(self) -> torch.Tensor:
-        """(B, H, rows, keys) bool, causal (the reference executor's input)."""
+    def token_mask(self, r0: int = 0, r1: int | None = None) -> torch.Tensor:
+        """(B, H, rows, keys) bool, causal (the reference executor's input); rows ``r0 .. r1 - 1`` only
+        (over their causal keys, 0 .. q0 + r1 - 1) when a range is given."""
         b, dev = self.budget, self._device()
-        i = torch.arange(b.q0, b.q0 + b.rows, device=dev)[:, None]
-        j = torch.arange(b.keys, device=dev)[None, :]
-        keep = (j >= self.local_start.to(dev)[:, None]) | (j < self.sinks)
+        r1 = b.rows if r1 is None else min(r1, b.rows)
+        keys = b.q0 + r1
+        i = torch.arange(b.q0 + r0, b.q0 + r1, device=dev)[:, None]
+        j = torch.arange(keys, device=dev)[None, :]
+        keep = (j >= self.local_start.to(dev)[r0:r1, None]) | (j < self.sinks)
         keep = keep.expand(self.batch, self.heads, -1, -1)
         if self.blocks is not None:
-            per_row = self.blocks.repeat_interleave(self.group, dim=-2)[..., : b.rows, :]
-            keep = keep | per_row.repeat_interleave(self.block, dim=-1)[..., : b.keys]
+            g = self.group
+            first = r0 // g  # the groups holding rows r0 .. r1 - 1
+            groups = self.blocks[:, :, first : -(-r1 // g), : -(-keys // self.block)]
+            per_row = groups.repeat_interleave(g, dim=-2)[..., r0 - first * g : r1 - first * g, :]
+            keep = keep | per_row.repeat_interleave(self.block, dim=-1)[..., :keys]
         return keep & (j <= i)
 
     def block_table(self) -> torch.Tensor:
@@ -198,12 +204,15 @@ class LinePattern:
         self.slash = self.slash.clone()
         self.slash[..., 0] = True
 
-    def token_mask(self) -> torch.Tensor:
+    def token_mask(self, r0: int = 0, r1: int | None = None) -> torch.Tensor:
+        """(B, H, rows, keys) bool, causal; rows ``r0 .. r1 - 1`` over keys 0 .. q0 + r1 - 1 when a range is given."""
         b, dev = self.budget, self.vertical.device
-        i = torch.arange(b.q0, b.q0 + b.rows, device=dev)[:, None]
-        j = torch.arange(b.keys, device=dev)[None, :]
+        r1 = b.rows if r1 is None else min(r1, b.rows)
+        keys = b.q0 + r1
+        i = torch.arange(b.q0 + r0, b.q0 + r1, device=dev)[:, None]
+        j = torch.arange(keys, device=dev)[None, :]
         offset = (i - j).clamp(min=0)
-        return (self.vertical[:, :, None, :] | self.slash[:, :, offset]) & (j <= i)
+        return (self.vertical[:, :, None, :keys] | self.slash[:, :, offset]) & (j <= i)
 
     def tiling(self) -> Tiling:
         return Tiling(self.budget, self.q_tile, self.kv_block)

@@ -41,11 +41,16 @@ class LongContextTask(LanguageModelTask):
         # how the sparse rows run: "reference" (masked dense attention), "flex" (FlexAttention on a BlockMask
         # of the method's blocks, prefill timed against SDPA), "auto" (flex where the hardware has it)
         executor: str = "auto"
+        threads: int = 0  # intra-op threads of a job; 0: the hardware profile's (every core it may use)
+        # reuse the decode phase's dense prompt across jobs (sparsebench.attention.prompt_cache); false: recompute
+        prompt_cache: bool = True
 
         def check(self):
             for key in ("seq_len", "sequences", "continuation", "query_block", "batch_size"):
                 if getattr(self, key) < 1:
                     raise ValueError(f"{key}={getattr(self, key)} must be >= 1")
+            if self.threads < 0:
+                raise ValueError(f"threads={self.threads} must be >= 0 (0: the hardware profile's)")
             if self.executor not in ("auto", "reference", "flex"):
                 raise ValueError(f"executor={self.executor!r}; allowed: auto, reference, flex")
             if not 2 <= self.continuation < self.seq_len:

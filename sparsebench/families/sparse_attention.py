@@ -19,7 +19,9 @@ scored continuation (Sparse Frontier's prefill/decode split):
 - ``prefill``: the prompt is processed with sparse attention (query blocks
   share their key selection), the continuation attends densely;
 - ``decode``: the prompt is processed densely, every continuation row picks
-  its own keys from the (dense) cache.
+  its own keys from the (dense) cache. That dense prompt is the same for every
+  method and budget: it is computed once per task and machine and reused
+  (``sparsebench.attention.prompt_cache``; task parameter ``prompt_cache``).
 Metrics carry the phase as a suffix: ``perplexity_prefill``, ``density_decode``, ...
 ``tile_density_{phase}`` is the share of causal kernel tiles (query tile x key
 block) that hold a kept pair: the work a block-sparse kernel does.
@@ -42,6 +44,7 @@ import torch
 from sparsebench.attention import Budget, SparseAttention, check_density, density_of
 from sparsebench.attention.budget import PHASES
 from sparsebench.attention.flex import PrefillLatency, resolve_executor
+from sparsebench.attention.prompt_cache import dense_prompt
 from sparsebench.errors import ConfigError
 from sparsebench.method import Method
 
@@ -90,23 +93,35 @@ class PhaseOutcome:
     stats: dict
 
 
-def forward_phase(model, session: SparseAttention, ids: torch.Tensor, prompt_len: int, phase: str) -> torch.Tensor:
-    """Logits of the continuation rows (they predict ids[:, prompt_len + 1:]) with ``phase`` sparse."""
+def forward_phase(model, session: SparseAttention, ids: torch.Tensor, prompt_len: int, phase: str,
+                  source: dict | None = None, origins: list | None = None) -> torch.Tensor:
+    """Logits of the continuation rows (they predict ids[:, prompt_len + 1:]) with ``phase`` sparse.
+
+    ``source`` (the task's model description) lets the decode phase take its dense prompt from the
+    prompt cache (``sparsebench.attention.prompt_cache``; None computes it here); where it came from
+    ("hit" / "stored") is appended to ``origins``.
+    """
     ids = ids.to(model.device)
-    sparse_prompt = session.sparse(phase) if phase == "prefill" else contextlib.nullcontext()
-    with sparse_prompt:
-        out = model(ids[:, :prompt_len], use_cache=True, logits_to_keep=1)
+    if phase == "decode" and source is not None:
+        past, origin = dense_prompt(model, session, ids, prompt_len, source)
+        if origins is not None:
+            origins.append(origin)
+    else:
+        sparse_prompt = session.sparse(phase) if phase == "prefill" else contextlib.nullcontext()
+        with sparse_prompt:
+            past = model(ids[:, :prompt_len], use_cache=True, logits_to_keep=1).past_key_values
     sparse_cont = session.sparse(phase) if phase == "decode" else contextlib.nullcontext()
     with sparse_cont:
-        out = model(ids[:, prompt_len:], past_key_values=out.past_key_values, use_cache=True)
+        out = model(ids[:, prompt_len:], past_key_values=past, use_cache=True)
     return out.logits[:, :-1].float()
 
 
 def run_phase(ctx, model, session: SparseAttention, phase: str) -> PhaseOutcome:
     task = ctx.task
-    logits = []
-    for ids, prompt_len in task.attention_batches():
-        logits.append(forward_phase(model, session, ids, prompt_len, phase).cpu())
+    source = task.model_source().describe() if task.params.prompt_cache and hasattr(task, "model_source") else None
+    origins = ctx.extra.setdefault("prompt_cache", []) if source is not None else None
+    logits = [forward_phase(model, session, ids, prompt_len, phase, source, origins).cpu()
+              for ids, prompt_len in task.attention_batches()]
     metrics = {f"{k}_{phase}": v for k, v in task.score_continuations(logits).items()}
     stats = session.summary(phase)
     for key in ("density", "recall", "tile_density"):

@@ -76,9 +76,6 @@ BASE = SparseTrainingMethod
 
 def run(ctx) -> dict:
     task, method = ctx.task, ctx.method
-    threads = getattr(task.params, "threads", None)
-    if threads:
-        torch.set_num_threads(threads)
     data = ctx.timed("data", task.train_data)
     model = ctx.timed("load", task.load_model)
     layers = task.prunable_layers(model)

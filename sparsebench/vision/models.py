@@ -11,16 +11,20 @@ timm zero-initialises the last batch-norm scale of every residual block
 initialisation, and saliency-at-initialisation methods (SNIP, GraSP, SynFlow)
 see all-zero scores there; the papers used standard (Kaiming) initialisation,
 so ``zero_init_last=False``.
+
+timm is imported where a model is created, not at import time: every job
+imports the task registry, and timm (with torchvision) costs an LLM job ~3 s.
 """
 
 from __future__ import annotations
 
-import timm
 from torch import nn
 
 
 def small_resnet(num_classes: int, in_chans: int, channels: tuple[int, ...], layers: tuple[int, ...]) -> nn.Module:
     """A narrow timm ResNet (BasicBlocks) with timm's 3-conv 'deep' stem at stride 1 and no max-pool."""
+    import timm
+
     model = timm.create_model("resnet18", pretrained=False, num_classes=num_classes, in_chans=in_chans,
                               layers=tuple(layers), channels=tuple(channels), stem_type="deep",
                               stem_width=max(channels[0] // 2, 1), zero_init_last=False)
@@ -31,6 +35,8 @@ def small_resnet(num_classes: int, in_chans: int, channels: tuple[int, ...], lay
 
 def cifar_resnet18(num_classes: int) -> nn.Module:
     """timm ResNet-18 with a 3x3 stride-1 stem convolution and no max-pool (32x32 inputs)."""
+    import timm
+
     model = timm.create_model("resnet18", pretrained=False, num_classes=num_classes, zero_init_last=False)
     model.conv1 = nn.Conv2d(3, model.conv1.out_channels, kernel_size=3, stride=1, padding=1, bias=False)
     model.maxpool = nn.Identity()
@@ -39,6 +45,8 @@ def cifar_resnet18(num_classes: int) -> nn.Module:
 
 def cifar_vit_tiny(num_classes: int) -> nn.Module:
     """timm ViT-Tiny (192 wide, 12 blocks, 3 heads) on 32x32 inputs with 4x4 patches (64 tokens)."""
+    import timm
+
     return timm.create_model("vit_tiny_patch16_224", pretrained=False, num_classes=num_classes,
                              img_size=32, patch_size=4)
 

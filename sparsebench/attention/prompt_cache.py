@@ -1,0 +1,82 @@
+"""The decode phase's dense prompt, computed once per task and machine and shared by every job.
+
+In the decode phase the prompt is processed with *dense* attention, so its key/
+value cache (and the last queries of every layer, which decode-phase methods
+such as vertical-slash estimate their pattern from) is the same for every
+method and budget of a task. A 2k-token job spends about a third of its time
+recomputing it; here it is computed by the first job that needs it and stored
+in the sparsebench cache (``<cache>/attention``), keyed by everything that
+determines it: the model, the token ids, the prompt length, dtype, device,
+intra-op threads (float sums depend on them), the torch and transformers
+versions, how many queries the session keeps, and :data:`VERSION`. Entries are
+built under a file lock and renamed into place (``sparsebench.cache.build_once``),
+so concurrent jobs compute one entry once and never read half of one.
+
+A job records whether it found the entry (``extra.prompt_cache``: ``hit``, or
+``stored`` for the job that built it); the numbers are the same either way
+(tests/test_attention_prompt_cache.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import torch
+
+VERSION = 1  # bump when what is stored changes: older entries are then not reused
+CACHE_DIR: Path | None = None  # a directory to use instead of <sparsebench cache>/attention (tests)
+
+
+def _key(model, ids: torch.Tensor, prompt_len: int, source: dict, keep_queries: int) -> str:
+    import transformers
+
+    parts = {
+        "version": VERSION,
+        "model": source,
+        "ids": hashlib.sha256(ids[:, :prompt_len].to(torch.int64).cpu().numpy().tobytes()).hexdigest(),
+        "shape": list(ids.shape),
+        "prompt_len": prompt_len,
+        "dtype": str(next(model.parameters()).dtype),
+        "device": str(next(model.parameters()).device.type),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "keep_queries": keep_queries,
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+
+def _compute(model, session, ids: torch.Tensor, prompt_len: int) -> dict:
+    """Dense forward of the prompt (outside any sparse phase): its KV cache and each layer's last queries."""
+    out = model(ids[:, :prompt_len], use_cache=True, logits_to_keep=1)
+    # clone: a slice saved as it is would store its whole underlying tensor
+    layers = [(k.detach().cpu().clone(), v.detach().cpu().clone()) for k, v, *_ in out.past_key_values]
+    queries = {layer: q.cpu().clone() for layer, q in session.recent_queries().items()}
+    return {"kv": layers, "queries": queries}
+
+
+def dense_prompt(model, session, ids: torch.Tensor, prompt_len: int, source: dict) -> tuple[object, str]:
+    """The dense prompt's KV cache (a transformers ``DynamicCache``), with ``session``'s remembered queries
+    set as if the prompt had just run; and ``"hit"`` or ``"stored"``.
+
+    ``source``: what the model is (the task's model description), part of the cache key.
+    """
+    from transformers import DynamicCache
+
+    from sparsebench.cache import build_once, cache_dir
+
+    entry = (CACHE_DIR or cache_dir() / "attention") / f"dense-prompt-{_key(model, ids, prompt_len, source, session.keep_queries)}"
+    built = []
+
+    def build(tmp: Path) -> None:
+        torch.save(_compute(model, session, ids, prompt_len), tmp / "prompt.pt")
+        built.append(True)
+
+    build_once(entry, build)
+    data = torch.load(entry / "prompt.pt", map_location=ids.device, weights_only=True)
+    cache = DynamicCache(ddp_cache_data=[(k.to(ids.device), v.to(ids.device)) for k, v in data["kv"]],
+                         config=model.config)
+    session.restore_queries(data["queries"])
+    return cache, "stored" if built else "hit"
