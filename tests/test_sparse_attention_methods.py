@@ -126,3 +126,20 @@ def test_mustafar_keeps_the_largest_magnitudes_of_every_token():
     smallest_kept = kk.abs().masked_fill(kk == 0, float("inf")).amin(dim=-1)
     largest_dropped = k.abs().masked_fill(kk != 0, 0).amax(dim=-1)
     assert (smallest_kept >= largest_dropped).all()
+
+
+def test_vertical_slash_counts_its_kept_pairs_without_a_mask_exactly():
+    from sparsebench.attention.pattern import LinePattern
+    from sparsebench import registry
+
+    line_pairs = __import__(registry.method("vertical-slash").cls.__module__, fromlist=["line_pairs"]).line_pairs
+    g = torch.Generator().manual_seed(11)
+    for q0, rows in ((0, 200), (150, 50), (199, 1)):
+        keys = q0 + rows
+        budget = Budget(0.3, "prefill", q0, rows)
+        v = torch.rand(2, 3, keys, generator=g) < 0.1
+        s = torch.rand(2, 3, keys, generator=g) < 0.1
+        s[..., 0] = True
+        mask = LinePattern(budget, v, s).token_mask()
+        cover = (q0 + rows - torch.clamp(torch.arange(keys), min=q0)).clamp(min=0).double()
+        assert torch.equal(line_pairs(v, s, cover, q0, q0 + rows), mask.sum(dim=(-1, -2)).double())

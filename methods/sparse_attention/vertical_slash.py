@@ -33,11 +33,16 @@ def line_scores(q_est, k, est_pos, scaling):
     return vertical, slash
 
 
-def lines_mask(vkeep, skeep, pos, keys):
-    """(B, H, rows, keys): key j of row i is kept if vertical j or slash i - j is kept."""
-    j = torch.arange(keys, device=vkeep.device)
-    offset = (pos[:, None] - j[None, :]).clamp(min=0)
-    return vkeep[:, :, None, :] | skeep[:, :, offset]
+def line_pairs(vkeep, skeep, cover, q0: int, last: int) -> torch.Tensor:
+    """Causal pairs (B, H) kept by vertical lines ``vkeep`` and slash lines ``skeep`` (B, H, keys) among rows
+    q0 .. last - 1, counted without building the mask: each line's own pairs (``cover``) minus the pairs
+    on both a vertical line j and a slash line o, i.e. rows i = j + o in range: the convolution of the two
+    line sets, summed over q0 .. last - 1 (an FFT in float64; counts stay exact after rounding)."""
+    v, s = vkeep.double(), skeep.double()
+    own = v @ cover + s @ cover
+    n = 2 * v.shape[-1]
+    both = torch.fft.irfft(torch.fft.rfft(v, n) * torch.fft.rfft(s, n), n)[..., q0:last]
+    return own - torch.round(both).sum(dim=-1)
 
 
 class VerticalSlash(SparseAttentionMethod):
@@ -70,6 +75,7 @@ class VerticalSlash(SparseAttentionMethod):
         cover = (last - torch.clamp(torch.arange(keys, device=q.device), min=budget.q0)).clamp(min=0)
         scores = torch.cat([vertical, slash], dim=-1)
         covers = torch.cat([cover, cover]).double()
+        cover = cover.double()
         order = scores.argsort(dim=-1, descending=True, stable=True)
         goal = budget.density * budget.causal_pairs()
         taken = torch.zeros_like(scores, dtype=torch.bool)
@@ -79,9 +85,7 @@ class VerticalSlash(SparseAttentionMethod):
             before = torch.cumsum(new_cover, dim=-1) - new_cover
             add = torch.zeros_like(taken).scatter_(-1, order, before < need[..., None])
             taken |= add
-            keep = lines_mask(taken[..., :keys], taken[..., keys:], pos, keys)
-            kept = (keep & (torch.arange(keys, device=q.device)[None, :] <= pos[:, None])).sum(dim=(-1, -2))
-            need = goal - kept.double()
+            need = goal - line_pairs(taken[..., :keys], taken[..., keys:], cover, budget.q0, last)
             if bool((need <= 0.5 * budget.rows).all()):
                 break
         return LinePattern(budget, taken[..., :keys], taken[..., keys:])
