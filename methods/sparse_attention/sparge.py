@@ -66,28 +66,33 @@ class SpargeAttn(SparseAttentionMethod):
             return stage1
         # stage 1's blocks (its diagonal region is block-aligned) minus the blocks stage 2 skips;
         # each row keeps itself, as in every pattern
-        blocks = stage1.block_table() & self.online_skip(q, k, stage1.token_mask(), budget)
+        blocks = stage1.block_table() & self.online_skip(q, k, stage1.token_mask, budget)
         return BlockPattern(budget, p.block, q.shape[0], q.shape[1], blocks=blocks)
 
-    def online_skip(self, q, k, keep, budget):
+    def online_skip(self, q, k, keep_rows, budget, chunk: int = 128):
         """Stage 2: the kept key blocks (B, H, groups, key blocks) whose scores do not all stay e^lam below the
-        running row maximum."""
+        running row maximum. ``keep_rows(r0, r1)``: stage 1's keep-mask of rows r0..r1-1 (over keys up to
+        q0 + r1); rows are scored a chunk of whole groups at a time, as the kernel scores them online."""
         p = self.params
         g, blk = budget.row_block, p.block
-        pos = positions(budget, q.device)
-        s = (q @ k.transpose(-1, -2)) * q.shape[-1] ** -0.5
-        s = s.masked_fill(~keep | (torch.arange(budget.keys, device=q.device)[None, :] > pos[:, None]), float("-inf"))
-        pad = (-budget.keys) % blk
-        if pad:
-            s = torch.nn.functional.pad(s, (0, pad), value=float("-inf"))
-        block_max = s.reshape(*s.shape[:3], -1, blk).amax(dim=-1)  # (B, H, rows, key blocks)
-        running = torch.cummax(block_max, dim=-1).values
-        before = torch.nn.functional.pad(running[..., :-1], (1, 0), value=float("-inf"))
-        rows = block_max.shape[2]
-        pad_r = (-rows) % g
-        gap = block_max - before
-        if pad_r:
-            gap = torch.nn.functional.pad(gap, (0, 0, 0, pad_r), value=float("-inf"))
-        gap_g = gap.reshape(*gap.shape[:2], -1, g, gap.shape[-1]).amax(dim=3)  # every row of the group must agree
-        skip = gap_g < p.lam  # the first kept block has gap +inf; blocks not kept are -inf and dropped anyway
-        return ~skip
+        nkb = -(-budget.keys // blk)
+        chunk = max(g, chunk // g * g)
+        skips = []
+        for r0 in range(0, budget.rows, chunk):
+            r1 = min(budget.rows, r0 + chunk)
+            keys = budget.q0 + r1
+            pos = torch.arange(budget.q0 + r0, budget.q0 + r1, device=q.device)
+            s = (q[:, :, r0:r1] @ k[:, :, :keys].transpose(-1, -2)) * q.shape[-1] ** -0.5
+            s = s.masked_fill(~keep_rows(r0, r1)[..., :keys] | (torch.arange(keys, device=q.device)[None, :] > pos[:, None]),
+                              float("-inf"))
+            s = torch.nn.functional.pad(s, (0, nkb * blk - keys), value=float("-inf"))
+            block_max = s.reshape(*s.shape[:3], nkb, blk).amax(dim=-1)  # (B, H, rows, key blocks)
+            running = torch.cummax(block_max, dim=-1).values
+            before = torch.nn.functional.pad(running[..., :-1], (1, 0), value=float("-inf"))
+            gap = block_max - before
+            pad_r = (-(r1 - r0)) % g
+            if pad_r:
+                gap = torch.nn.functional.pad(gap, (0, 0, 0, pad_r), value=float("-inf"))
+            skips.append(gap.reshape(*gap.shape[:2], -1, g, nkb).amax(dim=3) < p.lam)  # every row of a group agrees
+        # the first kept block has gap +inf; blocks not kept are -inf and dropped anyway
+        return ~torch.cat(skips, dim=2)
