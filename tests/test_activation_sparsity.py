@@ -124,3 +124,42 @@ def test_activation_methods_reject_patterns_they_do_not_support():
         validate_config(config)
     with pytest.raises(ConfigError, match="allocation"):
         registry.method("teal").cls.build({"allocation": "best"}, "methods.teal")
+
+
+@pytest.mark.parametrize("method_name", ["teal", "chess"])
+def test_a_cached_dense_calibration_pass_gives_the_thresholds_computing_it_gives(method_name, lm, tmp_path,
+                                                                                  monkeypatch):
+    from sparsebench.activation import calibration as cal
+
+    monkeypatch.setattr(cal, "CACHE_DIR", tmp_path)
+    task, model, blocks = lm
+    method = registry.method(method_name).cls.build({}, "test")
+    runs = []
+    for source in ({}, {"model": "smollm2"}, {"model": "smollm2"}):  # no source: no cache; then stored; then hit
+        calib = Calibration(model, blocks, task.calibration_windows(0), task.params.batch_size, source)
+        with torch.no_grad():
+            runs.append((calibrate(method, calib, Target(0.5)), calib.cache))
+    passes = 1 if method_name == "teal" else 2
+    assert [r[1] for r in runs] == [[], ["stored"] * passes, ["hit"] * passes]
+    for thresholds, _ in runs[1:]:
+        assert thresholds.keys() == runs[0][0].keys()
+        assert all(torch.equal(thresholds[k], runs[0][0][k]) for k in thresholds)
+    # another level reuses the dense pass; other windows do not
+    calib = Calibration(model, blocks, task.calibration_windows(0), task.params.batch_size, {"model": "smollm2"})
+    with torch.no_grad():
+        calibrate(method, calib, Target(0.25))
+    assert calib.cache == ["hit"] * passes
+    calib = Calibration(model, blocks, task.calibration_windows(1), task.params.batch_size, {"model": "smollm2"})
+    with torch.no_grad():
+        calibrate(method, calib, Target(0.25))
+    assert calib.cache == ["stored"] * passes
+
+
+def test_sparsify_zeroes_exactly_the_entries_at_or_below_the_threshold():
+    from sparsebench.activation.hooks import sparsify
+
+    x = torch.randn(3, 7, 16, generator=torch.Generator().manual_seed(0))
+    x[0, 0, :4] = torch.tensor([0.5, -0.5, 0.5000001, 0.0])
+    for t in (torch.tensor(0.5), torch.linspace(0.1, 1.5, 16)):  # one threshold; one per channel
+        assert torch.equal(sparsify(x, t), torch.where(x.abs() > t, x, torch.zeros(())))
+    assert sparsify(x, torch.tensor(0.5))[0, 0, :4].tolist() == [0.0, 0.0, x[0, 0, 2].item(), 0.0]

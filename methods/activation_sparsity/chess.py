@@ -48,12 +48,14 @@ class CHESS(ActivationSparsityMethod):
         p = target.sparsity
         # pass 1: E|u_i| per FFN channel, and |x| histograms of the q_proj and o_proj inputs
         attn_taps = {(b[k], "input"): torch.abs for b in blocks for k in ("q", "o")} if self.params.attention else {}
+        pass1 = f"chess pass 1: E|up output|, |x| at q, o inputs={self.params.attention}"
         hists, up_mean = calibration.run(histograms=attn_taps,
-                                         channel_means={(b["up"], "output"): torch.abs for b in blocks})
+                                         channel_means={(b["up"], "output"): torch.abs for b in blocks}, key=pass1)
         # pass 2: importance |a_i| * E|u_i| of every gate activation, one distribution per layer
         importance = {(b.gate_act, "output"): (lambda a, m=up_mean[(b["up"], "output")]: a.abs() * m.to(a.dtype))
                       for b in blocks}
-        imp_hists, _ = calibration.run(histograms=importance)
+        imp_hists, _ = calibration.run(histograms=importance,
+                                       key="chess pass 2: |act(gate)| * E|up output| (pass 1's means)")
         t = {}
         for b in blocks:
             e_up = up_mean[(b["up"], "output")].clamp_min(1e-12)

@@ -98,7 +98,7 @@ class TEAL(ActivationSparsityMethod):
             self.levels[p] = self.allocate(blocks, calibration, p)
         # one histogram of |x| per distinct tensor: the input of q (shared by k, v), o, gate (shared by up), down
         taps = {(b[reads], "input"): torch.abs for b in blocks for reads in set(READS.values())}
-        hists, _ = calibration.run(histograms=taps)
+        hists, _ = calibration.run(histograms=taps, key="teal |x| at the inputs of q, o, gate, down")
         t = {}
         for b, levels in zip(blocks, self.levels[p]):
             shared: dict[tuple[str, float], torch.Tensor] = {}  # one object per (tensor, level): counted once

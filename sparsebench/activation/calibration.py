@@ -129,3 +129,59 @@ def calibration_pass(
         for h in handles:
             h.remove()
     return hists, {tap: m.value() for tap, m in means.items()}
+
+
+CACHE_VERSION = 1  # bump when what a pass stores changes: older entries are then not reused
+CACHE_DIR = None  # a directory to use instead of <sparsebench cache>/activation (tests point it elsewhere)
+
+
+def _pass_key(key: str, source: dict, windows: torch.Tensor, batch_size: int) -> str:
+    import hashlib
+    import json
+
+    parts = {
+        "version": CACHE_VERSION,
+        "key": key,
+        "model": source,
+        "windows": hashlib.sha256(windows.to(torch.int64).cpu().numpy().tobytes()).hexdigest(),
+        "shape": list(windows.shape),
+        "batch_size": batch_size,
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+
+def cached_dense_pass(key: str, source: dict, model: nn.Module, windows: torch.Tensor, batch_size: int,
+                      histograms=None, channel_means=None) -> tuple[dict, dict, str]:
+    """:func:`calibration_pass` on the *dense* model, computed once per machine and reused.
+
+    Every level of a method calibrates first on the dense model with the same taps, so that pass is
+    the same for all of them. ``key`` names the statistics (the method, which pass, what each tap
+    scores): two passes with one key must compute the same thing. The entry is also keyed by the
+    model description ``source``, the token ids, batch size, intra-op threads and torch version, and
+    written under a file lock then renamed into place (``sparsebench.cache.build_once``). Returns
+    (histograms, channel means, "hit" | "stored").
+    """
+    from sparsebench.cache import build_once, cache_dir
+
+    entry = (CACHE_DIR or cache_dir() / "activation") / f"dense-pass-{_pass_key(key, source, windows, batch_size)}"
+    built = []
+
+    def build(tmp):
+        hists, means = calibration_pass(model, windows, batch_size, histograms, channel_means)
+        torch.save({"histograms": [(list(tap), h.counts, h.small, h.total) for tap, h in hists.items()],
+                    "means": [(list(tap), m) for tap, m in means.items()]}, tmp / "pass.pt")
+        built.append(True)
+
+    build_once(entry, build)
+    data = torch.load(entry / "pass.pt", weights_only=True)
+    hists = {}
+    for tap, counts, small, total in data["histograms"]:
+        h = MagnitudeHistogram()
+        h.counts, h.small, h.total = counts, small, total
+        hists[tuple(tap)] = h
+    means = {tuple(tap): m for tap, m in data["means"]}
+    if set(hists) != set(histograms or {}) or set(means) != set(channel_means or {}):
+        raise RuntimeError(f"cached calibration pass {entry} holds other taps than asked for under key {key!r}")
+    return hists, means, "stored" if built else "hit"

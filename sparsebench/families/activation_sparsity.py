@@ -51,11 +51,22 @@ class Calibration:
         self.model, self.blocks, self.windows, self.batch_size = model, blocks, windows, batch_size
         self.source = source or {}  # what the model is (the task's model description), for cache keys
         self.active: dict[str, torch.Tensor] | None = None
+        self.cache: list[str] = []  # per dense pass taken from the cache: "hit" or "stored"
 
-    def run(self, histograms=None, channel_means=None):
-        """One pass over the windows; see :func:`sparsebench.activation.calibration_pass`."""
+    def run(self, histograms=None, channel_means=None, key: str | None = None):
+        """One pass over the windows; see :func:`sparsebench.activation.calibration_pass`.
+
+        On the dense model (``active`` is None) with a ``key`` naming the statistics, the pass is computed
+        once per machine and reused by every level (``sparsebench.activation.calibration.cached_dense_pass``).
+        """
         from sparsebench.activation import calibration_pass
+        from sparsebench.activation.calibration import cached_dense_pass
 
+        if self.active is None and key is not None and self.source:
+            hists, means, origin = cached_dense_pass(key, self.source, self.model, self.windows, self.batch_size,
+                                                     histograms, channel_means)
+            self.cache.append(origin)
+            return hists, means
         sparsifier = None if self.active is None else ActivationSparsifier(self.model, self.blocks, self.active)
         return calibration_pass(self.model, self.windows, self.batch_size, histograms, channel_means, sparsifier)
 
@@ -160,6 +171,7 @@ def run(ctx) -> dict:
             source = ctx.task.model_source().describe() if hasattr(ctx.task, "model_source") else {}
             calibration = Calibration(model, blocks, windows, ctx.task.params.batch_size, source)
             thresholds = ctx.timed("method", calibrate, method, calibration, target)
+            ctx.extra["calibration_cache"] = calibration.cache
         else:  # threshold 0 zeroes only exact zeros: the dense model
             zero = torch.zeros(())
             thresholds = {site: zero for site in method.sites(blocks)}
