@@ -105,3 +105,19 @@ def test_cli_validate_exits_2_with_the_message(tmp_path, good):
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(bad))
     assert main(["validate", str(path)]) == 2
+
+
+def test_cli_plan_prints_one_experiments_result_paths_and_names_an_unknown_one(tmp_path, good, capsys):
+    from sparsebench.cli import main
+    from sparsebench.plan import plan_jobs
+
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(good))
+    name = next(iter(good["experiments"]))
+    assert main(["plan", str(path), "--experiment", name, "--paths"]) == 0
+    printed = capsys.readouterr().out.split()
+    only = {**load_config(path), "experiments": {name: load_config(path)["experiments"][name]}}
+    assert printed == [str(j.result_path(only["results_dir"])) for j in plan_jobs(only, only_available=True)]
+    assert printed and all(p.endswith("result.json") for p in printed)
+    assert main(["plan", str(path), "--experiment", "nope"]) == 2
+    assert "--experiment='nope'" in capsys.readouterr().err
