@@ -219,3 +219,17 @@ def test_pareto_figure_per_task_and_profile_only_where_latency_was_measured(resu
     df["latency_ms.cpu"] = np.nan
     figs = pareto_fronts(df)
     assert list(figs) == ["pareto_lm-smollm2_h100"]
+
+
+def test_a_full_build_removes_figures_of_results_that_are_gone(results, tmp_path):
+    from sparsebench.cli import main
+
+    stale = tmp_path / "figures"
+    stale.mkdir()
+    for name in ("activation_sparsity_lm-gone.png", "activation_sparsity_lm-gone.pdf"):
+        (stale / name).write_bytes(b"old")
+    (stale / "notes.txt").write_text("not a figure")
+    assert main(["report", "--results", str(results), "--out", str(tmp_path)]) == 0
+    left = {p.name for p in stale.iterdir()}
+    assert "activation_sparsity_lm-gone.png" not in left and "activation_sparsity_lm-gone.pdf" not in left
+    assert "notes.txt" in left and "quality_vs_sparsity_lm-smollm2.png" in left

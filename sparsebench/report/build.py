@@ -98,6 +98,15 @@ def _task_intro(df: pd.DataFrame, task: str) -> str:
             f"seeds per setting: {seeds_of(tdf)}. Task settings: <code>{html.escape(settings)}</code></p>")
 
 
+def _remove_stale_figures(fig_dir: Path, produced: set[str]) -> None:
+    """Delete PNG/PDF figures an earlier build left for results that are gone (a task no longer run):
+    ``figures/`` then holds exactly what this page shows."""
+    if fig_dir.is_dir():
+        for path in fig_dir.iterdir():
+            if path.suffix in (".png", ".pdf") and path.stem not in produced:
+                path.unlink()
+
+
 def build_report(results_dir: Path, out_dir: Path, only_figure: str | None = None,
                  claims_dir: Path | None = None) -> Path:
     t0 = time.perf_counter()
@@ -121,6 +130,7 @@ def build_report(results_dir: Path, out_dir: Path, only_figure: str | None = Non
                                              f"<code>{html.escape(repr(exc))}</code></p>"))
         for name, fig in built.items():
             figures.append((b, name, _task_of(name, tasks), P.figure_html(name, _save(name, fig, out_dir))))
+    _remove_stale_figures(out_dir / "figures", {name for _, name, _, _ in figures})
     verdicts = _claims(df, claims_dir, out_dir, results_dir)
 
     sections = [("claims", "Claims scorecard", scorecard_html(verdicts, str(claims_dir)))]
