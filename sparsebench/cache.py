@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
+import json
 import os
 import shutil
 import tempfile
@@ -49,3 +51,21 @@ def build_once(entry: Path, build) -> Path:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
     return entry
+
+
+def key_digest(parts: dict) -> str:
+    """A short, stable name for everything that determines a cache entry (sorted-key JSON, SHA-256)."""
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+
+def build_keyed(directory: Path, prefix: str, parts: dict, build) -> tuple[Path, str]:
+    """The entry ``<directory>/<prefix>-<key_digest(parts)>``, built by ``build(tmpdir)`` if missing (see
+    :func:`build_once`), and whether this call built it: ``"stored"``, or ``"hit"`` when it was there."""
+    built = []
+
+    def build_and_mark(tmp: Path) -> None:
+        build(tmp)
+        built.append(True)
+
+    entry = build_once(directory / f"{prefix}-{key_digest(parts)}", build_and_mark)
+    return entry, "stored" if built else "hit"

@@ -14,6 +14,13 @@ from torch import nn
 from sparsebench.params import build_params, params_dict
 
 
+def check_threads(threads: int) -> None:
+    """A task's ``threads`` parameter: intra-op threads of its jobs (the runner sets them), 0 = the hardware
+    profile's (every core the job may use)."""
+    if threads < 0:
+        raise ValueError(f"threads={threads} must be >= 0 (0: the hardware profile's)")
+
+
 @dataclass(frozen=True)
 class JobResources:
     """What one job of a task asks the scheduler for (SLURM: --mem, --time).

@@ -13,6 +13,7 @@ inference-only jobs.
 from dataclasses import dataclass
 
 from sparsebench.lm import GGUFPackageModel, LanguageModelTask, StdlibText
+from sparsebench.task import check_threads
 
 
 class SmolLM2Stdlib(LanguageModelTask):
@@ -41,5 +42,4 @@ class SmolLM2StdlibQuick(SmolLM2Stdlib):
 
         def check(self):
             super().check()
-            if self.threads < 0:
-                raise ValueError(f"threads={self.threads} must be >= 0 (0: the hardware profile's)")
+            check_threads(self.threads)

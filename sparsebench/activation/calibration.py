@@ -135,21 +135,12 @@ CACHE_VERSION = 1  # bump when what a pass stores changes: older entries are the
 CACHE_DIR = None  # a directory to use instead of <sparsebench cache>/activation (tests point it elsewhere)
 
 
-def _pass_key(key: str, source: dict, windows: torch.Tensor, batch_size: int) -> str:
-    import hashlib
-    import json
+def _pass_key(key: str, source: dict, windows: torch.Tensor, batch_size: int) -> dict:
+    from sparsebench.lm.task import tokens_sha256
 
-    parts = {
-        "version": CACHE_VERSION,
-        "key": key,
-        "model": source,
-        "windows": hashlib.sha256(windows.to(torch.int64).cpu().numpy().tobytes()).hexdigest(),
-        "shape": list(windows.shape),
-        "batch_size": batch_size,
-        "threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-    }
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:20]
+    return {"version": CACHE_VERSION, "key": key, "model": source, "windows": tokens_sha256(windows.cpu()),
+            "shape": list(windows.shape), "batch_size": batch_size, "threads": torch.get_num_threads(),
+            "torch": torch.__version__}
 
 
 def cached_dense_pass(key: str, source: dict, model: nn.Module, windows: torch.Tensor, batch_size: int,
@@ -163,18 +154,15 @@ def cached_dense_pass(key: str, source: dict, model: nn.Module, windows: torch.T
     written under a file lock then renamed into place (``sparsebench.cache.build_once``). Returns
     (histograms, channel means, "hit" | "stored").
     """
-    from sparsebench.cache import build_once, cache_dir
-
-    entry = (CACHE_DIR or cache_dir() / "activation") / f"dense-pass-{_pass_key(key, source, windows, batch_size)}"
-    built = []
+    from sparsebench.cache import build_keyed, cache_dir
 
     def build(tmp):
         hists, means = calibration_pass(model, windows, batch_size, histograms, channel_means)
         torch.save({"histograms": [(list(tap), h.counts, h.small, h.total) for tap, h in hists.items()],
                     "means": [(list(tap), m) for tap, m in means.items()]}, tmp / "pass.pt")
-        built.append(True)
 
-    build_once(entry, build)
+    entry, origin = build_keyed(CACHE_DIR or cache_dir() / "activation", "dense-pass",
+                                _pass_key(key, source, windows, batch_size), build)
     data = torch.load(entry / "pass.pt", weights_only=True)
     hists = {}
     for tap, counts, small, total in data["histograms"]:
@@ -184,4 +172,4 @@ def cached_dense_pass(key: str, source: dict, model: nn.Module, windows: torch.T
     means = {tuple(tap): m for tap, m in data["means"]}
     if set(hists) != set(histograms or {}) or set(means) != set(channel_means or {}):
         raise RuntimeError(f"cached calibration pass {entry} holds other taps than asked for under key {key!r}")
-    return hists, means, "stored" if built else "hit"
+    return hists, means, origin

@@ -149,11 +149,10 @@ class GreedyCache:
     """The greedy path of every block, as one JSON file in the sparsebench cache, keyed by what determines it."""
 
     def __init__(self, key: dict):
-        from sparsebench.cache import cache_dir
+        from sparsebench.cache import cache_dir, key_digest
 
         self.key = {**key, "version": VERSION}
-        digest = hashlib.sha256(json.dumps(self.key, sort_keys=True).encode()).hexdigest()[:20]
-        self.path = (CACHE_DIR or cache_dir() / "activation") / f"teal-greedy-{digest}.json"
+        self.path = (CACHE_DIR or cache_dir() / "activation") / f"teal-greedy-{key_digest(self.key)}.json"
 
     def load(self) -> list[list[Step]] | None:
         if not self.path.exists():

@@ -19,8 +19,6 @@ A job records whether it found the entry (``extra.prompt_cache``: ``hit``, or
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 
 import torch
@@ -29,23 +27,16 @@ VERSION = 1  # bump when what is stored changes: older entries are then not reus
 CACHE_DIR: Path | None = None  # a directory to use instead of <sparsebench cache>/attention (tests)
 
 
-def _key(model, ids: torch.Tensor, prompt_len: int, source: dict, keep_queries: int) -> str:
+def _key(model, ids: torch.Tensor, prompt_len: int, source: dict, keep_queries: int) -> dict:
     import transformers
 
-    parts = {
-        "version": VERSION,
-        "model": source,
-        "ids": hashlib.sha256(ids[:, :prompt_len].to(torch.int64).cpu().numpy().tobytes()).hexdigest(),
-        "shape": list(ids.shape),
-        "prompt_len": prompt_len,
-        "dtype": str(next(model.parameters()).dtype),
-        "device": str(next(model.parameters()).device.type),
-        "threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "keep_queries": keep_queries,
-    }
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:20]
+    from sparsebench.lm.task import tokens_sha256
+
+    param = next(model.parameters())
+    return {"version": VERSION, "model": source, "ids": tokens_sha256(ids[:, :prompt_len].cpu()),
+            "shape": list(ids.shape), "prompt_len": prompt_len, "dtype": str(param.dtype),
+            "device": param.device.type, "threads": torch.get_num_threads(), "torch": torch.__version__,
+            "transformers": transformers.__version__, "keep_queries": keep_queries}
 
 
 def _compute(model, session, ids: torch.Tensor, prompt_len: int) -> dict:
@@ -65,18 +56,13 @@ def dense_prompt(model, session, ids: torch.Tensor, prompt_len: int, source: dic
     """
     from transformers import DynamicCache
 
-    from sparsebench.cache import build_once, cache_dir
+    from sparsebench.cache import build_keyed, cache_dir
 
-    entry = (CACHE_DIR or cache_dir() / "attention") / f"dense-prompt-{_key(model, ids, prompt_len, source, session.keep_queries)}"
-    built = []
-
-    def build(tmp: Path) -> None:
-        torch.save(_compute(model, session, ids, prompt_len), tmp / "prompt.pt")
-        built.append(True)
-
-    build_once(entry, build)
+    entry, origin = build_keyed(CACHE_DIR or cache_dir() / "attention", "dense-prompt",
+                                _key(model, ids, prompt_len, source, session.keep_queries),
+                                lambda tmp: torch.save(_compute(model, session, ids, prompt_len), tmp / "prompt.pt"))
     data = torch.load(entry / "prompt.pt", map_location=ids.device, weights_only=True)
     cache = DynamicCache(ddp_cache_data=[(k.to(ids.device), v.to(ids.device)) for k, v in data["kv"]],
                          config=model.config)
     session.restore_queries(data["queries"])
-    return cache, "stored" if built else "hit"
+    return cache, origin

@@ -23,7 +23,7 @@ from torch import nn
 
 from sparsebench.lm import LanguageModelTask
 from sparsebench.lm.task import tokens_sha256
-from sparsebench.task import Metric
+from sparsebench.task import Metric, check_threads
 
 
 class LongContextTask(LanguageModelTask):
@@ -49,8 +49,7 @@ class LongContextTask(LanguageModelTask):
             for key in ("seq_len", "sequences", "continuation", "query_block", "batch_size"):
                 if getattr(self, key) < 1:
                     raise ValueError(f"{key}={getattr(self, key)} must be >= 1")
-            if self.threads < 0:
-                raise ValueError(f"threads={self.threads} must be >= 0 (0: the hardware profile's)")
+            check_threads(self.threads)
             if self.executor not in ("auto", "reference", "flex"):
                 raise ValueError(f"executor={self.executor!r}; allowed: auto, reference, flex")
             if not 2 <= self.continuation < self.seq_len:
