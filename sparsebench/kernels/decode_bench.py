@@ -1,0 +1,224 @@
+"""End-to-end decode speed of a LLaMA-7B-shaped model (random fp16 weights): dense vs our sparse GEMVs.
+
+One decode step = embedding of one token through ``layers`` LLaMA blocks (RMSNorm, q/k/v/o projections,
+rotary embedding, attention over a KV cache of ``context`` tokens by SDPA, RMSNorm, SwiGLU MLP), the final
+norm and the LM head; the whole step is captured in one CUDA graph and replayed (what a served model does),
+timed with CUDA events, median of ``repeats`` replays. Variants (every linear layer of every block; the LM
+head stays dense in all of them, as in TEAL):
+
+* ``dense``: ``F.linear`` (cuBLAS GEMV).
+* ``2:4``: every weight pruned 2:4 at random, our Triton 2:4 GEMV (``triton_gemv.gemv_2_4``).
+* ``teal-<p>``: TEAL (Liu et al., arXiv:2408.14690): each linear layer's input is zeroed where
+  ``|x| < t``, with one threshold per (layer, input site) calibrated on dense steps so that a share ``p``
+  of entries falls below it, and our activation-sparse GEMV skips the zero inputs' weight rows. The share
+  actually zeroed in the timed step is reported beside ``p``.
+
+Random weights give the speed of the kernels in a real model's sequence of launches, not its accuracy.
+Each variant's output is checked against the same variant computed with ``F.linear`` (masked weights or
+thresholded inputs) in float16; the relative error of the final hidden state is reported.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    hidden: int = 4096
+    intermediate: int = 11008
+    heads: int = 32
+    head_dim: int = 128
+    vocab: int = 32000
+
+
+LINEARS = {"q": ("attn_in", 0), "k": ("attn_in", 0), "v": ("attn_in", 0), "o": ("o_in", 0),
+           "gate": ("mlp_in", 1), "up": ("mlp_in", 1), "down": ("down_in", 2)}  # name -> (input site, shape kind)
+
+
+class Model:
+    """Random LLaMA-shaped weights on the GPU, and one decode step under a linear-layer ``backend``."""
+
+    def __init__(self, shape: ModelShape, layers: int, context: int, generator: torch.Generator):
+        self.shape, self.layers, self.context = shape, layers, context
+        dev = generator.device
+        h, m = shape.hidden, shape.intermediate
+        dims = {"q": (h, h), "k": (h, h), "v": (h, h), "o": (h, h), "gate": (m, h), "up": (m, h), "down": (h, m)}
+
+        def rand(*size, scale):
+            return (torch.randn(*size, generator=generator, device=dev) * scale).half()
+
+        self.w = [{n: rand(*dims[n], scale=1 / math.sqrt(dims[n][1])) for n in LINEARS} for _ in range(layers)]
+        self.norms = [(torch.ones(h, device=dev, dtype=torch.half),) * 2 for _ in range(layers)]
+        self.kv = [(rand(1, shape.heads, context, shape.head_dim, scale=1.0),
+                    rand(1, shape.heads, context, shape.head_dim, scale=1.0)) for _ in range(layers)]
+        self.head = rand(shape.vocab, h, scale=1 / math.sqrt(h))
+        pos = context - 1
+        inv = 1.0 / (10000 ** (torch.arange(0, shape.head_dim, 2, device=dev).float() / shape.head_dim))
+        ang = pos * inv
+        self.cos, self.sin = torch.cat([ang.cos()] * 2).half(), torch.cat([ang.sin()] * 2).half()
+        self.x = torch.randn(1, h, generator=generator, device=dev).half()  # the step's token embedding
+        self.thresholds = {}  # (layer, site) -> float, for TEAL
+
+    def _rope(self, t):
+        half = t.shape[-1] // 2
+        rot = torch.cat([-t[..., half:], t[..., :half]], -1)
+        return t * self.cos + rot * self.sin
+
+    @staticmethod
+    def _rms(x, w):
+        xf = x.float()
+        return (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + 1e-5)).half() * w
+
+    def step(self, linear, record=None) -> torch.Tensor:
+        """One decode step; ``linear(layer, name, site_input)`` computes one projection; ``record(layer, site,
+        x)`` sees every linear input (calibration)."""
+        s, x = self.shape, self.x
+        for i in range(self.layers):
+            n1, n2 = self.norms[i]
+            a = self._rms(x, n1)
+            if record:
+                record(i, "attn_in", a)
+            q, k, v = (linear(i, n, a).view(1, s.heads, 1, s.head_dim) for n in ("q", "k", "v"))
+            kc, vc = self.kv[i]
+            kc[:, :, -1:] = self._rope(k)  # the new token's key and value take the cache's last slot
+            vc[:, :, -1:] = v
+            att = F.scaled_dot_product_attention(self._rope(q), kc, vc).reshape(1, s.hidden)
+            if record:
+                record(i, "o_in", att)
+            x = x + linear(i, "o", att)
+            b = self._rms(x, n2)
+            if record:
+                record(i, "mlp_in", b)
+            g = F.silu(linear(i, "gate", b)) * linear(i, "up", b)
+            if record:
+                record(i, "down_in", g)
+            x = x + linear(i, "down", g)
+        return F.linear(self._rms(x, self.norms[-1][0]), self.head)
+
+
+def calibrate_teal(model: Model, share: float, steps: int = 4, seed: int = 1) -> dict:
+    """Per (layer, site) thresholds: the ``share`` quantile of |x| over ``steps`` dense steps' inputs."""
+    seen: dict = {}
+    x0 = model.x
+    gen = torch.Generator(device=x0.device).manual_seed(seed)
+    for _ in range(steps):
+        model.x = torch.randn(x0.shape, generator=gen, device=x0.device).half()
+        model.step(lambda i, n, a: F.linear(a, model.w[i][n]),
+                   record=lambda i, site, a: seen.setdefault((i, site), []).append(a.abs().float().reshape(-1)))
+    model.x = x0
+    return {key: float(torch.quantile(torch.cat(vals), share)) for key, vals in seen.items()}
+
+
+def _mask_2_4(w: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """2 random kept positions in every group of 4 inputs (made on the GPU: 224 LLaMA weights)."""
+    scores = torch.rand(w.shape[0], w.shape[1] // 4, 4, generator=gen, device=w.device)
+    keep = torch.zeros_like(scores, dtype=torch.bool).scatter_(-1, scores.topk(2, dim=-1).indices, True)
+    return keep.reshape(w.shape)
+
+
+def _time_graph(fn, repeats: int) -> tuple[float, torch.Tensor]:
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(2):
+            out = fn()  # warm-up outside capture: compilation, workspaces
+    torch.cuda.current_stream().wait_stream(side)
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g):
+        out = fn()
+    g.replay()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(repeats):
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record()
+        g.replay()
+        b.record()
+        b.synchronize()
+        times.append(a.elapsed_time(b))
+    return statistics.median(times), out
+
+
+def _tuned(run, configs, layers: int):
+    """The fastest config of ``run(cfg, i)`` over the layers' weights, as the kernel suite tunes."""
+    from types import SimpleNamespace
+
+    from sparsebench.kernels.linear_cases import _tune
+
+    return _tune(run, configs, SimpleNamespace(device="cuda"), min(layers, 8))
+
+
+def run_decode_bench(layers: int = 32, context: int = 1024, teal: tuple = (0.4, 0.5), repeats: int = 50,
+                     seed: int = 0, log=print) -> dict:
+    from sparsebench.kernels.act_sparse_gemv import activation_sparse_gemv
+    from sparsebench.kernels.linear_cases import TUNE_2_4, TUNE_ACT
+    from sparsebench.kernels.triton_gemv import gemv_2_4, pack_2_4
+
+    if not torch.cuda.is_available():
+        raise RuntimeError("the decode benchmark needs a CUDA device")
+    gen = torch.Generator(device="cuda").manual_seed(seed)
+    shape = ModelShape()
+    model = Model(shape, layers, context, gen)
+    kinds = {n: kind for n, (_, kind) in LINEARS.items()}
+    rows, outs = [], {}
+
+    def record(name, ms, out, ref, **extra):
+        err = float((out.float() - ref.float()).norm() / ref.float().norm()) if ref is not None else 0.0
+        rows.append({"variant": name, "step_ms": ms, "tokens_per_s": 1e3 / ms, "rel_error": err, **extra})
+        log(f"{name}: {ms:.3f} ms/token, {1e3 / ms:.1f} tokens/s (rel. error vs F.linear path {err:.2g})")
+
+    dense_ms, dense_out = _time_graph(lambda: model.step(lambda i, n, a: F.linear(a, model.w[i][n])), repeats)
+    record("dense", dense_ms, dense_out, None)
+
+    # 2:4: masked copies of the weights, packed for our GEMV
+    w24 = [{n: w * _mask_2_4(w, gen) for n, w in layer.items()} for layer in model.w]
+    packed = [{n: pack_2_4(w) for n, w in layer.items()} for layer in w24]
+    cfg24 = {}
+    for name, kind in kinds.items():
+        if kind not in cfg24:
+            xs = [torch.randn(model.w[0][name].shape[1], device="cuda").half() for _ in range(min(layers, 8))]
+            cfg24[kind] = _tuned(lambda cfg, i: gemv_2_4(xs[i], *packed[i][name], *cfg), TUNE_2_4, layers)
+    ms, out = _time_graph(lambda: model.step(lambda i, n, a: gemv_2_4(a.reshape(-1), *packed[i][n],
+                                                                        *cfg24[kinds[n]]).reshape(1, -1)), repeats)
+    ref = model.step(lambda i, n, a: F.linear(a, w24[i][n]))
+    record("2:4", ms, out, ref, configs={str(k): v for k, v in cfg24.items()})
+    del w24, packed
+    torch.cuda.empty_cache()
+
+    # TEAL: W^T copies (the layout whose rows the kernel skips), thresholds per share
+    wts = [{n: w.t().contiguous() for n, w in layer.items()} for layer in model.w]
+    for share in teal:
+        th = calibrate_teal(model, share)
+        site = {n: s for n, (s, _) in LINEARS.items()}
+
+        def sparsify(i, n, a, th=th):
+            return a * (a.abs() >= th[(i, site[n])])
+
+        cfg = {}
+        for name, kind in kinds.items():
+            if kind not in cfg:
+                xs = []
+                for i in range(min(layers, 8)):
+                    x = torch.randn(model.w[0][name].shape[1], device="cuda").half()
+                    xs.append(x * (torch.rand(x.shape, device="cuda") >= share))
+                cfg[kind] = _tuned(lambda c, i: activation_sparse_gemv(xs[i], wts[i][name], *c), TUNE_ACT, layers)
+        zeros = []
+        model.step(lambda i, n, a: F.linear(sparsify(i, n, a), model.w[i][n]),
+                   record=lambda i, s, a: zeros.append(float((a.abs() < th[(i, s)]).float().mean())))
+        ms, out = _time_graph(lambda: model.step(
+            lambda i, n, a: activation_sparse_gemv(sparsify(i, n, a).reshape(-1), wts[i][n],
+                                                   *cfg[kinds[n]]).reshape(1, -1)), repeats)
+        ref = model.step(lambda i, n, a: F.linear(sparsify(i, n, a), model.w[i][n]))
+        record(f"teal-{share:g}", ms, out, ref, target_share=share, zero_share=statistics.mean(zeros),
+               configs={str(k): list(v) for k, v in cfg.items()})
+    for r in rows:
+        r["speedup"] = dense_ms / r["step_ms"]
+    return {"model": "llama-7b-shaped (random fp16 weights)", "layers": layers, "context": context,
+            "shape": shape.__dict__, "repeats": repeats, "seed": seed, "device": torch.cuda.get_device_name(0),
+            "rows": rows}
