@@ -25,3 +25,25 @@ def test_teal_thresholds_zero_about_the_calibrated_share_of_every_linear_input()
     m.step(lambda i, n, a: torch.nn.functional.linear(a.float(), m.w[i][n].float()).half(),
            record=lambda i, s, a: zeros.append(float((a.abs() < th[(i, s)]).float().mean())))
     assert 0.3 < sum(zeros) / len(zeros) < 0.7
+
+
+DRY_RUN = """
+from sparsebench.kernels.decode_bench import ModelShape, run_decode_bench
+doc = run_decode_bench(layers=2, context=8, teal=(0.5,), repeats=1, shape=ModelShape(64, 128, 4, 16, 50),
+                       device="cpu", log=lambda m: None)
+rows = {r["variant"]: r for r in doc["rows"]}
+assert set(rows) == {"dense", "2:4", "teal-0.5"}, rows
+assert rows["2:4"]["rel_error"] < 2e-2 and rows["teal-0.5"]["rel_error"] < 2e-2, rows
+assert 0.3 < rows["teal-0.5"]["zero_share"] < 0.7, rows
+print("ok")
+"""
+
+
+def test_every_variant_matches_its_f_linear_path_in_the_triton_interpreter(root):
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, TRITON_INTERPRET="1", PYTHONPATH=str(root))
+    out = subprocess.run([sys.executable, "-c", DRY_RUN], env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0 and "ok" in out.stdout, out.stderr[-3000:]

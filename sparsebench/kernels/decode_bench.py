@@ -117,12 +117,15 @@ def calibrate_teal(model: Model, share: float, steps: int = 4, seed: int = 1) ->
 
 def _mask_2_4(w: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     """2 random kept positions in every group of 4 inputs (made on the GPU: 224 LLaMA weights)."""
-    scores = torch.rand(w.shape[0], w.shape[1] // 4, 4, generator=gen, device=w.device)
+    scores = torch.rand(w.shape[0], w.shape[1] // 4, 4, generator=gen, device=gen.device)
     keep = torch.zeros_like(scores, dtype=torch.bool).scatter_(-1, scores.topk(2, dim=-1).indices, True)
     return keep.reshape(w.shape)
 
 
 def _time_graph(fn, repeats: int) -> tuple[float, torch.Tensor]:
+    if not torch.cuda.is_available():  # tests in the Triton interpreter: the output, no timing
+        out = fn()
+        return 1.0, out
     side = torch.cuda.Stream()
     side.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(side):
@@ -145,25 +148,25 @@ def _time_graph(fn, repeats: int) -> tuple[float, torch.Tensor]:
     return statistics.median(times), out
 
 
-def _tuned(run, configs, layers: int):
-    """The fastest config of ``run(cfg, i)`` over the layers' weights, as the kernel suite tunes."""
+def _tuned(run, configs, layers: int, device: str):
+    """The fastest config of ``run(cfg, i)`` over the layers' weights, as the kernel suite tunes (on the CPU,
+    i.e. the Triton interpreter in tests: the first)."""
     from types import SimpleNamespace
 
     from sparsebench.kernels.linear_cases import _tune
 
-    return _tune(run, configs, SimpleNamespace(device="cuda"), min(layers, 8))
+    return _tune(run, configs, SimpleNamespace(device=device), min(layers, 8))
 
 
 def run_decode_bench(layers: int = 32, context: int = 1024, teal: tuple = (0.4, 0.5), repeats: int = 50,
-                     seed: int = 0, log=print) -> dict:
+                     seed: int = 0, log=print, shape: ModelShape = ModelShape(), device: str = "cuda") -> dict:
     from sparsebench.kernels.act_sparse_gemv import activation_sparse_gemv
     from sparsebench.kernels.linear_cases import TUNE_2_4, TUNE_ACT
     from sparsebench.kernels.triton_gemv import gemv_2_4, pack_2_4
 
-    if not torch.cuda.is_available():
+    if device == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("the decode benchmark needs a CUDA device")
-    gen = torch.Generator(device="cuda").manual_seed(seed)
-    shape = ModelShape()
+    gen = torch.Generator(device=device).manual_seed(seed)
     model = Model(shape, layers, context, gen)
     kinds = {n: kind for n, (_, kind) in LINEARS.items()}
     rows, outs = [], {}
@@ -182,8 +185,8 @@ def run_decode_bench(layers: int = 32, context: int = 1024, teal: tuple = (0.4, 
     cfg24 = {}
     for name, kind in kinds.items():
         if kind not in cfg24:
-            xs = [torch.randn(model.w[0][name].shape[1], device="cuda").half() for _ in range(min(layers, 8))]
-            cfg24[kind] = _tuned(lambda cfg, i: gemv_2_4(xs[i], *packed[i][name], *cfg), TUNE_2_4, layers)
+            xs = [torch.randn(model.w[0][name].shape[1], device=device).half() for _ in range(min(layers, 8))]
+            cfg24[kind] = _tuned(lambda cfg, i: gemv_2_4(xs[i], *packed[i][name], *cfg), TUNE_2_4, layers, device)
     ms, out = _time_graph(lambda: model.step(lambda i, n, a: gemv_2_4(a.reshape(-1), *packed[i][n],
                                                                         *cfg24[kinds[n]]).reshape(1, -1)), repeats)
     ref = model.step(lambda i, n, a: F.linear(a, w24[i][n]))
@@ -205,9 +208,9 @@ def run_decode_bench(layers: int = 32, context: int = 1024, teal: tuple = (0.4, 
             if kind not in cfg:
                 xs = []
                 for i in range(min(layers, 8)):
-                    x = torch.randn(model.w[0][name].shape[1], device="cuda").half()
-                    xs.append(x * (torch.rand(x.shape, device="cuda") >= share))
-                cfg[kind] = _tuned(lambda c, i: activation_sparse_gemv(xs[i], wts[i][name], *c), TUNE_ACT, layers)
+                    x = torch.randn(model.w[0][name].shape[1], device=device).half()
+                    xs.append(x * (torch.rand(x.shape, device=device) >= share))
+                cfg[kind] = _tuned(lambda c, i: activation_sparse_gemv(xs[i], wts[i][name], *c), TUNE_ACT, layers, device)
         zeros = []
         model.step(lambda i, n, a: F.linear(sparsify(i, n, a), model.w[i][n]),
                    record=lambda i, s, a: zeros.append(float((a.abs() < th[(i, s)]).float().mean())))
@@ -220,5 +223,6 @@ def run_decode_bench(layers: int = 32, context: int = 1024, teal: tuple = (0.4, 
     for r in rows:
         r["speedup"] = dense_ms / r["step_ms"]
     return {"model": "llama-7b-shaped (random fp16 weights)", "layers": layers, "context": context,
-            "shape": shape.__dict__, "repeats": repeats, "seed": seed, "device": torch.cuda.get_device_name(0),
+            "shape": shape.__dict__, "repeats": repeats, "seed": seed,
+            "device": torch.cuda.get_device_name(0) if device == "cuda" else device,
             "rows": rows}
