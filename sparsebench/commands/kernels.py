@@ -80,6 +80,9 @@ def check(args) -> int:
     if not path.is_file():
         raise ConfigError(f"--baseline={str(path)!r} does not exist; make one with `sparsebench kernels baseline`")
     base = load_baseline(path)
+    if base.get("stale"):
+        print(f"note: baseline {path} is stale (from commit {base['stale'].get('commit', '?')[:8]}): "
+              f"{base['stale'].get('reason', '')}")
     if args.only:  # gate only the baseline's kernels whose ids contain one of the substrings
         parts = args.only.split(",")
         base = base | {"kernels": {k: v for k, v in base["kernels"].items() if any(p in k for p in parts)}}

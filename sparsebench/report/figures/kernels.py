@@ -75,7 +75,9 @@ def speedup_figure(doc: dict):
         ax.legend(fontsize=5, ncol=2)
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
-    fig.suptitle(f"{doc['profile']} ({doc.get('device')}, {doc.get('dtype')}): sparse kernel speed-up vs density")
+    stale = f"\nSTALE: from commit {doc['stale']['commit'][:8]}, before the current kernels" if doc.get("stale") else ""
+    fig.suptitle(f"{doc['profile']} ({doc.get('device')}, {doc.get('dtype')}): sparse kernel speed-up vs density"
+                 + stale)
     fig.tight_layout()
     return fig
 
