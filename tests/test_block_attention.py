@@ -62,6 +62,16 @@ for h, kvh, s, block, cfg, density, per_head in cases:
     if density == 1:
         sdpa = torch.nn.functional.scaled_dot_product_attention(q, k, v)
         assert torch.allclose(out, sdpa, atol=1e-5)
+# causal: a lower-triangular table with the diagonal, and the causal rule inside the diagonal blocks
+q = torch.randn(1, 2, 192, 16, generator=g)
+k, v = (torch.randn(1, 1, 192, 16, generator=g) for _ in range(2))
+keep = torch.tril(torch.rand(3, 3, generator=g) < 0.5) | torch.eye(3, dtype=torch.bool)
+out = block_sparse_attention(q, k, v, keep, 64, (32, 32, 4, 1), causal=True)
+ref, tok = reference(q, k, v, keep, 64, causal=True)
+assert float((out - ref).norm() / ref.norm()) < 1e-5, "causal"
+full = block_sparse_attention(q, k, v, torch.tril(torch.ones(3, 3, dtype=torch.bool)), 64, (64, 32, 4, 1), causal=True)
+sdpa = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
+assert torch.allclose(full, sdpa, atol=1e-5), "causal full"
 print("ok")
 """
 

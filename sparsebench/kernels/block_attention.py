@@ -43,7 +43,7 @@ def _block_attn_fwd(Q, K, V, O, Counts, Idx, scale_log2,
                     sqb, sqh, sqs, skb, skh, sks, svb, svh, svs, sob, soh, sos,
                     s_ch, s_ih, s_iq, H: tl.constexpr, GROUP: tl.constexpr, SEQ,
                     D: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, Q_PER_TABLE: tl.constexpr,
-                    EVEN: tl.constexpr):
+                    EVEN: tl.constexpr, CAUSAL: tl.constexpr):
     qb = tl.program_id(0)
     bh = tl.program_id(1)
     b = bh // H
@@ -78,6 +78,9 @@ def _block_attn_fwd(Q, K, V, O, Counts, Idx, scale_log2,
             s = tl.where(cols[None, :] < SEQ, tl.dot(q, k), float("-inf"))
             # a tile wholly past the end as a row's first: keep exp2 away from (-inf) - (-inf)
             m_new = tl.maximum(tl.maximum(m_i, tl.max(s, 1) * scale_log2), -1e30)
+        if CAUSAL:  # keys after the query masked (the diagonal tiles); kept tiles past it are all masked
+            s = tl.where(cols[None, :] <= offs_m[:, None], s, float("-inf"))
+            m_new = tl.maximum(tl.maximum(m_i, tl.max(s, 1) * scale_log2), -1e30)
         p = tl.math.exp2(s * scale_log2 - m_new[:, None])
         alpha = tl.math.exp2(m_i - m_new)
         l_i = l_i * alpha + tl.sum(p, 1)
@@ -102,8 +105,9 @@ CONFIGS = [(128, 64, 4, 3), (128, 64, 4, 4), (128, 64, 4, 2), (128, 128, 8, 3), 
 
 
 def block_sparse_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, keep: torch.Tensor, block: int,
-                           config=None, lists=None, scale: float | None = None) -> torch.Tensor:
-    """softmax(q k^T * scale) v over the key blocks that ``keep`` lists for each query block.
+                           config=None, lists=None, scale: float | None = None, causal: bool = False) -> torch.Tensor:
+    """softmax(q k^T * scale) v over the key blocks that ``keep`` lists for each query block; ``causal``:
+    also no key after its query (within the kept blocks; a causal table keeps no block above the diagonal).
 
     ``lists``: (counts, indices) from :func:`kv_lists` at the kernel's key tile, to skip re-building them
     per call (build them once per pattern: ``prepare(keep, block, config)``).
@@ -132,7 +136,7 @@ def block_sparse_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, ke
     _block_attn_fwd[grid](q, k, v, o, counts, idx, scale * 1.4426950408889634,
                           *q.stride()[:3], *k.stride()[:3], *v.stride()[:3], *o.stride()[:3],
                           s_ch, s_ih, s_iq, H=heads, GROUP=heads // kvh, SEQ=seq, D=dim, BLOCK_M=bm, BLOCK_N=bn,
-                          Q_PER_TABLE=block // bm, EVEN=seq % bm == 0 and seq % bn == 0, num_warps=warps, num_stages=stages)
+                          Q_PER_TABLE=block // bm, EVEN=seq % bm == 0 and seq % bn == 0, CAUSAL=causal, num_warps=warps, num_stages=stages)
     return o
 
 
@@ -142,7 +146,8 @@ def prepare(keep: torch.Tensor, block: int, config=None) -> tuple[torch.Tensor, 
     return kv_lists(keep, block // bn)
 
 
-def reference(q, k, v, keep: torch.Tensor, block: int, rows: torch.Tensor | None = None) -> torch.Tensor:
+def reference(q, k, v, keep: torch.Tensor, block: int, rows: torch.Tensor | None = None,
+              causal: bool = False) -> torch.Tensor:
     """float32 attention with the block table as a token mask, on query blocks ``rows`` (default: all)."""
     seq = q.shape[2]
     rows = torch.arange(keep.shape[-2], device=keep.device) if rows is None else rows.to(keep.device)
@@ -154,6 +159,8 @@ def reference(q, k, v, keep: torch.Tensor, block: int, rows: torch.Tensor | None
     kf = k.float().repeat_interleave(group, 1)
     vf = v.float().repeat_interleave(group, 1)
     s = (qf @ kf.transpose(-1, -2)) / math.sqrt(q.shape[-1])
+    if causal:
+        sel = sel & (torch.arange(seq, device=sel.device)[None, :] <= tok[:, None])
     s = s.masked_fill(~sel.to(q.device), float("-inf"))
     p = torch.softmax(s, -1).nan_to_num(0.0)  # a fully masked row: zeros, as the kernel
     return p @ vf, tok

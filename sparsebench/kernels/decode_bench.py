@@ -159,7 +159,8 @@ def _tuned(run, configs, layers: int, device: str):
 
 
 def run_decode_bench(layers: int = 32, context: int = 1024, teal: tuple = (0.4, 0.5), repeats: int = 50,
-                     seed: int = 0, log=print, shape: ModelShape = ModelShape(), device: str = "cuda") -> dict:
+                     seed: int = 0, log=print, shape: ModelShape = ModelShape(), device: str = "cuda",
+                     prefill: tuple = (), prefill_densities: tuple = (0.1,)) -> dict:
     from sparsebench.kernels.act_sparse_gemv import activation_sparse_gemv
     from sparsebench.kernels.linear_cases import TUNE_2_4, TUNE_ACT
     from sparsebench.kernels.triton_gemv import gemv_2_4, pack_2_4
@@ -222,7 +223,14 @@ def run_decode_bench(layers: int = 32, context: int = 1024, teal: tuple = (0.4, 
                configs={str(k): list(v) for k, v in cfg.items()})
     for r in rows:
         r["speedup"] = dense_ms / r["step_ms"]
-    return {"model": "llama-7b-shaped (random fp16 weights)", "layers": layers, "context": context,
+    del wts
+    torch.cuda.empty_cache()
+    ttft = []
+    if prefill:
+        from sparsebench.kernels.prefill_bench import run_prefill_bench
+
+        ttft = run_prefill_bench(model, prefill, prefill_densities, seed=seed, log=log)
+    return {"prefill": ttft,"model": "llama-7b-shaped (random fp16 weights)", "layers": layers, "context": context,
             "shape": shape.__dict__, "repeats": repeats, "seed": seed,
             "device": torch.cuda.get_device_name(0) if device == "cuda" else device,
             "rows": rows}
