@@ -37,8 +37,10 @@ class ModelShape:
     vocab: int = 32000
 
 
-LINEARS = {"q": ("attn_in", 0), "k": ("attn_in", 0), "v": ("attn_in", 0), "o": ("o_in", 0),
-           "gate": ("mlp_in", 1), "up": ("mlp_in", 1), "down": ("down_in", 2)}  # name -> (input site, shape kind)
+# name -> input site. q/k/v share one input and are one (3 hidden x hidden) weight, gate/up one
+# (2 intermediate x hidden): one GEMV each, as served LLaMA implementations fuse them (fewer launches for
+# every variant; TEAL's thresholds are per input site anyway).
+LINEARS = {"qkv": "attn_in", "o": "o_in", "gate_up": "mlp_in", "down": "down_in"}
 
 
 class Model:
@@ -48,7 +50,7 @@ class Model:
         self.shape, self.layers, self.context = shape, layers, context
         dev = generator.device
         h, m = shape.hidden, shape.intermediate
-        dims = {"q": (h, h), "k": (h, h), "v": (h, h), "o": (h, h), "gate": (m, h), "up": (m, h), "down": (h, m)}
+        dims = {"qkv": (3 * h, h), "o": (h, h), "gate_up": (2 * m, h), "down": (h, m)}
 
         def rand(*size, scale):
             return (torch.randn(*size, generator=generator, device=dev) * scale).half()
@@ -84,18 +86,20 @@ class Model:
             a = self._rms(x, n1)
             if record:
                 record(i, "attn_in", a)
-            q, k, v = (linear(i, n, a).view(1, s.heads, 1, s.head_dim) for n in ("q", "k", "v"))
+            qkv = linear(i, "qkv", a).view(3, s.heads, 1, s.head_dim)
+            qk = self._rope(qkv[:2])
             kc, vc = self.kv[i]
-            kc[:, :, -1:] = self._rope(k)  # the new token's key and value take the cache's last slot
-            vc[:, :, -1:] = v
-            att = F.scaled_dot_product_attention(self._rope(q), kc, vc).reshape(1, s.hidden)
+            kc[:, :, -1:] = qk[1:]  # the new token's key and value take the cache's last slot
+            vc[:, :, -1:] = qkv[2:]
+            att = F.scaled_dot_product_attention(qk[:1], kc, vc).reshape(1, s.hidden)
             if record:
                 record(i, "o_in", att)
             x = x + linear(i, "o", att)
             b = self._rms(x, n2)
             if record:
                 record(i, "mlp_in", b)
-            g = F.silu(linear(i, "gate", b)) * linear(i, "up", b)
+            gu = linear(i, "gate_up", b)
+            g = F.silu(gu[:, : s.intermediate]) * gu[:, s.intermediate:]
             if record:
                 record(i, "down_in", g)
             x = x + linear(i, "down", g)
@@ -169,13 +173,17 @@ def run_decode_bench(layers: int = 32, context: int = 1024, teal: tuple = (0.4, 
         raise RuntimeError("the decode benchmark needs a CUDA device")
     gen = torch.Generator(device=device).manual_seed(seed)
     model = Model(shape, layers, context, gen)
-    kinds = {n: kind for n, (_, kind) in LINEARS.items()}
-    rows, outs = [], {}
+    rows = []
 
     def record(name, ms, out, ref, **extra):
         err = float((out.float() - ref.float()).norm() / ref.float().norm()) if ref is not None else 0.0
         rows.append({"variant": name, "step_ms": ms, "tokens_per_s": 1e3 / ms, "rel_error": err, **extra})
         log(f"{name}: {ms:.3f} ms/token, {1e3 / ms:.1f} tokens/s (rel. error vs F.linear path {err:.2g})")
+
+    def inputs(name, share=0.0):  # tuning inputs: random, ``share`` of them zero
+        n_in = model.w[0][name].shape[1]
+        return [torch.randn(n_in, device=device).half() * (torch.rand(n_in, device=device) >= share)
+                for _ in range(min(layers, 8))]
 
     dense_ms, dense_out = _time_graph(lambda: model.step(lambda i, n, a: F.linear(a, model.w[i][n])), repeats)
     record("dense", dense_ms, dense_out, None)
@@ -184,53 +192,47 @@ def run_decode_bench(layers: int = 32, context: int = 1024, teal: tuple = (0.4, 
     w24 = [{n: w * _mask_2_4(w, gen) for n, w in layer.items()} for layer in model.w]
     packed = [{n: pack_2_4(w) for n, w in layer.items()} for layer in w24]
     cfg24 = {}
-    for name, kind in kinds.items():
-        if kind not in cfg24:
-            xs = [torch.randn(model.w[0][name].shape[1], device=device).half() for _ in range(min(layers, 8))]
-            cfg24[kind] = _tuned(lambda cfg, i: gemv_2_4(xs[i], *packed[i][name], *cfg), TUNE_2_4, layers, device)
+    for name in LINEARS:
+        xs = inputs(name)
+        cfg24[name] = _tuned(lambda c, i: gemv_2_4(xs[i], *packed[i][name], *c), TUNE_2_4, layers, device)
     ms, out = _time_graph(lambda: model.step(lambda i, n, a: gemv_2_4(a.reshape(-1), *packed[i][n],
-                                                                        *cfg24[kinds[n]]).reshape(1, -1)), repeats)
+                                                                        *cfg24[n]).reshape(1, -1)), repeats)
     ref = model.step(lambda i, n, a: F.linear(a, w24[i][n]))
-    record("2:4", ms, out, ref, configs={str(k): v for k, v in cfg24.items()})
+    record("2:4", ms, out, ref, configs={k: list(v) for k, v in cfg24.items()})
     del w24, packed
-    torch.cuda.empty_cache()
+    if device == "cuda":
+        torch.cuda.empty_cache()
 
-    # TEAL: W^T copies (the layout whose rows the kernel skips), thresholds per share
+    # TEAL: W^T copies (the layout whose rows the kernel skips); the threshold is applied by the kernel as
+    # it loads x (no separate sparsification launch); the reference thresholds first, then F.linear
     wts = [{n: w.t().contiguous() for n, w in layer.items()} for layer in model.w]
     for share in teal:
         th = calibrate_teal(model, share)
-        site = {n: s for n, (s, _) in LINEARS.items()}
 
         def sparsify(i, n, a, th=th):
-            return a * (a.abs() >= th[(i, site[n])])
+            return a * (a.abs() > th[(i, LINEARS[n])])
 
         cfg = {}
-        for name, kind in kinds.items():
-            if kind not in cfg:
-                xs = []
-                for i in range(min(layers, 8)):
-                    x = torch.randn(model.w[0][name].shape[1], device=device).half()
-                    xs.append(x * (torch.rand(x.shape, device=device) >= share))
-                cfg[kind] = _tuned(lambda c, i: activation_sparse_gemv(xs[i], wts[i][name], *c), TUNE_ACT, layers, device)
+        for name in LINEARS:
+            xs = inputs(name, share)
+            cfg[name] = _tuned(lambda c, i: activation_sparse_gemv(xs[i], wts[i][name], *c), TUNE_ACT, layers, device)
         zeros = []
         model.step(lambda i, n, a: F.linear(sparsify(i, n, a), model.w[i][n]),
-                   record=lambda i, s, a: zeros.append(float((a.abs() < th[(i, s)]).float().mean())))
+                   record=lambda i, s, a: zeros.append(float((a.abs() <= th[(i, s)]).float().mean())))
         ms, out = _time_graph(lambda: model.step(
-            lambda i, n, a: activation_sparse_gemv(sparsify(i, n, a).reshape(-1), wts[i][n],
-                                                   *cfg[kinds[n]]).reshape(1, -1)), repeats)
+            lambda i, n, a: activation_sparse_gemv(a.reshape(-1), wts[i][n], *cfg[n],
+                                                   threshold=th[(i, LINEARS[n])]).reshape(1, -1)), repeats)
         ref = model.step(lambda i, n, a: F.linear(sparsify(i, n, a), model.w[i][n]))
         record(f"teal-{share:g}", ms, out, ref, target_share=share, zero_share=statistics.mean(zeros),
-               configs={str(k): list(v) for k, v in cfg.items()})
+               configs={k: list(v) for k, v in cfg.items()})
     for r in rows:
         r["speedup"] = dense_ms / r["step_ms"]
     del wts
-    torch.cuda.empty_cache()
     ttft = []
     if prefill:
         from sparsebench.kernels.prefill_bench import run_prefill_bench
 
         ttft = run_prefill_bench(model, prefill, prefill_densities, seed=seed, log=log)
-    return {"prefill": ttft,"model": "llama-7b-shaped (random fp16 weights)", "layers": layers, "context": context,
+    return {"model": "llama-7b-shaped (random fp16 weights)", "layers": layers, "context": context,
             "shape": shape.__dict__, "repeats": repeats, "seed": seed,
-            "device": torch.cuda.get_device_name(0) if device == "cuda" else device,
-            "rows": rows}
+            "device": torch.cuda.get_device_name(0) if device == "cuda" else device, "rows": rows, "prefill": ttft}

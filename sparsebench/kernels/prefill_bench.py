@@ -49,12 +49,11 @@ def prefill(model, x: torch.Tensor, attention) -> torch.Tensor:
     for i in range(model.layers):
         n1, n2 = model.norms[i]
         a = model._rms(x, n1)
-        q, k, v = (F.linear(a, model.w[i][n]).view(1, seq, s.heads, s.head_dim).transpose(1, 2)
-                   for n in ("q", "k", "v"))
-        att = attention(i, _rope(q, cos, sin), _rope(k, cos, sin).contiguous(), v.contiguous())
+        q, k, v = F.linear(a, model.w[i]["qkv"]).view(seq, 3, s.heads, s.head_dim).permute(1, 2, 0, 3).unsqueeze(1)
+        att = attention(i, _rope(q, cos, sin), _rope(k, cos, sin), v.contiguous())
         x = x + F.linear(att.transpose(1, 2).reshape(seq, s.hidden), model.w[i]["o"])
-        b = model._rms(x, n2)
-        x = x + F.linear(F.silu(F.linear(b, model.w[i]["gate"])) * F.linear(b, model.w[i]["up"]), model.w[i]["down"])
+        gu = F.linear(model._rms(x, n2), model.w[i]["gate_up"])
+        x = x + F.linear(F.silu(gu[:, : s.intermediate]) * gu[:, s.intermediate:], model.w[i]["down"])
     return F.linear(model._rms(x[-1:], model.norms[-1][0]), model.head)
 
 
