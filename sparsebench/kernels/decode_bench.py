@@ -14,8 +14,11 @@ head stays dense in all of them, as in TEAL):
   actually zeroed in the timed step is reported beside ``p``.
 
 Random weights give the speed of the kernels in a real model's sequence of launches, not its accuracy.
-Each variant's output is checked against the same variant computed with ``F.linear`` (masked weights or
-thresholded inputs) in float16; the relative error of the final hidden state is reported.
+Each variant's logits are compared with the same variant computed with ``F.linear`` (masked weights or
+thresholded inputs) in float16 and the relative error is reported. For TEAL it grows with depth: an
+input within rounding of its threshold is kept on one path and dropped on the other, and random weights
+amplify such flips layer by layer (in the Triton interpreter, 6e-4 after 2 layers, 0.28 after 8); the
+kernel itself matches its reference to 1e-5 on a shared input (tests/test_decode_bench.py).
 """
 
 from __future__ import annotations
@@ -209,8 +212,8 @@ def run_decode_bench(layers: int = 32, context: int = 1024, teal: tuple = (0.4, 
     for share in teal:
         th = calibrate_teal(model, share)
 
-        def sparsify(i, n, a, th=th):
-            return a * (a.abs() > th[(i, LINEARS[n])])
+        def sparsify(i, n, a, th=th):  # compared in float32, as the kernel compares (not at an fp16 threshold)
+            return a * (a.float().abs() > th[(i, LINEARS[n])])
 
         cfg = {}
         for name in LINEARS:
@@ -218,7 +221,7 @@ def run_decode_bench(layers: int = 32, context: int = 1024, teal: tuple = (0.4, 
             cfg[name] = _tuned(lambda c, i: activation_sparse_gemv(xs[i], wts[i][name], *c), TUNE_ACT, layers, device)
         zeros = []
         model.step(lambda i, n, a: F.linear(sparsify(i, n, a), model.w[i][n]),
-                   record=lambda i, s, a: zeros.append(float((a.abs() <= th[(i, s)]).float().mean())))
+                   record=lambda i, s, a: zeros.append(float((a.float().abs() <= th[(i, s)]).float().mean())))
         ms, out = _time_graph(lambda: model.step(
             lambda i, n, a: activation_sparse_gemv(a.reshape(-1), wts[i][n], *cfg[n],
                                                    threshold=th[(i, LINEARS[n])]).reshape(1, -1)), repeats)
