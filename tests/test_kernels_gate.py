@@ -90,3 +90,11 @@ def test_committed_cpu_baseline_names_kernels_of_the_small_set(root):
     base = json.loads((root / "hardware" / "baselines" / "cpu.json").read_text())
     assert base["profile"] == "cpu" and 0 < base["tolerance"] < 1
     assert set(base["kernels"]) <= {c.id for c in small_set()}
+
+
+def test_check_only_gates_the_chosen_baseline_kernels(first_run, monkeypatch, tmp_path, capsys):
+    base = tmp_path / "cpu.json"
+    base.write_text(json.dumps(make_baseline(first_run, tolerance=0.6)))
+    _slow_down(monkeypatch, "csr")
+    assert main(["kernels", "check", "--profile", "cpu", "--baseline", str(base), "--only", "act_sparse"]) == 0
+    assert "1 kernels" in capsys.readouterr().out

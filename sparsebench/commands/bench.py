@@ -32,6 +32,7 @@ def register(sub):
     b.add_argument("--json", help="also write the rows to this file")
     b.add_argument("--one", help=argparse.SUPPRESS, default=None)  # child process: "method|target"
     b.set_defaults(func=run)
+    register_decode(bsub)
 
 
 def parse_target(text: str):
@@ -112,4 +113,55 @@ def run(args) -> int:
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=2)
+    return 0
+
+
+def register_decode(bsub):
+    d = bsub.add_parser("decode", help="end-to-end decode tokens/s of a LLaMA-7B-shaped model (random fp16 "
+                                       "weights, CUDA): dense vs 2:4 and TEAL activation-sparse GEMVs")
+    d.add_argument("--layers", type=int, default=32)
+    d.add_argument("--context", type=int, default=1024, help="KV cache length attended by the decoded token")
+    d.add_argument("--teal", default="0.4,0.5", help="comma-separated shares of zeroed activations")
+    d.add_argument("--repeats", type=int, default=50)
+    d.add_argument("--prefill", default="16384,32768",
+                   help="comma-separated prompt lengths (multiples of 128) for time to first token, dense vs "
+                        "block-sparse attention ('' to skip)")
+    d.add_argument("--prefill-density", default="0.1", help="comma-separated shares of causal blocks kept")
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--json", help="also write the rows to this file")
+    d.set_defaults(func=run_decode)
+
+
+def run_decode(args) -> int:
+    from sparsebench.errors import ConfigError
+    from sparsebench.kernels.decode_bench import run_decode_bench
+
+    try:
+        teal = tuple(float(t) for t in args.teal.split(",") if t.strip())
+        dens = tuple(float(t) for t in args.prefill_density.split(",") if t.strip())
+        seqs = tuple(int(t) for t in args.prefill.split(",") if t.strip())
+    except ValueError:
+        raise ConfigError(f"--teal={args.teal!r}, --prefill-density={args.prefill_density!r}: need comma-separated "
+                          f"shares in (0, 1]; --prefill={args.prefill!r}: comma-separated token counts") from None
+    if any(n <= 0 or n % 128 for n in seqs) or any(not 0 < d <= 1 for d in dens):
+        raise ConfigError(f"--prefill={args.prefill!r} (positive multiples of 128), "
+                          f"--prefill-density={args.prefill_density!r} (shares in (0, 1])")
+    if any(not 0 < t < 1 for t in teal) or args.layers < 1 or args.context < 1:
+        raise ConfigError(f"--teal={args.teal!r} (shares in (0, 1)), --layers={args.layers}, "
+                          f"--context={args.context} (>= 1)")
+    doc = run_decode_bench(args.layers, args.context, teal, args.repeats, args.seed,
+                           log=lambda m: print(m, file=sys.stderr, flush=True), prefill=seqs, prefill_densities=dens)
+    if args.json:
+        from pathlib import Path
+
+        Path(args.json).write_text(json.dumps(doc, indent=1) + "\n")
+    print(f"{'variant':<10} {'ms/token':>9} {'tokens/s':>9} {'speed-up':>8} {'zeroed':>7}")
+    for r in doc["rows"]:
+        z = f"{100 * r['zero_share']:.1f}%" if "zero_share" in r else ""
+        print(f"{r['variant']:<10} {r['step_ms']:>9.3f} {r['tokens_per_s']:>9.1f} {r['speedup']:>7.2f}x {z:>7}")
+    if doc["prefill"]:
+        print(f"{'prefill':<22} {'tokens':>6} {'TTFT ms':>9} {'speed-up':>8} {'attention x':>11}")
+        for r in doc["prefill"]:
+            att = f"{r['attention_speedup']:.2f}x" if "attention_speedup" in r else ""
+            print(f"{r['variant']:<22} {r['tokens']:>6} {r['ttft_ms']:>9.1f} {r['speedup']:>7.2f}x {att:>11}")
     return 0

@@ -80,12 +80,20 @@ def check(args) -> int:
     if not path.is_file():
         raise ConfigError(f"--baseline={str(path)!r} does not exist; make one with `sparsebench kernels baseline`")
     base = load_baseline(path)
+    if base.get("stale"):
+        print(f"note: baseline {path} is stale (from commit {base['stale'].get('commit', '?')[:8]}): "
+              f"{base['stale'].get('reason', '')}")
+    if args.only:  # gate only the baseline's kernels whose ids contain one of the substrings
+        parts = args.only.split(",")
+        base = base | {"kernels": {k: v for k, v in base["kernels"].items() if any(p in k for p in parts)}}
+        if not base["kernels"]:
+            raise ConfigError(f"--only={args.only!r} matches no kernel of baseline {str(path)!r}")
     if args.results:
         doc = json.loads(Path(args.results).read_text())
     else:
         from sparsebench.kernels.suite import run_suite
 
-        doc = run_suite(_profile(args), args.kernel_set or base.get("kernel_set"), args.only or list(base["kernels"]),
+        doc = run_suite(_profile(args), args.kernel_set or base.get("kernel_set"), list(base["kernels"]),
                         args.seed, log=_log)
         if args.out:
             from sparsebench.results import write_atomic

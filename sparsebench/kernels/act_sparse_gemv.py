@@ -64,7 +64,7 @@ def _finish(y_ptr, part_ptr, count_ptr, part, offs_n, n_ok, pid_n, pid_k, N, SPL
 
 
 @triton.jit
-def _act_sparse_mma(x_ptr, wt_ptr, y_ptr, part_ptr, count_ptr, K, N, stride_wk, K_PER_PROG, SPLITS,
+def _act_sparse_mma(x_ptr, wt_ptr, y_ptr, part_ptr, count_ptr, K, N, stride_wk, K_PER_PROG, SPLITS, thresh,
                     BLOCK_K: tl.constexpr, BLOCK_N: tl.constexpr, STAGES: tl.constexpr, REDUCE: tl.constexpr):
     pid_n = tl.program_id(0)
     pid_k = tl.program_id(1)
@@ -76,6 +76,7 @@ def _act_sparse_mma(x_ptr, wt_ptr, y_ptr, part_ptr, count_ptr, K, N, stride_wk, 
     for k in tl.range(k_lo, k_hi, BLOCK_K, num_stages=STAGES):
         offs_k = k + tl.arange(0, BLOCK_K)
         x = tl.load(x_ptr + offs_k, mask=offs_k < k_hi, other=0.0)
+        x = tl.where(tl.abs(x) > thresh, x, tl.zeros_like(x))
         w = tl.load(wt_ptr + offs_k[:, None] * stride_wk + offs_n[None, :],
                     mask=(x != 0)[:, None] & n_ok[None, :], other=0.0)  # zero x: no weight traffic
         acc = tl.dot(tl.broadcast_to(x[None, :], (16, BLOCK_K)), w, acc)
@@ -84,7 +85,7 @@ def _act_sparse_mma(x_ptr, wt_ptr, y_ptr, part_ptr, count_ptr, K, N, stride_wk, 
 
 
 @triton.jit
-def _act_sparse_fma(x_ptr, wt_ptr, y_ptr, part_ptr, count_ptr, K, N, stride_wk, K_PER_PROG, SPLITS,
+def _act_sparse_fma(x_ptr, wt_ptr, y_ptr, part_ptr, count_ptr, K, N, stride_wk, K_PER_PROG, SPLITS, thresh,
                     BLOCK_K: tl.constexpr, BLOCK_N: tl.constexpr, STAGES: tl.constexpr, REDUCE: tl.constexpr):
     # Triton pipelines only loads that feed a dot, so this one pipelines by hand (STAGES unused): a tile's
     # weight loads can only be issued once its x has arrived, so x runs two tiles ahead and the weights
@@ -97,10 +98,12 @@ def _act_sparse_fma(x_ptr, wt_ptr, y_ptr, part_ptr, count_ptr, K, N, stride_wk, 
     k_lo = pid_k * K_PER_PROG
     k_hi = tl.minimum(k_lo + K_PER_PROG, K)
     x_cur = tl.load(x_ptr + k_lo + rows, mask=k_lo + rows < k_hi, other=0.0, eviction_policy="evict_last")
+    x_cur = tl.where(tl.abs(x_cur) > thresh, x_cur, tl.zeros_like(x_cur))
     w_cur = tl.load(wt_ptr + (k_lo + rows)[:, None] * stride_wk + offs_n[None, :],
                     mask=(x_cur != 0)[:, None] & n_ok[None, :], other=0.0, eviction_policy="evict_first")
     k_nxt = k_lo + BLOCK_K
     x_nxt = tl.load(x_ptr + k_nxt + rows, mask=k_nxt + rows < k_hi, other=0.0, eviction_policy="evict_last")
+    x_nxt = tl.where(tl.abs(x_nxt) > thresh, x_nxt, tl.zeros_like(x_nxt))
     acc = tl.zeros((BLOCK_K, BLOCK_N), dtype=tl.float32)  # reduced over rows once, after the loop
     for k in range(k_nxt, k_hi, BLOCK_K):
         # zero x (also past k_hi, loaded as 0) = no load: the whole point
@@ -108,6 +111,7 @@ def _act_sparse_fma(x_ptr, wt_ptr, y_ptr, part_ptr, count_ptr, K, N, stride_wk, 
                         mask=(x_nxt != 0)[:, None] & n_ok[None, :], other=0.0, eviction_policy="evict_first")
         x_after = tl.load(x_ptr + k + BLOCK_K + rows, mask=k + BLOCK_K + rows < k_hi, other=0.0,
                           eviction_policy="evict_last")
+        x_after = tl.where(tl.abs(x_after) > thresh, x_after, tl.zeros_like(x_after))
         acc += w_cur.to(tl.float32) * x_cur.to(tl.float32)[:, None]
         x_cur = x_nxt
         w_cur = w_nxt
@@ -133,8 +137,11 @@ def _workspace(splits: int, n_dim: int, n_blocks: int, device) -> tuple[torch.Te
 
 def activation_sparse_gemv(x: torch.Tensor, wt: torch.Tensor, engine: str = "fma", block_k: int = 16,
                            block_n: int = 64, num_warps: int = 1, tiles: int = 4, stages: int = 1,
-                           reduce: str = "atomic") -> torch.Tensor:
+                           reduce: str = "atomic", threshold: float = 0.0) -> torch.Tensor:
     """``W x`` for one token ``x`` (in,) given ``wt = W^T`` (in, out) contiguous; skips zero inputs.
+
+    ``threshold``: inputs with ``|x| <= threshold`` count as zero (TEAL's sparsification fused into the
+    load of x; the default 0 skips exactly the zeros).
 
     Each program walks ``tiles`` tiles of ``block_k`` input channels x ``block_n`` outputs on ``engine``
     (``"fma"`` or ``"mma"``, the latter with ``stages`` tiles in flight); ``tiles`` covering all of K =
@@ -147,6 +154,6 @@ def activation_sparse_gemv(x: torch.Tensor, wt: torch.Tensor, engine: str = "fma
     y = (torch.zeros if mode == "atomic" else torch.empty)(n_dim, dtype=x.dtype, device=x.device)
     part, count = _workspace(splits, n_dim, n_blocks, x.device) if mode == "last" else (y, y)
     KERNELS[engine][(n_blocks, splits)](x, wt, y, part, count, k_dim, n_dim, wt.stride(0), k_per_prog, splits,
-                                        BLOCK_K=block_k, BLOCK_N=block_n, STAGES=stages, REDUCE=REDUCE[mode],
-                                        num_warps=num_warps)
+                                        float(threshold), BLOCK_K=block_k, BLOCK_N=block_n, STAGES=stages,
+                                        REDUCE=REDUCE[mode], num_warps=num_warps)
     return y

@@ -50,6 +50,7 @@ class Bench:
     ideal_speedup: float
     rel_error: float
     graph: bool = True  # False: the sparse kernel syncs the host (cannot be captured)
+    min_calls: int = 0  # calls per timed pass (0: timing.CALLS_PER_PASS); kernels of milliseconds need few
     info: dict = field(default_factory=dict)
 
 

@@ -47,8 +47,14 @@ def full_set() -> list[Case]:
         for t in (1, 16, PREFILL_TOKENS[s.model]):
             cases += [Case("csr", *lin, t, d) for d in (0.01, 0.05, 0.1, 0.3, 0.5)]
             cases += [Case("bsr", *lin, t, d, block=32) for d in (0.05, 0.1, 0.3, 0.5)]
+    for s in (LLAMA7B["up_proj"], LLAMA7B["down_proj"], LLAMA8B["up_proj"], LLAMA8B["down_proj"]):
+        lin = (s.model, s.layer, s.out_features, s.in_features)
+        cases += [Case("semi_structured", *lin, t, 0.5) for t in (4096, 8192)]
     for model in ("smollm2-135m", "llama-7b"):
         cases += [Case("flex_attention", model, "attention", 0, 0, 8192, d) for d in (0.05, 0.1, 0.15, 0.3, 0.5, 1.0)]
+        cases += [Case("block_attention", model, "attention", 0, 0, 8192, d) for d in (0.05, 0.15, 0.5, 1.0)]
+    cases += [Case(op, "llama-7b", "attention", 0, 0, 32768, d) for op in ("flex_attention", "block_attention")
+              for d in (0.05, 0.15, 0.3, 0.5, 1.0)]
     return cases
 
 
@@ -75,7 +81,8 @@ def run_case(case: Case, profile, env: Env, peaks: dict) -> dict:
                           "reason": f"sparse output differs from dense by {bench.rel_error:.3g} > {tol:g}"}
         timing = profile.timing
         t = time_pair(bench.dense, bench.sparse, bench.copies, env.device, int(timing.get("warmup", 3)),
-                      int(timing.get("repeats", 20)), graph=bench.graph)
+                      int(timing.get("repeats", 20)), graph=bench.graph,
+                      **({"min_calls": bench.min_calls} if bench.min_calls else {}))
     except Exception as exc:  # noqa: BLE001 - one unsupported kernel must not stop the suite; it is recorded
         traceback.print_exc(file=sys.stderr)
         return row | {"status": "error", "reason": f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"}

@@ -42,9 +42,10 @@ class Timing:
 CALLS_PER_PASS = 64
 
 
-def calls_for(copies: int) -> int:
-    """Calls in one timed pass: whole cycles over the copies, at least CALLS_PER_PASS."""
-    return copies * max(1, -(-CALLS_PER_PASS // copies))
+def calls_for(copies: int, min_calls: int = CALLS_PER_PASS) -> int:
+    """Calls in one timed pass: whole cycles over the copies, at least ``min_calls`` (CALLS_PER_PASS; kernels
+    of milliseconds, whose launch is negligible, pass fewer)."""
+    return copies * max(1, -(-min_calls // copies))
 
 
 def copies_for(bytes_per_copy: int, rotate_mb: float, cap: int = 512) -> int:
@@ -54,10 +55,10 @@ def copies_for(bytes_per_copy: int, rotate_mb: float, cap: int = 512) -> int:
 
 
 def time_pair(dense: Kernel, sparse: Kernel, copies: int, device: str, warmup: int, repeats: int,
-              graph: bool = True, budget_s: float = 1.5) -> Timing:
+              graph: bool = True, budget_s: float = 1.5, min_calls: int = CALLS_PER_PASS) -> Timing:
     if device == "cpu":
         return _time_cpu(dense, sparse, copies, warmup, repeats)
-    return _time_cuda(dense, sparse, copies, warmup, repeats, graph, budget_s)
+    return _time_cuda(dense, sparse, copies, warmup, repeats, graph, budget_s, min_calls)
 
 
 def _time_cpu(dense: Kernel, sparse: Kernel, copies: int, warmup: int, repeats: int) -> Timing:
@@ -77,8 +78,8 @@ def _time_cpu(dense: Kernel, sparse: Kernel, copies: int, warmup: int, repeats: 
     return Timing(statistics.median(td) * 1e3, statistics.median(ts) * 1e3, repeats, "perf_counter")
 
 
-def _pass(fn: Kernel, copies: int) -> Callable[[], None]:
-    calls = calls_for(copies)
+def _pass(fn: Kernel, copies: int, min_calls: int = CALLS_PER_PASS) -> Callable[[], None]:
+    calls = calls_for(copies, min_calls)
 
     def run():
         for i in range(calls):
@@ -86,9 +87,9 @@ def _pass(fn: Kernel, copies: int) -> Callable[[], None]:
     return run
 
 
-def _graphed(fn: Kernel, copies: int):
+def _graphed(fn: Kernel, copies: int, min_calls: int = CALLS_PER_PASS):
     """A callable replaying one captured pass over all copies, or None if capture fails."""
-    run = _pass(fn, copies)
+    run = _pass(fn, copies, min_calls)
     side = torch.cuda.Stream()
     side.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(side):
@@ -123,16 +124,16 @@ def graph_ms(fn: Kernel, copies: int, repeats: int = 10) -> float:
 
 
 def _time_cuda(dense: Kernel, sparse: Kernel, copies: int, warmup: int, repeats: int, graph: bool,
-               budget_s: float) -> Timing:
+               budget_s: float, min_calls: int = CALLS_PER_PASS) -> Timing:
     runs, method = [], "cuda_graph" if graph else "events"
     for fn in (dense, sparse):
-        replay = _graphed(fn, copies) if graph else None
+        replay = _graphed(fn, copies, min_calls) if graph else None
         if replay is None:
             method = "events"
-            replay = _pass(fn, copies)
+            replay = _pass(fn, copies, min_calls)
         runs.append(replay)
     if method == "events":  # both the same way
-        runs = [_pass(dense, copies), _pass(sparse, copies)]
+        runs = [_pass(dense, copies, min_calls), _pass(sparse, copies, min_calls)]
     first = max(_event_ms(run) for run in runs) / 1e3  # also the first warm-up
     for _ in range(max(0, min(warmup - 1, int(budget_s / 4 / max(first, 1e-9))))):
         for run in runs:
@@ -141,6 +142,6 @@ def _time_cuda(dense: Kernel, sparse: Kernel, copies: int, warmup: int, repeats:
     repeats = max(5, min(repeats, int(budget_s / max(first, 1e-9) / 2)))
     td, ts = [], []
     for _ in range(repeats):
-        td.append(_event_ms(runs[0]) / calls_for(copies))
-        ts.append(_event_ms(runs[1]) / calls_for(copies))
+        td.append(_event_ms(runs[0]) / calls_for(copies, min_calls))
+        ts.append(_event_ms(runs[1]) / calls_for(copies, min_calls))
     return Timing(statistics.median(td), statistics.median(ts), repeats, method)

@@ -22,7 +22,8 @@ LOWER_IS_BETTER = ("perplexity", "loss", "error")
 PANELS = [("csr", "CSR (unstructured)"), ("bsr", "BSR 32x32 blocks"), ("semi_structured", "2:4 cuSPARSELt"),
           ("gemv_2_4", "2:4 Triton GEMV"), ("act_sparse_gemv", "activation-sparse Triton GEMV (masked rows)"),
           ("act_sparse_gemv_compact", "activation-sparse Triton GEMV (packed non-zeros)"),
-          ("act_sparse_gather", "activation-sparse gather (stock)"), ("flex_attention", "FlexAttention block-sparse")]
+          ("act_sparse_gather", "activation-sparse gather (stock)"), ("flex_attention", "FlexAttention block-sparse"),
+          ("block_attention", "block-sparse attention (our Triton)")]
 
 
 def _results_dir(df: pd.DataFrame) -> Path:
@@ -75,7 +76,9 @@ def speedup_figure(doc: dict):
         ax.legend(fontsize=5, ncol=2)
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
-    fig.suptitle(f"{doc['profile']} ({doc.get('device')}, {doc.get('dtype')}): sparse kernel speed-up vs density")
+    stale = f"\nSTALE: from commit {doc['stale']['commit'][:8]}, before the current kernels" if doc.get("stale") else ""
+    fig.suptitle(f"{doc['profile']} ({doc.get('device')}, {doc.get('dtype')}): sparse kernel speed-up vs density"
+                 + stale)
     fig.tight_layout()
     return fig
 

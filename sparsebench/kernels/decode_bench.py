@@ -1,0 +1,241 @@
+"""End-to-end decode speed of a LLaMA-7B-shaped model (random fp16 weights): dense vs our sparse GEMVs.
+
+One decode step = embedding of one token through ``layers`` LLaMA blocks (RMSNorm, q/k/v/o projections,
+rotary embedding, attention over a KV cache of ``context`` tokens by SDPA, RMSNorm, SwiGLU MLP), the final
+norm and the LM head; the whole step is captured in one CUDA graph and replayed (what a served model does),
+timed with CUDA events, median of ``repeats`` replays. Variants (every linear layer of every block; the LM
+head stays dense in all of them, as in TEAL):
+
+* ``dense``: ``F.linear`` (cuBLAS GEMV).
+* ``2:4``: every weight pruned 2:4 at random, our Triton 2:4 GEMV (``triton_gemv.gemv_2_4``).
+* ``teal-<p>``: TEAL (Liu et al., arXiv:2408.14690): each linear layer's input is zeroed where
+  ``|x| < t``, with one threshold per (layer, input site) calibrated on dense steps so that a share ``p``
+  of entries falls below it, and our activation-sparse GEMV skips the zero inputs' weight rows. The share
+  actually zeroed in the timed step is reported beside ``p``.
+
+Random weights give the speed of the kernels in a real model's sequence of launches, not its accuracy.
+Each variant's logits are compared with the same variant computed with ``F.linear`` (masked weights or
+thresholded inputs) in float16 and the relative error is reported. For TEAL it grows with depth: an
+input within rounding of its threshold is kept on one path and dropped on the other, and random weights
+amplify such flips layer by layer (in the Triton interpreter, 6e-4 after 2 layers, 0.28 after 8); the
+kernel itself matches its reference to 1e-5 on a shared input (tests/test_decode_bench.py).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    hidden: int = 4096
+    intermediate: int = 11008
+    heads: int = 32
+    head_dim: int = 128
+    vocab: int = 32000
+
+
+# name -> input site. q/k/v share one input and are one (3 hidden x hidden) weight, gate/up one
+# (2 intermediate x hidden): one GEMV each, as served LLaMA implementations fuse them (fewer launches for
+# every variant; TEAL's thresholds are per input site anyway).
+LINEARS = {"qkv": "attn_in", "o": "o_in", "gate_up": "mlp_in", "down": "down_in"}
+
+
+class Model:
+    """Random LLaMA-shaped weights on the GPU, and one decode step under a linear-layer ``backend``."""
+
+    def __init__(self, shape: ModelShape, layers: int, context: int, generator: torch.Generator):
+        self.shape, self.layers, self.context = shape, layers, context
+        dev = generator.device
+        h, m = shape.hidden, shape.intermediate
+        dims = {"qkv": (3 * h, h), "o": (h, h), "gate_up": (2 * m, h), "down": (h, m)}
+
+        def rand(*size, scale):
+            return (torch.randn(*size, generator=generator, device=dev) * scale).half()
+
+        self.w = [{n: rand(*dims[n], scale=1 / math.sqrt(dims[n][1])) for n in LINEARS} for _ in range(layers)]
+        self.norms = [(torch.ones(h, device=dev, dtype=torch.half),) * 2 for _ in range(layers)]
+        self.kv = [(rand(1, shape.heads, context, shape.head_dim, scale=1.0),
+                    rand(1, shape.heads, context, shape.head_dim, scale=1.0)) for _ in range(layers)]
+        self.head = rand(shape.vocab, h, scale=1 / math.sqrt(h))
+        pos = context - 1
+        inv = 1.0 / (10000 ** (torch.arange(0, shape.head_dim, 2, device=dev).float() / shape.head_dim))
+        ang = pos * inv
+        self.cos, self.sin = torch.cat([ang.cos()] * 2).half(), torch.cat([ang.sin()] * 2).half()
+        self.x = torch.randn(1, h, generator=generator, device=dev).half()  # the step's token embedding
+        self.thresholds = {}  # (layer, site) -> float, for TEAL
+
+    def _rope(self, t):
+        half = t.shape[-1] // 2
+        rot = torch.cat([-t[..., half:], t[..., :half]], -1)
+        return t * self.cos + rot * self.sin
+
+    @staticmethod
+    def _rms(x, w):
+        xf = x.float()
+        return (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + 1e-5)).half() * w
+
+    def step(self, linear, record=None) -> torch.Tensor:
+        """One decode step; ``linear(layer, name, site_input)`` computes one projection; ``record(layer, site,
+        x)`` sees every linear input (calibration)."""
+        s, x = self.shape, self.x
+        for i in range(self.layers):
+            n1, n2 = self.norms[i]
+            a = self._rms(x, n1)
+            if record:
+                record(i, "attn_in", a)
+            qkv = linear(i, "qkv", a).view(3, s.heads, 1, s.head_dim)
+            qk = self._rope(qkv[:2])
+            kc, vc = self.kv[i]
+            kc[:, :, -1:] = qk[1:]  # the new token's key and value take the cache's last slot
+            vc[:, :, -1:] = qkv[2:]
+            att = F.scaled_dot_product_attention(qk[:1], kc, vc).reshape(1, s.hidden)
+            if record:
+                record(i, "o_in", att)
+            x = x + linear(i, "o", att)
+            b = self._rms(x, n2)
+            if record:
+                record(i, "mlp_in", b)
+            gu = linear(i, "gate_up", b)
+            g = F.silu(gu[:, : s.intermediate]) * gu[:, s.intermediate:]
+            if record:
+                record(i, "down_in", g)
+            x = x + linear(i, "down", g)
+        return F.linear(self._rms(x, self.norms[-1][0]), self.head)
+
+
+def calibrate_teal(model: Model, share: float, steps: int = 4, seed: int = 1) -> dict:
+    """Per (layer, site) thresholds: the ``share`` quantile of |x| over ``steps`` dense steps' inputs."""
+    seen: dict = {}
+    x0 = model.x
+    gen = torch.Generator(device=x0.device).manual_seed(seed)
+    for _ in range(steps):
+        model.x = torch.randn(x0.shape, generator=gen, device=x0.device).half()
+        model.step(lambda i, n, a: F.linear(a, model.w[i][n]),
+                   record=lambda i, site, a: seen.setdefault((i, site), []).append(a.abs().float().reshape(-1)))
+    model.x = x0
+    return {key: float(torch.quantile(torch.cat(vals), share)) for key, vals in seen.items()}
+
+
+def _mask_2_4(w: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """2 random kept positions in every group of 4 inputs (made on the GPU: 224 LLaMA weights)."""
+    scores = torch.rand(w.shape[0], w.shape[1] // 4, 4, generator=gen, device=gen.device)
+    keep = torch.zeros_like(scores, dtype=torch.bool).scatter_(-1, scores.topk(2, dim=-1).indices, True)
+    return keep.reshape(w.shape)
+
+
+def _time_graph(fn, repeats: int) -> tuple[float, torch.Tensor]:
+    if not torch.cuda.is_available():  # tests in the Triton interpreter: the output, no timing
+        out = fn()
+        return 1.0, out
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(2):
+            out = fn()  # warm-up outside capture: compilation, workspaces
+    torch.cuda.current_stream().wait_stream(side)
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g):
+        out = fn()
+    g.replay()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(repeats):
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record()
+        g.replay()
+        b.record()
+        b.synchronize()
+        times.append(a.elapsed_time(b))
+    return statistics.median(times), out
+
+
+def _tuned(run, configs, layers: int, device: str):
+    """The fastest config of ``run(cfg, i)`` over the layers' weights, as the kernel suite tunes (on the CPU,
+    i.e. the Triton interpreter in tests: the first)."""
+    from types import SimpleNamespace
+
+    from sparsebench.kernels.linear_cases import _tune
+
+    return _tune(run, configs, SimpleNamespace(device=device), min(layers, 8))
+
+
+def run_decode_bench(layers: int = 32, context: int = 1024, teal: tuple = (0.4, 0.5), repeats: int = 50,
+                     seed: int = 0, log=print, shape: ModelShape = ModelShape(), device: str = "cuda",
+                     prefill: tuple = (), prefill_densities: tuple = (0.1,)) -> dict:
+    from sparsebench.kernels.act_sparse_gemv import activation_sparse_gemv
+    from sparsebench.kernels.linear_cases import TUNE_2_4, TUNE_ACT
+    from sparsebench.kernels.triton_gemv import gemv_2_4, pack_2_4
+
+    if device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("the decode benchmark needs a CUDA device")
+    gen = torch.Generator(device=device).manual_seed(seed)
+    model = Model(shape, layers, context, gen)
+    rows = []
+
+    def record(name, ms, out, ref, **extra):
+        err = float((out.float() - ref.float()).norm() / ref.float().norm()) if ref is not None else 0.0
+        rows.append({"variant": name, "step_ms": ms, "tokens_per_s": 1e3 / ms, "rel_error": err, **extra})
+        log(f"{name}: {ms:.3f} ms/token, {1e3 / ms:.1f} tokens/s (rel. error vs F.linear path {err:.2g})")
+
+    def inputs(name, share=0.0):  # tuning inputs: random, ``share`` of them zero
+        n_in = model.w[0][name].shape[1]
+        return [torch.randn(n_in, device=device).half() * (torch.rand(n_in, device=device) >= share)
+                for _ in range(min(layers, 8))]
+
+    dense_ms, dense_out = _time_graph(lambda: model.step(lambda i, n, a: F.linear(a, model.w[i][n])), repeats)
+    record("dense", dense_ms, dense_out, None)
+
+    # 2:4: masked copies of the weights, packed for our GEMV
+    w24 = [{n: w * _mask_2_4(w, gen) for n, w in layer.items()} for layer in model.w]
+    packed = [{n: pack_2_4(w) for n, w in layer.items()} for layer in w24]
+    cfg24 = {}
+    for name in LINEARS:
+        xs = inputs(name)
+        cfg24[name] = _tuned(lambda c, i: gemv_2_4(xs[i], *packed[i][name], *c), TUNE_2_4, layers, device)
+    ms, out = _time_graph(lambda: model.step(lambda i, n, a: gemv_2_4(a.reshape(-1), *packed[i][n],
+                                                                        *cfg24[n]).reshape(1, -1)), repeats)
+    ref = model.step(lambda i, n, a: F.linear(a, w24[i][n]))
+    record("2:4", ms, out, ref, configs={k: list(v) for k, v in cfg24.items()})
+    del w24, packed
+    if device == "cuda":
+        torch.cuda.empty_cache()
+
+    # TEAL: W^T copies (the layout whose rows the kernel skips); the threshold is applied by the kernel as
+    # it loads x (no separate sparsification launch); the reference thresholds first, then F.linear
+    wts = [{n: w.t().contiguous() for n, w in layer.items()} for layer in model.w]
+    for share in teal:
+        th = calibrate_teal(model, share)
+
+        def sparsify(i, n, a, th=th):  # compared in float32, as the kernel compares (not at an fp16 threshold)
+            return a * (a.float().abs() > th[(i, LINEARS[n])])
+
+        cfg = {}
+        for name in LINEARS:
+            xs = inputs(name, share)
+            cfg[name] = _tuned(lambda c, i: activation_sparse_gemv(xs[i], wts[i][name], *c), TUNE_ACT, layers, device)
+        zeros = []
+        model.step(lambda i, n, a: F.linear(sparsify(i, n, a), model.w[i][n]),
+                   record=lambda i, s, a: zeros.append(float((a.float().abs() <= th[(i, s)]).float().mean())))
+        ms, out = _time_graph(lambda: model.step(
+            lambda i, n, a: activation_sparse_gemv(a.reshape(-1), wts[i][n], *cfg[n],
+                                                   threshold=th[(i, LINEARS[n])]).reshape(1, -1)), repeats)
+        ref = model.step(lambda i, n, a: F.linear(sparsify(i, n, a), model.w[i][n]))
+        record(f"teal-{share:g}", ms, out, ref, target_share=share, zero_share=statistics.mean(zeros),
+               configs={k: list(v) for k, v in cfg.items()})
+    for r in rows:
+        r["speedup"] = dense_ms / r["step_ms"]
+    del wts
+    ttft = []
+    if prefill:
+        from sparsebench.kernels.prefill_bench import run_prefill_bench
+
+        ttft = run_prefill_bench(model, prefill, prefill_densities, seed=seed, log=log)
+    return {"model": "llama-7b-shaped (random fp16 weights)", "layers": layers, "context": context,
+            "shape": shape.__dict__, "repeats": repeats, "seed": seed,
+            "device": torch.cuda.get_device_name(0) if device == "cuda" else device, "rows": rows, "prefill": ttft}
