@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from sparsebench.families.pruning import LayerToPrune
-from sparsebench.masks import apply_mask
+from sparsebench.pruning.layer import LayerToPrune
+from sparsebench.masks import apply_mask, check_plan
 
 
 @dataclass
@@ -218,8 +218,23 @@ def one_thread():
 
 
 @torch.no_grad()
-def prune_sequentially(ctx, model: nn.Module, layers: dict[str, nn.Module]) -> dict[str, torch.Tensor]:
-    """Prune ``layers`` block by block on calibration data; returns ``{layer_name: keep_mask}``."""
+def dense_layer_inputs(blocks, linears_of, inputs, kwargs) -> dict[str, LayerInputs]:
+    """``||X_j||^2`` of every linear's input with the model still dense: each block runs on the
+    dense outputs of the block before it (the statistics a per-layer plan such as OWL's reads)."""
+    stats: dict[str, LayerInputs] = {}
+    for block in blocks:
+        stats.update(collect_layer_inputs(block, linears_of(block), inputs, kwargs, with_gram=False, with_moments=False))
+        inputs = run_block(block, inputs, kwargs)
+    return stats
+
+
+@torch.no_grad()
+def prune_sequentially(ctx, model: nn.Module, layers: dict[str, nn.Module]):
+    """Prune ``layers`` block by block on calibration data.
+
+    Returns ``({layer_name: keep_mask}, layer_targets)``: ``layer_targets`` is
+    ``{layer_name: Target}`` when the method planned a target per layer, else None.
+    """
     method, target = ctx.method, ctx.target
     blocks = ctx.task.decoder_blocks(model)
     module_names = {mod: name for name, mod in model.named_modules()}
@@ -233,16 +248,30 @@ def prune_sequentially(ctx, model: nn.Module, layers: dict[str, nn.Module]) -> d
         ctx.log(f"calibration: {ids.shape[0]} x {ids.shape[1]} tokens, seed {ctx.seed}")
         inputs, kwargs = capture_block_inputs(model, blocks[0], ids, batch_size)
 
+    def linears_of(block):
+        prefix = module_names[block]
+        return {n: m for n, m in layers.items() if n.startswith(prefix + ".")}
+
+    layer_targets = None
+    if getattr(method, "plans_layer_targets", False):
+        with ctx.timer("calibration"):
+            dense = dense_layer_inputs(blocks, linears_of, inputs, kwargs)
+        layer_targets = method.plan_layer_targets([linears_of(b) for b in blocks], dense, target)
+        missing = sorted(set(layers) - set(layer_targets))
+        if missing:
+            raise ValueError(f"{method.name}: plan_layer_targets gave no target for {missing[:3]}")
+        check_plan(layers, layer_targets, target)
+        del dense
+
     masks: dict[str, torch.Tensor] = {}
     for i, block in enumerate(blocks):
-        prefix = module_names[block]
-        linears = {n: m for n, m in layers.items() if n.startswith(prefix + ".")}
+        linears = linears_of(block)
         with ctx.timer("calibration"):
             stats = collect_layer_inputs(block, linears, inputs, kwargs, with_gram, with_moments)
         with ctx.timer("prune_layers"), one_thread():
             for name, mod in linears.items():
                 layer = LayerToPrune(name, mod.weight.data, ctx.generator, stats[name])
-                masks[name] = method.prune_layer(layer, target)
+                masks[name] = method.prune_layer(layer, layer_targets[name] if layer_targets else target)
                 apply_mask(mod, masks[name])
         del stats
         with ctx.timer("calibration"):
@@ -250,4 +279,4 @@ def prune_sequentially(ctx, model: nn.Module, layers: dict[str, nn.Module]) -> d
         kept = sum(int(masks[n].sum()) for n in linears)
         total = sum(masks[n].numel() for n in linears)
         ctx.log(f"block {i + 1}/{len(blocks)} pruned: {len(linears)} linears, sparsity {1 - kept / max(total, 1):.4f}")
-    return masks
+    return masks, layer_targets

@@ -162,36 +162,50 @@ class SparsityMismatch(RuntimeError):
     pass
 
 
-def check_target(layers: dict[str, nn.Module], target: Target, per_layer: bool = True) -> None:
+def check_plan(layers: dict[str, nn.Module], layer_targets: dict[str, Target], target: Target) -> None:
+    """Refuse a per-layer plan whose weighted mean sparsity misses ``target`` (before anything is pruned)."""
+    sizes = {name: module.weight.numel() for name, module in layers.items()}
+    planned = sum(layer_targets[n].sparsity * size for n, size in sizes.items()) / max(sum(sizes.values()), 1)
+    widest = max((module.weight.shape[1] for module in layers.values()), default=1)
+    if abs(planned - target.sparsity) > 1.0 / widest + 1e-9:
+        raise SparsityMismatch(f"the per-layer plan averages sparsity {planned:.6f} over the model's weights, "
+                               f"target {target.label}")
+
+
+def check_target(layers: dict[str, nn.Module], target: Target, per_layer: bool = True,
+                 layer_targets: dict[str, Target] | None = None) -> None:
     """Fail loudly if the measured sparsity misses ``target`` by more than rounding.
 
     ``per_layer``: every layer must meet the target (a method may round the number
     of zeros per output row, so each layer may differ by one weight per row,
     1/cols). Otherwise (methods that allocate sparsity across layers, such as
     global magnitude) only the total over all layers must meet it, within one
-    weight per row of the widest layer. N:M groups are checked in every layer.
+    weight per row of the widest layer. ``layer_targets`` (a method's per-layer
+    plan, e.g. OWL): each layer must meet its own target and the total the
+    overall one. N:M groups are checked in every layer.
     """
     problems = []
     zeros = total = 0
     widest = 1
     for name, module in layers.items():
         mask = get_mask(module)
+        own = layer_targets[name] if layer_targets else target
         rows, cols = module.weight.shape[:2]
         total += rows * cols
         widest = max(widest, cols)
         if mask is None:
-            if target.sparsity > 0 and per_layer:
-                problems.append(f"{name}: no mask (sparsity 0, target {target.sparsity:g})")
+            if own.sparsity > 0 and (per_layer or layer_targets):
+                problems.append(f"{name}: no mask (sparsity 0, target {own.sparsity:g})")
             continue
         zeros += int((~mask).sum())
         measured = 1.0 - mask.float().mean().item()
-        if target.pattern.kind == "n:m":
-            bad = nm_violations(mask, target.pattern.n, target.pattern.m)
+        if own.pattern.kind == "n:m":
+            bad = nm_violations(mask, own.pattern.n, own.pattern.m)
             if bad:
-                problems.append(f"{name}: {bad} groups keep more than {target.pattern.n} of {target.pattern.m}")
-        elif per_layer and abs(measured - target.sparsity) > 1.0 / cols + 1e-9:
-            problems.append(f"{name}: measured sparsity {measured:.6f}, target {target.sparsity:g}")
-    if not per_layer and total and abs(zeros / total - target.sparsity) > 1.0 / widest + 1e-9:
+                problems.append(f"{name}: {bad} groups keep more than {own.pattern.n} of {own.pattern.m}")
+        elif (per_layer or layer_targets) and abs(measured - own.sparsity) > 1.0 / cols + 1e-9:
+            problems.append(f"{name}: measured sparsity {measured:.6f}, target {own.sparsity:g}")
+    if (not per_layer or layer_targets) and total and abs(zeros / total - target.sparsity) > 1.0 / widest + 1e-9:
         problems.append(f"overall: measured sparsity {zeros / total:.6f}, target {target.sparsity:g}")
     if problems:
         shown = "; ".join(problems[:5]) + (f"; ... ({len(problems)} layers)" if len(problems) > 5 else "")

@@ -52,6 +52,7 @@ def prune_once(args) -> dict:
     from sparsebench import registry
     from sparsebench.hardware import profile
     from sparsebench.plan import Job
+    from sparsebench.pruning.step import prune_model
     from sparsebench.runner import JobContext, seed_everything
 
     method_name, target_text = args.one.split("|")
@@ -68,13 +69,7 @@ def prune_once(args) -> dict:
     model = ctx.timed("load", task.load_model)
     layers = task.prunable_layers(model)
     t0 = time.perf_counter()
-    with torch.no_grad():
-        if method.needs_calibration:
-            from sparsebench.calibration import prune_sequentially
-
-            prune_sequentially(ctx, model, layers)
-        else:
-            method.prune(layers, target, ctx.generator)
+    prune_model(ctx, model, layers)
     return {
         "method": method_name,
         "target": target.label,

@@ -1,0 +1,33 @@
+"""The pruning step of a job: masks from the method, applied, checked against the targets, recorded.
+
+``sparsebench run`` (the family's job) and ``sparsebench bench prune`` both call
+:func:`prune_model`, so a hook added here reaches both.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from sparsebench.calibration import prune_sequentially
+from sparsebench.masks import apply_masks, check_target, sparsity_record
+
+
+@torch.no_grad()
+def prune_model(ctx, model: nn.Module, layers: dict[str, nn.Module]) -> dict:
+    """Prune ``layers`` of ``model`` for ``ctx.target``; returns the result's ``sparsity`` record
+    (with ``layer_targets`` when the method planned per-layer targets) and the method's ``record()``."""
+    method, target = ctx.method, ctx.target
+    layer_targets = None
+    if target.sparsity > 0:
+        with ctx.timer("method"):
+            if method.needs_calibration:
+                masks, layer_targets = prune_sequentially(ctx, model, layers)
+            else:
+                masks = method.prune(layers, target, ctx.generator)
+            apply_masks(layers, masks)
+        check_target(layers, target, per_layer=method.uniform_layer_sparsity, layer_targets=layer_targets)
+    record = sparsity_record(layers, target)
+    if layer_targets is not None:
+        record["layer_targets"] = {name: t.sparsity for name, t in layer_targets.items()}
+    return {"sparsity": record, "method_record": method.record()}
