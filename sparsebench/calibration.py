@@ -218,14 +218,42 @@ def one_thread():
 
 
 @torch.no_grad()
-def dense_layer_inputs(blocks, linears_of, inputs, kwargs) -> dict[str, LayerInputs]:
-    """``||X_j||^2`` of every linear's input with the model still dense: each block runs on the
-    dense outputs of the block before it (the statistics a per-layer plan such as OWL's reads)."""
+def dense_layer_inputs(blocks, linears_of, inputs, kwargs, with_moments: bool = False) -> dict[str, LayerInputs]:
+    """``||X_j||^2`` (and the mean and variance ``with_moments``) of every linear's input with the model
+    still dense: each block runs on the dense outputs of the block before it (the statistics a per-layer
+    plan such as OWL's, or a structured plan such as FLAP's, reads)."""
     stats: dict[str, LayerInputs] = {}
     for block in blocks:
-        stats.update(collect_layer_inputs(block, linears_of(block), inputs, kwargs, with_gram=False, with_moments=False))
+        stats.update(collect_layer_inputs(block, linears_of(block), inputs, kwargs, with_gram=False,
+                                          with_moments=with_moments))
         inputs = run_block(block, inputs, kwargs)
     return stats
+
+
+def _calibration_inputs(ctx, model: nn.Module, layers: dict[str, nn.Module]):
+    """The calibration windows embedded and captured at block 0, and each block's linears."""
+    blocks = ctx.task.decoder_blocks(model)
+    module_names = {mod: name for name, mod in model.named_modules()}
+    with ctx.timer("calibration"):
+        ids = ctx.task.calibration_windows(ctx.seed)
+        ctx.extra["calibration"] = calibration_record(ids, ctx.seed)
+        ctx.log(f"calibration: {ids.shape[0]} x {ids.shape[1]} tokens, seed {ctx.seed}")
+        inputs, kwargs = capture_block_inputs(model, blocks[0], ids, getattr(ctx.task.params, "batch_size", 4))
+
+    def linears_of(block):
+        prefix = module_names[block]
+        return {n: m for n, m in layers.items() if n.startswith(prefix + ".")}
+
+    return blocks, linears_of, inputs, kwargs
+
+
+@torch.no_grad()
+def dense_statistics(ctx, model: nn.Module, layers: dict[str, nn.Module], with_moments: bool = True):
+    """``([linears of each block], {layer: LayerInputs})`` on the dense model (structured methods)."""
+    blocks, linears_of, inputs, kwargs = _calibration_inputs(ctx, model, layers)
+    with ctx.timer("calibration"):
+        stats = dense_layer_inputs(blocks, linears_of, inputs, kwargs, with_moments=with_moments)
+    return [linears_of(b) for b in blocks], stats
 
 
 @torch.no_grad()
@@ -236,21 +264,9 @@ def prune_sequentially(ctx, model: nn.Module, layers: dict[str, nn.Module]):
     ``{layer_name: Target}`` when the method planned a target per layer, else None.
     """
     method, target = ctx.method, ctx.target
-    blocks = ctx.task.decoder_blocks(model)
-    module_names = {mod: name for name, mod in model.named_modules()}
     with_gram = getattr(method, "needs_gram", True)
     with_moments = getattr(method, "needs_input_moments", False)
-    batch_size = getattr(ctx.task.params, "batch_size", 4)
-
-    with ctx.timer("calibration"):
-        ids = ctx.task.calibration_windows(ctx.seed)
-        ctx.extra["calibration"] = calibration_record(ids, ctx.seed)
-        ctx.log(f"calibration: {ids.shape[0]} x {ids.shape[1]} tokens, seed {ctx.seed}")
-        inputs, kwargs = capture_block_inputs(model, blocks[0], ids, batch_size)
-
-    def linears_of(block):
-        prefix = module_names[block]
-        return {n: m for n, m in layers.items() if n.startswith(prefix + ".")}
+    blocks, linears_of, inputs, kwargs = _calibration_inputs(ctx, model, layers)
 
     layer_targets = None
     if getattr(method, "plans_layer_targets", False):

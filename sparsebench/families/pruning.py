@@ -48,6 +48,15 @@ class PruningMethod(Method):
         transformer block in order, ``dense_inputs[name]`` their inputs' statistics on the dense model."""
         raise NotImplementedError(f"{type(self).__name__} sets plans_layer_targets but has no plan_layer_targets")
 
+    # True: a structured (width) method. The core hands :meth:`plan_structure` the dense model's input
+    # statistics (with means and variances); the method returns a StructuredPlan (rows and columns to keep,
+    # compensation biases); the core applies it as masks, checks and records it, then shrinks the model.
+    structured: ClassVar[bool] = False
+
+    def plan_structure(self, model: nn.Module, blocks: list[dict[str, nn.Module]], dense_inputs: dict,
+                       target: Target):
+        raise NotImplementedError(f"{type(self).__name__} sets structured but has no plan_structure")
+
     def record(self) -> dict:
         """What the method decided that the result should keep (``method_record``), e.g. OWL's outlier ratios."""
         return {}

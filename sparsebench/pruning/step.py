@@ -9,15 +9,19 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from sparsebench.calibration import prune_sequentially
+from sparsebench.calibration import dense_statistics, prune_sequentially
 from sparsebench.masks import apply_masks, check_target, sparsity_record
+from sparsebench.pruning.structured import apply_as_masks, check_structured, compress, parameter_count
 
 
 @torch.no_grad()
 def prune_model(ctx, model: nn.Module, layers: dict[str, nn.Module]) -> dict:
     """Prune ``layers`` of ``model`` for ``ctx.target``; returns the result's ``sparsity`` record
-    (with ``layer_targets`` when the method planned per-layer targets) and the method's ``record()``."""
+    (with ``layer_targets`` when the method planned per-layer targets, ``structured`` when it removed
+    whole rows and columns) and the method's ``record()``."""
     method, target = ctx.method, ctx.target
+    if getattr(method, "structured", False) and target.sparsity > 0:
+        return _prune_structured(ctx, model, layers)
     layer_targets = None
     if target.sparsity > 0:
         with ctx.timer("method"):
@@ -30,4 +34,24 @@ def prune_model(ctx, model: nn.Module, layers: dict[str, nn.Module]) -> dict:
     record = sparsity_record(layers, target)
     if layer_targets is not None:
         record["layer_targets"] = {name: t.sparsity for name, t in layer_targets.items()}
+    return {"sparsity": record, "method_record": method.record()}
+
+
+def _prune_structured(ctx, model: nn.Module, layers: dict[str, nn.Module]) -> dict:
+    """Plan on dense statistics, apply as masks (checked and recorded), then shrink the model."""
+    method, target = ctx.method, ctx.target
+    with ctx.timer("method"):
+        blocks, dense = dense_statistics(ctx, model, layers, with_moments=True)
+        plan = method.plan_structure(model, blocks, dense, target)
+        apply_as_masks(layers, plan)
+    check_structured(layers, target, plan)
+    record = sparsity_record(layers, target)
+    before = parameter_count(layers)
+    compress(layers, plan)
+    record["structured"] = {
+        "parameters_before": before,
+        "parameters_after": parameter_count(layers),
+        "shapes": {name: list(mod.weight.shape) for name, mod in layers.items()},
+    }
+    ctx.log(f"structured: {before} -> {record['structured']['parameters_after']} parameters in the prunable layers")
     return {"sparsity": record, "method_record": method.record()}
