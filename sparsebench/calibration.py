@@ -19,13 +19,13 @@ and the calibration activations are computed once per job, not once per layer.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
 from sparsebench.pruning.layer import LayerToPrune
+from sparsebench.lm.task import tokens_sha256
 from sparsebench.masks import apply_mask, check_plan
 
 
@@ -201,7 +201,7 @@ def calibration_record(ids: torch.Tensor, seed: int) -> dict:
         "window": int(ids.shape[1]),
         "tokens": int(ids.numel()),
         "seed": int(seed),
-        "tokens_sha256": hashlib.sha256(ids.to(torch.int64).numpy().tobytes()).hexdigest(),
+        "tokens_sha256": tokens_sha256(ids),
     }
 
 

@@ -61,13 +61,6 @@ def get_mask(module: nn.Module) -> torch.Tensor | None:
     return None if m is None else m.mask
 
 
-def bake_masks(layers: dict[str, nn.Module]) -> None:
-    """Write ``W * M`` into the weight and drop the parametrization (for export or kernels)."""
-    for module in layers.values():
-        if parametrize.is_parametrized(module, "weight"):
-            parametrize.remove_parametrizations(module, "weight", leave_parametrized=True)
-
-
 # ---------------------------------------------------------------- scores -> masks
 
 def _keep_topk_along_last(scores: torch.Tensor, n_keep: int) -> torch.Tensor:
@@ -114,14 +107,6 @@ def mask_from_scores(scores: torch.Tensor, target: Target, per: str = "layer") -
 
 
 # ---------------------------------------------------------------- measuring
-
-def effective_keep(module: nn.Module) -> torch.Tensor:
-    """Which weights are non-zero in the forward pass (mask and weight together)."""
-    mask = get_mask(module)
-    w = module.weight.detach()
-    nz = w != 0
-    return nz if mask is None else (nz & mask)
-
 
 def layerwise_sparsity(layers: dict[str, nn.Module]) -> dict[str, float]:
     """Fraction of masked-out weights per layer (the method's decision)."""

@@ -45,15 +45,13 @@ def parse_target(text: str):
 
 def prune_once(args) -> dict:
     """In the child process: prune one (method, target) and return its timings."""
-    import resource
-
     import torch
 
     from sparsebench import registry
     from sparsebench.hardware import profile
     from sparsebench.plan import Job
     from sparsebench.pruning.step import prune_model
-    from sparsebench.runner import JobContext, seed_everything
+    from sparsebench.runner import JobContext, peak_rss_mb, seed_everything
 
     method_name, target_text = args.one.split("|")
     target = parse_target(target_text)
@@ -76,7 +74,7 @@ def prune_once(args) -> dict:
         "prune_s": time.perf_counter() - t0,
         "calibration_s": ctx.timings.get("calibration_s", 0.0),
         "prune_layers_s": ctx.timings.get("prune_layers_s", 0.0),
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+        "peak_rss_mb": peak_rss_mb(),
         "threads": torch.get_num_threads(),
     }
 
