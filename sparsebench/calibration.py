@@ -19,14 +19,14 @@ and the calibration activations are computed once per job, not once per layer.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
-from sparsebench.families.pruning import LayerToPrune
-from sparsebench.masks import apply_mask
+from sparsebench.pruning.layer import LayerToPrune
+from sparsebench.lm.task import tokens_sha256
+from sparsebench.masks import apply_mask, check_plan
 
 
 @dataclass
@@ -201,7 +201,7 @@ def calibration_record(ids: torch.Tensor, seed: int) -> dict:
         "window": int(ids.shape[1]),
         "tokens": int(ids.numel()),
         "seed": int(seed),
-        "tokens_sha256": hashlib.sha256(ids.to(torch.int64).numpy().tobytes()).hexdigest(),
+        "tokens_sha256": tokens_sha256(ids),
     }
 
 
@@ -218,31 +218,76 @@ def one_thread():
 
 
 @torch.no_grad()
-def prune_sequentially(ctx, model: nn.Module, layers: dict[str, nn.Module]) -> dict[str, torch.Tensor]:
-    """Prune ``layers`` block by block on calibration data; returns ``{layer_name: keep_mask}``."""
-    method, target = ctx.method, ctx.target
+def dense_layer_inputs(blocks, linears_of, inputs, kwargs, with_moments: bool = False) -> dict[str, LayerInputs]:
+    """``||X_j||^2`` (and the mean and variance ``with_moments``) of every linear's input with the model
+    still dense: each block runs on the dense outputs of the block before it (the statistics a per-layer
+    plan such as OWL's, or a structured plan such as FLAP's, reads)."""
+    stats: dict[str, LayerInputs] = {}
+    for block in blocks:
+        stats.update(collect_layer_inputs(block, linears_of(block), inputs, kwargs, with_gram=False,
+                                          with_moments=with_moments))
+        inputs = run_block(block, inputs, kwargs)
+    return stats
+
+
+def _calibration_inputs(ctx, model: nn.Module, layers: dict[str, nn.Module]):
+    """The calibration windows embedded and captured at block 0, and each block's linears."""
     blocks = ctx.task.decoder_blocks(model)
     module_names = {mod: name for name, mod in model.named_modules()}
-    with_gram = getattr(method, "needs_gram", True)
-    with_moments = getattr(method, "needs_input_moments", False)
-    batch_size = getattr(ctx.task.params, "batch_size", 4)
-
     with ctx.timer("calibration"):
         ids = ctx.task.calibration_windows(ctx.seed)
         ctx.extra["calibration"] = calibration_record(ids, ctx.seed)
         ctx.log(f"calibration: {ids.shape[0]} x {ids.shape[1]} tokens, seed {ctx.seed}")
-        inputs, kwargs = capture_block_inputs(model, blocks[0], ids, batch_size)
+        inputs, kwargs = capture_block_inputs(model, blocks[0], ids, getattr(ctx.task.params, "batch_size", 4))
+
+    def linears_of(block):
+        prefix = module_names[block]
+        return {n: m for n, m in layers.items() if n.startswith(prefix + ".")}
+
+    return blocks, linears_of, inputs, kwargs
+
+
+@torch.no_grad()
+def dense_statistics(ctx, model: nn.Module, layers: dict[str, nn.Module], with_moments: bool = True):
+    """``([linears of each block], {layer: LayerInputs})`` on the dense model (structured methods)."""
+    blocks, linears_of, inputs, kwargs = _calibration_inputs(ctx, model, layers)
+    with ctx.timer("calibration"):
+        stats = dense_layer_inputs(blocks, linears_of, inputs, kwargs, with_moments=with_moments)
+    return [linears_of(b) for b in blocks], stats
+
+
+@torch.no_grad()
+def prune_sequentially(ctx, model: nn.Module, layers: dict[str, nn.Module]):
+    """Prune ``layers`` block by block on calibration data.
+
+    Returns ``({layer_name: keep_mask}, layer_targets)``: ``layer_targets`` is
+    ``{layer_name: Target}`` when the method planned a target per layer, else None.
+    """
+    method, target = ctx.method, ctx.target
+    with_gram = getattr(method, "needs_gram", True)
+    with_moments = getattr(method, "needs_input_moments", False)
+    blocks, linears_of, inputs, kwargs = _calibration_inputs(ctx, model, layers)
+
+    layer_targets = None
+    if getattr(method, "plans_layer_targets", False):
+        with ctx.timer("calibration"):
+            dense = dense_layer_inputs(blocks, linears_of, inputs, kwargs)
+        layer_targets = method.plan_layer_targets([linears_of(b) for b in blocks], dense, target)
+        missing = sorted(set(layers) - set(layer_targets))
+        if missing:
+            raise ValueError(f"{method.name}: plan_layer_targets gave no target for {missing[:3]}")
+        check_plan(layers, layer_targets, target)
+        del dense
 
     masks: dict[str, torch.Tensor] = {}
     for i, block in enumerate(blocks):
-        prefix = module_names[block]
-        linears = {n: m for n, m in layers.items() if n.startswith(prefix + ".")}
+        linears = linears_of(block)
         with ctx.timer("calibration"):
             stats = collect_layer_inputs(block, linears, inputs, kwargs, with_gram, with_moments)
         with ctx.timer("prune_layers"), one_thread():
             for name, mod in linears.items():
                 layer = LayerToPrune(name, mod.weight.data, ctx.generator, stats[name])
-                masks[name] = method.prune_layer(layer, target)
+                masks[name] = method.prune_layer(layer, layer_targets[name] if layer_targets else target)
                 apply_mask(mod, masks[name])
         del stats
         with ctx.timer("calibration"):
@@ -250,4 +295,4 @@ def prune_sequentially(ctx, model: nn.Module, layers: dict[str, nn.Module]) -> d
         kept = sum(int(masks[n].sum()) for n in linears)
         total = sum(masks[n].numel() for n in linears)
         ctx.log(f"block {i + 1}/{len(blocks)} pruned: {len(linears)} linears, sparsity {1 - kept / max(total, 1):.4f}")
-    return masks
+    return masks, layer_targets

@@ -61,13 +61,6 @@ def get_mask(module: nn.Module) -> torch.Tensor | None:
     return None if m is None else m.mask
 
 
-def bake_masks(layers: dict[str, nn.Module]) -> None:
-    """Write ``W * M`` into the weight and drop the parametrization (for export or kernels)."""
-    for module in layers.values():
-        if parametrize.is_parametrized(module, "weight"):
-            parametrize.remove_parametrizations(module, "weight", leave_parametrized=True)
-
-
 # ---------------------------------------------------------------- scores -> masks
 
 def _keep_topk_along_last(scores: torch.Tensor, n_keep: int) -> torch.Tensor:
@@ -115,14 +108,6 @@ def mask_from_scores(scores: torch.Tensor, target: Target, per: str = "layer") -
 
 # ---------------------------------------------------------------- measuring
 
-def effective_keep(module: nn.Module) -> torch.Tensor:
-    """Which weights are non-zero in the forward pass (mask and weight together)."""
-    mask = get_mask(module)
-    w = module.weight.detach()
-    nz = w != 0
-    return nz if mask is None else (nz & mask)
-
-
 def layerwise_sparsity(layers: dict[str, nn.Module]) -> dict[str, float]:
     """Fraction of masked-out weights per layer (the method's decision)."""
     out = {}
@@ -162,36 +147,50 @@ class SparsityMismatch(RuntimeError):
     pass
 
 
-def check_target(layers: dict[str, nn.Module], target: Target, per_layer: bool = True) -> None:
+def check_plan(layers: dict[str, nn.Module], layer_targets: dict[str, Target], target: Target) -> None:
+    """Refuse a per-layer plan whose weighted mean sparsity misses ``target`` (before anything is pruned)."""
+    sizes = {name: module.weight.numel() for name, module in layers.items()}
+    planned = sum(layer_targets[n].sparsity * size for n, size in sizes.items()) / max(sum(sizes.values()), 1)
+    widest = max((module.weight.shape[1] for module in layers.values()), default=1)
+    if abs(planned - target.sparsity) > 1.0 / widest + 1e-9:
+        raise SparsityMismatch(f"the per-layer plan averages sparsity {planned:.6f} over the model's weights, "
+                               f"target {target.label}")
+
+
+def check_target(layers: dict[str, nn.Module], target: Target, per_layer: bool = True,
+                 layer_targets: dict[str, Target] | None = None) -> None:
     """Fail loudly if the measured sparsity misses ``target`` by more than rounding.
 
     ``per_layer``: every layer must meet the target (a method may round the number
     of zeros per output row, so each layer may differ by one weight per row,
     1/cols). Otherwise (methods that allocate sparsity across layers, such as
     global magnitude) only the total over all layers must meet it, within one
-    weight per row of the widest layer. N:M groups are checked in every layer.
+    weight per row of the widest layer. ``layer_targets`` (a method's per-layer
+    plan, e.g. OWL): each layer must meet its own target and the total the
+    overall one. N:M groups are checked in every layer.
     """
     problems = []
     zeros = total = 0
     widest = 1
     for name, module in layers.items():
         mask = get_mask(module)
+        own = layer_targets[name] if layer_targets else target
         rows, cols = module.weight.shape[:2]
         total += rows * cols
         widest = max(widest, cols)
         if mask is None:
-            if target.sparsity > 0 and per_layer:
-                problems.append(f"{name}: no mask (sparsity 0, target {target.sparsity:g})")
+            if own.sparsity > 0 and (per_layer or layer_targets):
+                problems.append(f"{name}: no mask (sparsity 0, target {own.sparsity:g})")
             continue
         zeros += int((~mask).sum())
         measured = 1.0 - mask.float().mean().item()
-        if target.pattern.kind == "n:m":
-            bad = nm_violations(mask, target.pattern.n, target.pattern.m)
+        if own.pattern.kind == "n:m":
+            bad = nm_violations(mask, own.pattern.n, own.pattern.m)
             if bad:
-                problems.append(f"{name}: {bad} groups keep more than {target.pattern.n} of {target.pattern.m}")
-        elif per_layer and abs(measured - target.sparsity) > 1.0 / cols + 1e-9:
-            problems.append(f"{name}: measured sparsity {measured:.6f}, target {target.sparsity:g}")
-    if not per_layer and total and abs(zeros / total - target.sparsity) > 1.0 / widest + 1e-9:
+                problems.append(f"{name}: {bad} groups keep more than {own.pattern.n} of {own.pattern.m}")
+        elif (per_layer or layer_targets) and abs(measured - own.sparsity) > 1.0 / cols + 1e-9:
+            problems.append(f"{name}: measured sparsity {measured:.6f}, target {own.sparsity:g}")
+    if (not per_layer or layer_targets) and total and abs(zeros / total - target.sparsity) > 1.0 / widest + 1e-9:
         problems.append(f"overall: measured sparsity {zeros / total:.6f}, target {target.sparsity:g}")
     if problems:
         shown = "; ".join(problems[:5]) + (f"; ... ({len(problems)} layers)" if len(problems) > 5 else "")

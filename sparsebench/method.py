@@ -17,7 +17,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import ClassVar
 
-from sparsebench.params import build_params, params_dict
+from sparsebench.params import Configurable, params_dict
 
 
 @dataclass(frozen=True)
@@ -37,24 +37,13 @@ class Paper:
         return dataclasses.asdict(self)
 
 
-class Method:
+class Method(Configurable):
     name: ClassVar[str]
     family: ClassVar[str]
     paper: ClassVar[Paper | None] = None
     patterns: ClassVar[tuple[str, ...]] = ("unstructured",)
     # A reference method (e.g. dense) runs once per task and seed, at sparsity 0.
     reference: ClassVar[bool] = False
-
-    @dataclass
-    class Params:
-        pass
-
-    def __init__(self, params=None):
-        self.params = params if params is not None else self.Params()
-
-    @classmethod
-    def build(cls, raw: dict | None, where: str) -> "Method":
-        return cls(build_params(cls.Params, raw, where))
 
     @classmethod
     def describe(cls) -> dict:

@@ -65,3 +65,19 @@ def build_params(params_cls: type, raw: dict | None, where: str):
 
 def params_dict(params) -> dict:
     return dataclasses.asdict(params) if params is not None else {}
+
+
+class Configurable:
+    """A class whose hyperparameters are a ``Params`` dataclass (methods and tasks): one definition of
+    how the config's mapping becomes ``self.params``."""
+
+    @dataclasses.dataclass
+    class Params:
+        pass
+
+    def __init__(self, params=None):
+        self.params = params if params is not None else self.Params()
+
+    @classmethod
+    def build(cls, raw: dict | None, where: str):
+        return cls(build_params(cls.Params, raw, where))

@@ -11,7 +11,7 @@ from typing import ClassVar
 
 from torch import nn
 
-from sparsebench.params import build_params, params_dict
+from sparsebench.params import Configurable, params_dict
 
 
 def check_threads(threads: int) -> None:
@@ -40,23 +40,12 @@ class Metric:
     description: str = ""
 
 
-class Task:
+class Task(Configurable):
     name: ClassVar[str]
     families: ClassVar[tuple[str, ...]] = ()
     metrics: ClassVar[tuple[Metric, ...]] = ()
     description: ClassVar[str] = ""
     resources: ClassVar[JobResources] = JobResources()
-
-    @dataclass
-    class Params:
-        pass
-
-    def __init__(self, params=None):
-        self.params = params if params is not None else self.Params()
-
-    @classmethod
-    def build(cls, raw: dict | None, where: str) -> "Task":
-        return cls(build_params(cls.Params, raw, where))
 
     @classmethod
     def primary_metric(cls) -> Metric:

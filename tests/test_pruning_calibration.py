@@ -81,7 +81,7 @@ def pruned():
     dense = copy.deepcopy(model)
     rec = Recorder()
     ctx = context(rec)
-    masks = prune_sequentially(ctx, model, ctx.task.prunable_layers(model))
+    masks, _ = prune_sequentially(ctx, model, ctx.task.prunable_layers(model))
     return model, dense, rec, ctx, masks
 
 
@@ -138,7 +138,7 @@ def test_sparsegpt_through_the_pipeline_writes_zeros_where_it_masks_and_is_deter
         model = tiny_llama()
         method = registry.method("sparsegpt").cls()
         ctx = context(method, Target.from_config({"pattern": "2:4"}))
-        masks = prune_sequentially(ctx, model, ctx.task.prunable_layers(model))
+        masks, _ = prune_sequentially(ctx, model, ctx.task.prunable_layers(model))
         layers = ctx.task.prunable_layers(model)
         for name, mod in layers.items():
             assert (mod.parametrizations.weight.original[~masks[name]] == 0).all()

@@ -31,6 +31,7 @@ import torch
 from sparsebench.families.pruning import LayerToPrune, PruningMethod
 from sparsebench.masks import mask_from_scores
 from sparsebench.method import Paper
+from sparsebench.pruning.scores import wanda_scores
 from sparsebench.targets import Target
 
 
@@ -177,7 +178,7 @@ class DSnoT(PruningMethod):
     def initial_scores(self, layer: LayerToPrune) -> torch.Tensor:
         W = layer.weight.float()
         if self.params.initial == "wanda":
-            return W.abs() * layer.inputs.norm_sq.sqrt().reshape(1, -1)
+            return wanda_scores(W, layer.inputs.norm_sq)
         U, _ = layer.inputs.inverse_hessian_cholesky(self.params.percdamp)
         return W**2 / torch.diag(U).reshape(1, -1) ** 2
 
@@ -196,6 +197,6 @@ class DSnoT(PruningMethod):
         if target.pattern.kind == "n:m":
             pruned = dsnot_nm(pruned, dsnot, scale, initial, target.pattern.m, p.max_cycles, p.update_threshold)
         else:
-            wanda = W.abs() * stats.norm_sq.sqrt().reshape(1, -1)
+            wanda = wanda_scores(W, stats.norm_sq)
             pruned = dsnot_unstructured(pruned, dsnot, scale, wanda, p.max_cycles, p.update_threshold, p.same_sign)
         return ~pruned

@@ -14,12 +14,8 @@ import torch
 from sparsebench.families.pruning import LayerToPrune, PruningMethod
 from sparsebench.masks import mask_from_scores
 from sparsebench.method import Paper
+from sparsebench.pruning.scores import wanda_scores
 from sparsebench.targets import Target
-
-
-def wanda_scores(weight: torch.Tensor, norm_sq: torch.Tensor) -> torch.Tensor:
-    """S = |W| * ||X_j||_2, broadcast over the output rows."""
-    return weight.abs().float() * norm_sq.float().sqrt().reshape(1, -1)
 
 
 class Wanda(PruningMethod):

@@ -49,11 +49,6 @@ def window_pattern(budget: Budget, width: int, batch: int, heads: int, sinks: in
     return BlockPattern(budget, max(budget.query_block, 16), batch, heads, local_start=start, sinks=sinks)
 
 
-def expand_groups(x: torch.Tensor, group: int, rows: int) -> torch.Tensor:
-    """(..., groups, K) -> (..., rows, K): every row of a group takes its group's entry."""
-    return x.repeat_interleave(group, dim=-2)[..., :rows, :]
-
-
 def group_max(x: torch.Tensor, group: int) -> torch.Tensor:
     """(..., rows, K) -> (..., groups, K): the maximum over the rows of each group."""
     rows = x.shape[-2]

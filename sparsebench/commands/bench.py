@@ -46,14 +46,13 @@ def parse_target(text: str):
 
 def prune_once(args) -> dict:
     """In the child process: prune one (method, target) and return its timings."""
-    import resource
-
     import torch
 
     from sparsebench import registry
     from sparsebench.hardware import profile
     from sparsebench.plan import Job
-    from sparsebench.runner import JobContext, seed_everything
+    from sparsebench.pruning.step import prune_model
+    from sparsebench.runner import JobContext, peak_rss_mb, seed_everything
 
     method_name, target_text = args.one.split("|")
     target = parse_target(target_text)
@@ -69,20 +68,14 @@ def prune_once(args) -> dict:
     model = ctx.timed("load", task.load_model)
     layers = task.prunable_layers(model)
     t0 = time.perf_counter()
-    with torch.no_grad():
-        if method.needs_calibration:
-            from sparsebench.calibration import prune_sequentially
-
-            prune_sequentially(ctx, model, layers)
-        else:
-            method.prune(layers, target, ctx.generator)
+    prune_model(ctx, model, layers)
     return {
         "method": method_name,
         "target": target.label,
         "prune_s": time.perf_counter() - t0,
         "calibration_s": ctx.timings.get("calibration_s", 0.0),
         "prune_layers_s": ctx.timings.get("prune_layers_s", 0.0),
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+        "peak_rss_mb": peak_rss_mb(),
         "threads": torch.get_num_threads(),
     }
 

