@@ -4,7 +4,8 @@ import math
 
 import pytest
 
-from sparsebench.training.distribution import erk_densities, layer_budget, total_keep, uniform_densities
+from sparsebench.training.distribution import (erk_densities, layer_budget, stem_layers, total_keep,
+                                               uniform_densities)
 from sparsebench.training.dst import momentum_regrowth
 
 SHAPES = {
@@ -59,6 +60,36 @@ def test_uniform_keeps_the_first_layer_dense_and_the_rest_at_one_sparsity():
     assert dens["stem"] == 1.0
     rest = {dens[k] for k in SHAPES if k != "stem"}
     assert len(rest) == 1 and rest.pop() < 0.1
+
+
+@pytest.mark.parametrize("sparsity", [0.5, 0.8, 0.9, 0.95, 0.98, 0.99])
+@pytest.mark.parametrize("build", ["digits", "cifar_resnet18"])
+def test_uniform_budget_never_leaves_a_stem_layer_with_fewer_than_its_weights(build, sparsity):
+    """The reference (RigL's code) keeps its stem convolution unmasked; timm's deep stem has three."""
+    from sparsebench.vision.models import cifar_resnet18, conv_and_linear_layers, small_resnet
+
+    model = small_resnet(10, 1, (8, 16, 32, 64), (1, 1, 1, 1)) if build == "digits" else cifar_resnet18(10)
+    layers = conv_and_linear_layers(model)
+    stem = stem_layers(model, layers)
+    assert stem == (("conv1.0", "conv1.3", "conv1.6") if build == "digits" else ("conv1",))
+    shapes = {k: tuple(m.weight.shape) for k, m in layers.items()}
+    keep = layer_budget(shapes, sparsity, "uniform", dense=stem)
+    assert all(keep[k] == layers[k].weight.numel() for k in stem)
+    assert sum(keep.values()) == total_keep({k: m.weight.numel() for k, m in layers.items()}, sparsity)
+    others = [keep[k] / layers[k].weight.numel() for k in layers if k not in stem]
+    assert max(others) - min(others) < 0.01  # every other layer at one sparsity (up to rounding)
+
+
+def test_a_budget_below_the_stem_size_is_refused_naming_the_sparsity_and_layers():
+    with pytest.raises(ValueError, match=r"sparsity=0.999.*\['stem', 'conv_a'\]"):
+        layer_budget(SHAPES, 0.999, "uniform", dense=("stem", "conv_a"))
+
+
+def test_the_stem_of_a_model_without_timm_metadata_is_its_first_layer():
+    from torch import nn
+
+    model = nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 2))
+    assert stem_layers(model, ["0", "1"]) == ("0",)
 
 
 def test_unknown_distribution_is_refused_with_the_allowed_values():

@@ -6,7 +6,8 @@ model, every Delta_t steps from t0 to t0 + n Delta_t raise the sparsity to
 s_t = s_f + (s_i - s_f)(1 - (t - t0)/(n Delta_t))^3 by masking the smallest-
 magnitude weights of each layer; masked weights stay pruned and the remaining
 training recovers accuracy while the learning rate decays. Layer ratios are
-uniform (first layer dense, as in the RigL paper's GMP baseline) or ERK.
+uniform (the input stem dense, as the RigL paper's GMP baseline keeps its
+first layer unpruned; timm's deep stem has three convolutions) or ERK.
 """
 
 import math

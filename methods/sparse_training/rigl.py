@@ -8,6 +8,9 @@ the largest |dL/dW| of the dense gradient; grown connections start at zero. The
 sparsity of each layer stays fixed (ERK by default). The dense gradient is the
 gradient with respect to the effective weight W * M, which the core provides on
 update steps only (the FLOP count charges those steps a dense weight gradient).
+As in the authors' code (``SparseRigLOptimizerBase.apply_gradients``), a mask-
+update step does not apply its gradient: the optimizer skips that step. Delta_T
+is the paper's 100 steps, capped on short runs (``sparsebench.training.dynamic``).
 """
 
 from sparsebench.method import Paper
@@ -19,6 +22,7 @@ class RigL(PruneAndRegrow):
     paper = Paper("Rigging the Lottery: Making All Tickets Winners", "Evci, Gale, Menick, Castro, Elsen", 2020,
                   arxiv="1911.11134")
     needs_dense_grad = True
+    skip_step_on_update = True
 
     def grow_score(self, trainer, name):
         return trainer.dense_grads[name].abs()

@@ -7,7 +7,10 @@ topology; periodically remove the fraction zeta of active weights closest to
 zero in each layer and add the same number of new connections at random.
 Layer ratios (ERK), update cadence and the cosine-decayed fraction follow the
 RigL paper's SET baseline (arXiv:1911.11134), so SET and RigL differ only in
-the grow criterion; new connections start at zero.
+the grow criterion (SET applies the optimizer step and then updates the mask,
+as RigL's SET baseline code does); new connections start at zero. Delta_T is
+the RigL paper's 100 steps, capped on short runs (``sparsebench.training.dynamic``);
+SET's own paper updates once per epoch.
 """
 
 import torch

@@ -14,14 +14,19 @@ the dense gradient.
 
 Details from the authors' code (TimDettmers/sparse_learning, ``core.py``),
 which the paper leaves out and without which small layers can be drained to
-zero weights on a narrow network (seen here: 2 of 3 seeds collapsed to chance
-at 95 %): a layer regrows ``ceil(share * removed)`` (at least one weight while
-its momentum is non-zero), fills at most 99 % of its free slots with the rest
-spread evenly (:func:`momentum_regrowth`); a nearly dense layer (sparsity
-< 0.2) whose share is above the uniform 1/L prunes at most its sparsity; after
-each update the momentum of inactive weights is reset to the mean momentum of
-the active ones (``reset_momentum``). We keep the total count exact at every
-update (the code corrects its drift over later updates instead).
+zero weights on a narrow network: a layer regrows ``ceil(share * removed)`` (at
+least one weight while its momentum is non-zero), fills at most 99 % of its free
+slots with the rest spread evenly (:func:`momentum_regrowth`); a nearly dense
+layer (sparsity < 0.2) whose share is above the uniform 1/L prunes at most its
+sparsity. The momentum is the optimizer's own momentum buffer there, which
+keeps accumulating the dense gradient at inactive positions (the code masks the
+weights, not the buffer), so a regrown weight starts at zero with the momentum
+that selected it: here the core zeroes the buffer of masked weights, and the
+method writes its dense momentum back into the optimizer's buffer at regrown
+positions. (An early version of the code reset inactive momentum to the active
+mean, only for per-k-step updates; the authors removed it, so it is not done
+here.) We keep the total count exact at every update (the code corrects its
+drift over later updates instead).
 """
 
 import math
@@ -73,7 +78,7 @@ class SparseMomentum(SparseTrainingMethod):
         if not plan.update:
             return
         p = self.params.prune_rate * 0.5 * (1.0 + math.cos(math.pi * trainer.step / trainer.total_steps))
-        masks = trainer.masks()
+        masks = {n: m.clone() for n, m in trainer.masks().items()}  # set_masks updates masks in place
         shares = {n: float(self.momentum[n].abs()[m].mean()) if m.any() else 0.0 for n, m in masks.items()}
         total_share = sum(shares.values()) or 1.0
         kept, removed, capacity = {}, {}, {}
@@ -88,7 +93,10 @@ class SparseMomentum(SparseTrainingMethod):
             capacity[name] = mask.numel() - (active - removed[name])
         regrow = momentum_regrowth(removed, shares, capacity)
         new = {n: grow_largest(kept[n], self.momentum[n].abs(), regrow[n]) for n in masks}
-        trainer.set_masks(new)
-        for n, m in new.items():  # the code's reset_momentum: inactive slots restart from the active mean
-            if m.any():
-                self.momentum[n][~m] = self.momentum[n][m].mean()
+        trainer.set_masks(new)  # regrown weights start at zero ...
+        with torch.no_grad():
+            for n, m in new.items():  # ... with the momentum that selected them
+                buf = trainer.momentum(n)
+                grown = m & ~masks[n]
+                if buf is not None:
+                    buf[grown] = self.momentum[n][grown]

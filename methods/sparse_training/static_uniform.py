@@ -4,8 +4,11 @@
 Baseline for Sparse Training" (Liu et al. 2022, arXiv:2202.02643): before
 training, remove weights of each layer uniformly at random according to a
 layer-wise ratio, then train the sparse network with its mask fixed. Uniform
-ratios: every layer at the global sparsity, the first layer dense (as in RigL's
-uniform baseline; the others take up its share so the global count is exact).
+ratios: every layer at one sparsity except the input stem, kept dense at every
+budget as RigL's uniform baseline keeps its stem convolution unmasked (timm's
+deep stem has three convolutions, all kept; the classifier is pruned like the
+other layers, as in the reference code). The other layers take up the stem's
+share so the global count is exact; see ``sparsebench.training.distribution``.
 """
 
 from sparsebench.families.sparse_training import SparseTrainingMethod

@@ -26,7 +26,7 @@ import torch
 
 from sparsebench.masks import sparsity_record
 from sparsebench.method import Method
-from sparsebench.training.distribution import layer_budget
+from sparsebench.training.distribution import layer_budget, stem_layers
 from sparsebench.training.flops import FlopCounter, layer_forward_flops
 from sparsebench.training.loop import Trainer
 from sparsebench.training.schedule import StepPlan
@@ -67,8 +67,13 @@ class SparseTrainingMethod(Method):
 
     @classmethod
     def budget(cls, trainer: Trainer, sparsity: float, distribution: str) -> dict[str, int]:
-        """Kept weights per layer for ``distribution`` ('erk' or 'uniform') at global ``sparsity``."""
-        return layer_budget(cls.shapes(trainer), sparsity, distribution)
+        """Kept weights per layer for ``distribution`` ('erk' or 'uniform') at global ``sparsity``.
+
+        Uniform keeps the model's whole input stem dense (:func:`stem_layers`), as the reference code
+        keeps its one stem convolution dense.
+        """
+        return layer_budget(cls.shapes(trainer), sparsity, distribution,
+                            dense=stem_layers(trainer.model, trainer.layers))
 
 
 BASE = SparseTrainingMethod

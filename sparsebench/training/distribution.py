@@ -13,10 +13,16 @@ matches the budget. A layer whose density would exceed 1 is made dense and ``eps
 is solved again for the others (the layer with the largest raw density first,
 as the paper's code does), so its budget is redistributed to the sparse layers.
 
-Uniform gives every layer the same sparsity except the first layer, which the
+Uniform gives every layer the same sparsity except the input stem, which the
 RigL paper keeps dense ("sparsifying this layer has a disproportional effect on
-the performance and almost no effect on the total size"); here the other layers
-take up its share so the global budget stays exact.
+the performance and almost no effect on the total size"; its code leaves the
+first layer unmasked, ``first_layer_sparsity=0``, and prunes the classifier at
+the default sparsity). The reference networks have one stem convolution; timm's
+"deep" ResNet stem replaces it with three, so the stem here is every layer of
+the module timm names as the model's first convolution
+(``pretrained_cfg["first_conv"]``; :func:`stem_layers`), all kept dense at every
+budget. Here the other layers take up the stem's share so the global budget stays
+exact (the reference code instead leaves the model slightly below the target).
 """
 
 from __future__ import annotations
@@ -69,28 +75,48 @@ def erk_densities(shapes: dict[str, tuple[int, ...]], sparsity: float, power: fl
         dense.update(k for k in sparse if raw[k] == top)
 
 
-def uniform_densities(shapes: dict[str, tuple[int, ...]], sparsity: float, dense_first: bool = True) -> dict[str, float]:
+def stem_layers(model, names) -> tuple[str, ...]:
+    """The layers of the model's input stem: those in the module timm names ``first_conv``.
+
+    Without that metadata (a model not built by timm), the first layer alone.
+    """
+    names = list(names)
+    first = (getattr(model, "pretrained_cfg", None) or {}).get("first_conv")
+    stem = tuple(n for n in names if first and (n == first or n.startswith(first + ".")))
+    return stem or tuple(names[:1])
+
+
+def uniform_densities(shapes: dict[str, tuple[int, ...]], sparsity: float,
+                      dense: tuple[str, ...] | None = None) -> dict[str, float]:
+    """The same density in every layer except ``dense`` (default: the first layer), kept whole."""
     numels = {k: math.prod(s) for k, s in shapes.items()}
     names = list(shapes)
     budget = total_keep(numels, sparsity)
-    if not dense_first or len(names) == 1:
+    dense = tuple(names[:1]) if dense is None else tuple(dense)
+    unknown = [k for k in dense if k not in shapes]
+    if unknown:
+        raise ValueError(f"dense layers {unknown} are not among the layers {names}")
+    if len(dense) == len(names):
         return {k: 1.0 - sparsity for k in names}
-    first = names[0]
-    rest = sum(numels.values()) - numels[first]
-    if budget < numels[first]:
-        raise ValueError(f"budget of {budget} weights cannot keep the first layer ({numels[first]}) dense")
-    d = (budget - numels[first]) / rest
-    return {k: (1.0 if k == first else d) for k in names}
+    fixed = sum(numels[k] for k in dense)
+    if budget < fixed:
+        raise ValueError(f"sparsity={sparsity}: a budget of {budget} weights cannot keep the stem layers "
+                         f"{list(dense)} ({fixed} weights) dense; use a lower sparsity")
+    d = (budget - fixed) / (sum(numels.values()) - fixed)
+    return {k: (1.0 if k in dense else d) for k in names}
 
 
 def layer_budget(shapes: dict[str, tuple[int, ...]], sparsity: float, kind: str = "erk",
-                 dense_first: bool = True, erk_power: float = 1.0) -> dict[str, int]:
-    """Exact kept counts per layer for ``kind`` in {'erk', 'uniform'}, summing to the global budget."""
+                 dense: tuple[str, ...] | None = None, erk_power: float = 1.0) -> dict[str, int]:
+    """Exact kept counts per layer for ``kind`` in {'erk', 'uniform'}, summing to the global budget.
+
+    ``dense``: the layers uniform keeps whole (default: the first layer); ERK ignores it.
+    """
     numels = {k: math.prod(s) for k, s in shapes.items()}
     if kind == "erk":
         dens = erk_densities(shapes, sparsity, erk_power)
     elif kind == "uniform":
-        dens = uniform_densities(shapes, sparsity, dense_first)
+        dens = uniform_densities(shapes, sparsity, dense)
     else:
         raise ValueError(f"distribution={kind!r}; allowed: 'erk', 'uniform'")
     return apportion(dens, numels, total_keep(numels, sparsity))

@@ -10,7 +10,7 @@ One optimizer step, in order (the hooks a method gets are in capitals):
    ``W * M`` is one tensor per layer whose gradient is kept: that is the dense
    gradient dL/d(W*M) (RigL's grow criterion), available as ``dense_grads``;
 3. ``AFTER_BACKWARD``: the method may read or rewrite gradients (SR-STE);
-4. the optimizer step; then the core enforces the masks: the underlying weights
+4. the optimizer step (unless the plan says ``skip_step``); then the core enforces the masks: the underlying weights
    and their momentum are zeroed where M = 0 (unless the method keeps dense
    weights, as SR-STE does), so a regrown weight starts at zero;
 5. ``AFTER_STEP``: the method may change masks through :meth:`Trainer.set_masks`.
@@ -215,7 +215,8 @@ class Trainer:
                 loss.backward()
             self.dense_grads = {k: w.grad for k, w in effective.items()}
             method.after_backward(self, plan)
-            self.optimizer.step()
+            if not plan.skip_step:
+                self.optimizer.step()
             if method.zero_masked_weights:
                 self.enforce_masks()
             method.after_step(self, plan)

@@ -14,12 +14,15 @@ class StepPlan:
     ``update``: whether the method changes its masks after this step;
     ``dense_grad``: whether the core must provide the dense gradient with
     respect to the effective weight ``W * M`` in this step (RigL, sparse
-    momentum, SR-STE); it also changes the step's FLOP count.
+    momentum, SR-STE); it also changes the step's FLOP count;
+    ``skip_step``: the optimizer does not step (RigL's mask-update steps: the
+    gradient of that batch only chooses the connections to grow).
     """
 
     sparsity: float
     update: bool = False
     dense_grad: bool = False
+    skip_step: bool = False
 
 
 def warmup_cosine_lr(step: int, total: int, base_lr: float, warmup: int) -> float:
