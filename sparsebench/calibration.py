@@ -26,7 +26,8 @@ import torch
 from torch import nn
 
 from sparsebench.families.pruning import LayerToPrune
-from sparsebench.masks import apply_mask
+from sparsebench.masks import apply_mask, get_mask
+from sparsebench.placement import module_device
 
 
 @dataclass
@@ -120,20 +121,22 @@ class _StopForward(Exception):
     """Raised by the capture hook on block 0: nothing after it needs to run."""
 
 
-def capture_block_inputs(model: nn.Module, block: nn.Module, ids: torch.Tensor, batch_size: int):
-    """Hidden states entering ``block`` for each batch of ``ids``, and the keyword arguments
-    (attention mask, position ids, rotary (cos, sin), ...) the model passes it."""
+def capture_block_inputs(model: nn.Module, block: nn.Module, ids: torch.Tensor, batch_size: int,
+                         keep_on: torch.device | None = None):
+    """Hidden states entering ``block`` for each batch of ``ids`` (kept on ``keep_on``, default where the
+    model computes them), and the keyword arguments (attention mask, position ids, rotary (cos, sin), ...)
+    the model passes it."""
     inputs: list[torch.Tensor] = []
     kwargs: list[dict] = []
 
     def hook(_module, args, kw):
         hidden = args[0] if args else kw.pop("hidden_states")
-        inputs.append(hidden.detach())
+        inputs.append(hidden.detach() if keep_on is None else hidden.detach().to(keep_on))
         kwargs.append({k: v for k, v in kw.items() if k not in ("past_key_values", "past_key_value", "use_cache")})
         raise _StopForward
 
     handle = block.register_forward_pre_hook(hook, with_kwargs=True)
-    device = next(model.parameters()).device
+    device = module_device(model)
     try:
         for start in range(0, ids.shape[0], batch_size):
             try:
@@ -145,16 +148,25 @@ def capture_block_inputs(model: nn.Module, block: nn.Module, ids: torch.Tensor, 
     return inputs, kwargs
 
 
-def run_block(block: nn.Module, inputs: list[torch.Tensor], kwargs: list[dict]) -> list[torch.Tensor]:
+def run_block(block: nn.Module, inputs: list[torch.Tensor], kwargs: list[dict],
+              device: torch.device | None = None) -> list[torch.Tensor]:
+    """The block's outputs for each batch; with ``device``, inputs held elsewhere (offloaded to the host)
+    are computed there one batch at a time and the outputs go back where the inputs were."""
     outs = []
     for hidden, kw in zip(inputs, kwargs):
-        out = block(hidden, **kw)
-        outs.append(out[0] if isinstance(out, tuple) else out)
+        out = block(_on(hidden, device), **kw)
+        out = out[0] if isinstance(out, tuple) else out
+        outs.append(out.to(hidden.device) if out.device != hidden.device else out)
     return outs
 
 
+def _on(x: torch.Tensor, device: torch.device | None) -> torch.Tensor:
+    return x if device is None or x.device == device else x.to(device, non_blocking=True)
+
+
 def collect_layer_inputs(block: nn.Module, linears: dict[str, nn.Module], inputs, kwargs,
-                         with_gram: bool, with_moments: bool = True) -> dict[str, LayerInputs]:
+                         with_gram: bool, with_moments: bool = True,
+                         device: torch.device | None = None) -> dict[str, LayerInputs]:
     """One forward of ``block``; hooks record the statistics of every linear's input.
 
     Linears fed by the same tensor (q/k/v, gate/up) share one :class:`LayerInputs`
@@ -187,7 +199,7 @@ def collect_layer_inputs(block: nn.Module, linears: dict[str, nn.Module], inputs
     try:
         for hidden, kw in zip(inputs, kwargs):
             seen.clear()
-            block(hidden, **kw)
+            block(_on(hidden, device), **kw)
     finally:
         for h in handles:
             h.remove()
@@ -206,9 +218,12 @@ def calibration_record(ids: torch.Tensor, seed: int) -> dict:
 
 
 @contextlib.contextmanager
-def one_thread():
+def one_thread(device: torch.device = torch.device("cpu")):
     """Per-layer pruning is a long series of small tensor ops (SparseGPT's column walk, DSnoT's swaps):
     on CPU, thread synchronisation costs more than it saves (10x slower with 2 threads on a busy host)."""
+    if device.type != "cpu":
+        yield
+        return
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -217,36 +232,71 @@ def one_thread():
         torch.set_num_threads(before)
 
 
+def activations_home(model: nn.Module, ids: torch.Tensor, device: torch.device) -> torch.device:
+    """Where the calibration activations live: on the device when a block's inputs and outputs (two sets)
+    fit in half its free memory, else on the host (moved over one batch at a time)."""
+    if device.type != "cuda":
+        return device
+    hidden = getattr(getattr(model, "config", None), "hidden_size", None)
+    if hidden is None:
+        return device
+    dtype = module_device_dtype(model)
+    need = 2 * ids.numel() * hidden * torch.finfo(dtype).bits // 8
+    free, _ = torch.cuda.mem_get_info(device)
+    return device if need < 0.5 * free else torch.device("cpu")
+
+
+def module_device_dtype(model: nn.Module) -> torch.dtype:
+    emb = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
+    return (emb.weight if emb is not None else next(model.parameters())).dtype
+
+
 @torch.no_grad()
-def prune_sequentially(ctx, model: nn.Module, layers: dict[str, nn.Module]) -> dict[str, torch.Tensor]:
-    """Prune ``layers`` block by block on calibration data; returns ``{layer_name: keep_mask}``."""
+def prune_sequentially(ctx, model: nn.Module, layers: dict[str, nn.Module],
+                       offload: bool = False) -> dict[str, torch.Tensor]:
+    """Prune ``layers`` block by block on calibration data; returns ``{layer_name: keep_mask}``.
+
+    ``offload``: the decoder blocks live on the host and each one moves to the device where the rest of
+    the model is (``sparsebench.placement``) for its calibration and pruning, then back. Masks and pruned
+    weights are the same as with the whole model in memory.
+    """
     method, target = ctx.method, ctx.target
     blocks = ctx.task.decoder_blocks(model)
     module_names = {mod: name for name, mod in model.named_modules()}
     with_gram = getattr(method, "needs_gram", True)
     with_moments = getattr(method, "needs_input_moments", False)
     batch_size = getattr(ctx.task.params, "batch_size", 4)
+    device = module_device(model)
+    host = torch.device("cpu")
 
     with ctx.timer("calibration"):
         ids = ctx.task.calibration_windows(ctx.seed)
         ctx.extra["calibration"] = calibration_record(ids, ctx.seed)
-        ctx.log(f"calibration: {ids.shape[0]} x {ids.shape[1]} tokens, seed {ctx.seed}")
-        inputs, kwargs = capture_block_inputs(model, blocks[0], ids, batch_size)
+        home = activations_home(model, ids, device)
+        ctx.extra["calibration"]["activations_on"] = str(home)
+        ctx.log(f"calibration: {ids.shape[0]} x {ids.shape[1]} tokens, seed {ctx.seed}, activations on {home}")
+        inputs, kwargs = capture_block_inputs(model, blocks[0], ids, batch_size, keep_on=home)
+    on = device if home != device else None
 
     masks: dict[str, torch.Tensor] = {}
     for i, block in enumerate(blocks):
         prefix = module_names[block]
         linears = {n: m for n, m in layers.items() if n.startswith(prefix + ".")}
+        if offload:
+            block.to(device)
         with ctx.timer("calibration"):
-            stats = collect_layer_inputs(block, linears, inputs, kwargs, with_gram, with_moments)
-        with ctx.timer("prune_layers"), one_thread():
+            stats = collect_layer_inputs(block, linears, inputs, kwargs, with_gram, with_moments, on)
+        with ctx.timer("prune_layers"), one_thread(device):
             for name, mod in linears.items():
                 layer = LayerToPrune(name, mod.weight.data, ctx.generator, stats[name])
                 masks[name] = method.prune_layer(layer, target)
                 apply_mask(mod, masks[name])
         del stats
         with ctx.timer("calibration"):
-            inputs = run_block(block, inputs, kwargs)
+            inputs = run_block(block, inputs, kwargs, on)
+        if offload:
+            block.to(host)
+            masks.update({n: get_mask(m) for n, m in linears.items()})  # the host copies, not device ones
         kept = sum(int(masks[n].sum()) for n in linears)
         total = sum(masks[n].numel() for n in linears)
         ctx.log(f"block {i + 1}/{len(blocks)} pruned: {len(linears)} linears, sparsity {1 - kept / max(total, 1):.4f}")

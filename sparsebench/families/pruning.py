@@ -10,6 +10,7 @@ evaluates the task.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -18,6 +19,7 @@ from torch import nn
 
 from sparsebench.masks import apply_masks, check_target, sparsity_record
 from sparsebench.method import Method
+from sparsebench.placement import stream_blocks
 from sparsebench.targets import Target
 
 FAMILY = "pruning"
@@ -66,8 +68,15 @@ class PruningMethod(Method):
 BASE = PruningMethod
 
 
+def offloads(ctx) -> bool:
+    """Calibrated pruning on an accelerator runs the reference pipelines' way: weights on the host, one
+    decoder block at a time on the device (peak device memory: one block plus the activations)."""
+    return ctx.device.type != "cpu" and ctx.method.needs_calibration and hasattr(ctx.task, "decoder_blocks")
+
+
 def run(ctx) -> dict:
-    model = ctx.timed("load", ctx.task.load_model)
+    offload = offloads(ctx)
+    model = ctx.load_model(offload=offload)
     layers = ctx.task.prunable_layers(model)
     with torch.no_grad():
         if ctx.target.sparsity > 0:
@@ -75,12 +84,16 @@ def run(ctx) -> dict:
                 if ctx.method.needs_calibration:
                     from sparsebench.calibration import prune_sequentially
 
-                    masks = prune_sequentially(ctx, model, layers)
+                    masks = prune_sequentially(ctx, model, layers, offload=offload)
                 else:
                     masks = ctx.method.prune(layers, ctx.target, ctx.generator)
                 apply_masks(layers, masks)
+            if ctx.device.type == "cuda":
+                ctx.extra["peak_gpu_mb_method"] = torch.cuda.max_memory_allocated(ctx.device) / 2**20
             check_target(layers, ctx.target, per_layer=ctx.method.uniform_layer_sparsity)
-        metrics = ctx.timed("eval", ctx.task.evaluate, model)
+        blocks = ctx.task.decoder_blocks(model) if offload else None
+        with stream_blocks(blocks, ctx.device) if offload else contextlib.nullcontext():
+            metrics = ctx.timed("eval", ctx.task.evaluate, model)
     return {
         "metrics": metrics,
         "sparsity": sparsity_record(layers, ctx.target),
