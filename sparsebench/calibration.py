@@ -27,7 +27,7 @@ from torch import nn
 
 from sparsebench.families.pruning import LayerToPrune
 from sparsebench.masks import apply_mask, get_mask
-from sparsebench.placement import module_device
+from sparsebench.placement import module_device, streamed
 
 
 @dataclass
@@ -109,12 +109,19 @@ class LayerInputs:
         (as SparseGPT), and the mask of dead inputs (never non-zero: zero diagonal, set to 1 here)."""
         if self.gram is None:
             raise ValueError("the Gram matrix X X^T was not collected (the method set needs_gram = False)")
-        H = self.gram.double().clone()
+        # float64 throughout; each intermediate is freed as soon as the next exists, so at most two
+        # float64 copies of a (columns x columns) matrix are alive (the device peak of a 7B down_proj)
+        H = self.gram.double()
         dead = torch.diag(H) == 0
         H[dead, dead] = 1.0
         H.diagonal().add_(percdamp * torch.mean(torch.diag(H)))
-        Hinv = torch.cholesky_inverse(torch.linalg.cholesky(H))
-        return torch.linalg.cholesky(Hinv, upper=True).float(), dead
+        L = torch.linalg.cholesky(H)
+        del H
+        Hinv = torch.cholesky_inverse(L)
+        del L
+        U = torch.linalg.cholesky(Hinv, upper=True)
+        del Hinv
+        return U.float(), dead
 
 
 class _StopForward(Exception):
@@ -275,7 +282,8 @@ def prune_sequentially(ctx, model: nn.Module, layers: dict[str, nn.Module],
         home = activations_home(model, ids, device)
         ctx.extra["calibration"]["activations_on"] = str(home)
         ctx.log(f"calibration: {ids.shape[0]} x {ids.shape[1]} tokens, seed {ctx.seed}, activations on {home}")
-        inputs, kwargs = capture_block_inputs(model, blocks[0], ids, batch_size, keep_on=home)
+        with streamed(model, blocks, device, with_blocks=False) if offload else contextlib.nullcontext():
+            inputs, kwargs = capture_block_inputs(model, blocks[0], ids, batch_size, keep_on=home)
     on = device if home != device else None
 
     masks: dict[str, torch.Tensor] = {}

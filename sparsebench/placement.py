@@ -70,28 +70,48 @@ def place(model: nn.Module, placement: Placement, blocks: nn.ModuleList | None =
           cast: bool = True) -> nn.Module:
     """Move ``model`` to the placement's device (cast to its dtype unless ``cast`` is False).
 
-    With ``blocks`` (the decoder blocks), the blocks stay on the host and only the
-    rest of the model moves: the offloaded layout :func:`stream_blocks` runs.
+    With ``blocks`` (the decoder blocks): the offloaded layout. Only the input embedding and the buffers
+    (rotary tables) move; the blocks and every other weight (final norm, LM head: 2 GB at 70B) stay on
+    the host and run on the device one module at a time (:func:`streamed`).
     """
-    dtype = placement.dtype if cast else None
     if cast:
-        model.to(dtype=dtype)
+        model.to(dtype=placement.dtype)
     if blocks is None:
         return model.to(placement.device)
-    inside = {id(p) for p in blocks.parameters()} | {id(b) for b in blocks.buffers()}
+    inside = {id(m) for m in blocks.modules()}
+    emb = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
+    if emb is not None:
+        emb.to(placement.device)
     for module in model.modules():
-        for key, p in list(module._parameters.items()):
-            if p is not None and id(p) not in inside:
-                p.data = p.data.to(placement.device)
+        if id(module) in inside:
+            continue
         for key, b in list(module._buffers.items()):
-            if b is not None and id(b) not in inside:
+            if b is not None:
                 module._buffers[key] = b.to(placement.device)
     return model
 
 
+def host_modules(model: nn.Module, blocks: nn.ModuleList) -> list[nn.Module]:
+    """The modules outside ``blocks`` whose own weights are on the host (offloaded layout)."""
+    inside = {id(m) for m in blocks.modules()}
+    out = []
+    for module in model.modules():
+        own = list(module.parameters(recurse=False))
+        if id(module) not in inside and own and own[0].device.type == "cpu":
+            out.append(module)
+    return out
+
+
+def streamed(model: nn.Module, blocks: nn.ModuleList, device: torch.device, with_blocks: bool = True):
+    """Context: the offloaded model runs on ``device``, each host module (and block) moved there for its
+    own forward and back after it."""
+    modules = host_modules(model, blocks) + (list(blocks) if with_blocks else [])
+    return stream_modules(modules, device)
+
+
 @contextlib.contextmanager
-def stream_blocks(blocks: nn.ModuleList, device: torch.device):
-    """While active, each block moves to ``device`` for its forward and back to the host after it."""
+def stream_modules(modules, device: torch.device):
+    """While active, each of ``modules`` moves to ``device`` for its forward and back to the host after it."""
     if device.type == "cpu":
         yield
         return
@@ -103,7 +123,7 @@ def stream_blocks(blocks: nn.ModuleList, device: torch.device):
     def post(module, _args, _out):
         module.to(host)
 
-    handles = [h for b in blocks for h in (b.register_forward_pre_hook(pre), b.register_forward_hook(post))]
+    handles = [h for m in modules for h in (m.register_forward_pre_hook(pre), m.register_forward_hook(post))]
     try:
         yield
     finally:

@@ -13,7 +13,7 @@ from sparsebench.calibration import prune_sequentially
 from sparsebench.errors import ConfigError
 from sparsebench.hardware import profile
 from sparsebench.params import params_dict
-from sparsebench.placement import Placement, place, stream_blocks
+from sparsebench.placement import Placement, place, streamed
 from sparsebench.plan import Job
 from sparsebench.runner import run_job
 from sparsebench.targets import Target
@@ -69,8 +69,9 @@ def test_offloaded_pruning_gives_the_masks_and_weights_of_in_memory_pruning(meth
     for name in m_mem:
         assert torch.equal(m_mem[name], m_off[name]), name
         torch.testing.assert_close(w_mem[name], w_off[name], rtol=0, atol=0)
-    # offloaded: the blocks are back on the host, the rest stays on the device
+    # offloaded: the blocks, final norm and LM head are back on the host, the input embedding on the device
     assert all(p.device.type == "cpu" for p in model.model.layers.parameters())
+    assert model.lm_head.weight.device.type == "cpu" and model.model.norm.weight.device.type == "cpu"
     assert model.model.embed_tokens.weight.device.type == device
 
 
@@ -79,7 +80,7 @@ def test_streamed_blocks_evaluate_like_the_model_in_memory():
     ids = torch.randint(0, 96, (2, 16), generator=torch.Generator().manual_seed(1))
     want = model(ids).logits
     place(model, Placement(torch.device(DEVICES[-1]), torch.float32), model.model.layers)
-    with torch.no_grad(), stream_blocks(model.model.layers, torch.device(DEVICES[-1])):
+    with torch.no_grad(), streamed(model, model.model.layers, torch.device(DEVICES[-1])):
         got = model(ids.to(DEVICES[-1])).logits.cpu()
     torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
 

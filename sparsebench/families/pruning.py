@@ -19,7 +19,7 @@ from torch import nn
 
 from sparsebench.masks import apply_masks, check_target, sparsity_record
 from sparsebench.method import Method
-from sparsebench.placement import stream_blocks
+from sparsebench.placement import streamed
 from sparsebench.targets import Target
 
 FAMILY = "pruning"
@@ -91,8 +91,8 @@ def run(ctx) -> dict:
             if ctx.device.type == "cuda":
                 ctx.extra["peak_gpu_mb_method"] = torch.cuda.max_memory_allocated(ctx.device) / 2**20
             check_target(layers, ctx.target, per_layer=ctx.method.uniform_layer_sparsity)
-        blocks = ctx.task.decoder_blocks(model) if offload else None
-        with stream_blocks(blocks, ctx.device) if offload else contextlib.nullcontext():
+        blocks = ctx.task.decoder_blocks(model)
+        with streamed(model, blocks, ctx.device) if offload else contextlib.nullcontext():
             metrics = ctx.timed("eval", ctx.task.evaluate, model)
     return {
         "metrics": metrics,

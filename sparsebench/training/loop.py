@@ -161,7 +161,7 @@ class Trainer:
         masked weights, pruned and newly grown positions get weight 0 and momentum 0.
         """
         for name, new in masks.items():
-            new = new.to(torch.bool)
+            new = new.to(device=self.weight(name).device, dtype=torch.bool)  # masks drawn on the host
             old = self.mask(name)
             if keep_counts and old is not None and int(new.sum()) != int(old.sum()):
                 raise SparsityMismatch(f"{name}: a prune-and-regrow update changed the kept count "
