@@ -160,3 +160,62 @@ def test_a_family_that_never_places_its_model_cannot_record_a_gpu_profile(monkey
     with pytest.raises(RuntimeError, match="never placed its model"):
         run_job(job("vision-digits", "dense-train", {"sparsity": 0.0, "pattern": "unstructured"}, {"epochs": 1}),
                 tmp_path / "y.json")
+
+
+# -- lm-local: bad input is refused when the config is read, naming the key and the path --------------------
+
+def build_local(**params):
+    return registry.task("lm-local").cls.build(params, "tasks.lm-local")
+
+
+def test_lm_local_refuses_a_missing_checkpoint_directory(local_lm, tmp_path):
+    _, text = local_lm
+    with pytest.raises(ConfigError, match=r"tasks.lm-local: model='.*nope': no such directory"):
+        build_local(model=str(tmp_path / "nope"), text=str(text))
+
+
+def test_lm_local_refuses_a_directory_that_is_not_a_causal_lm(local_lm, tmp_path):
+    _, text = local_lm
+    (tmp_path / "config.json").write_text('{"model_type": "vit"}')
+    with pytest.raises(ConfigError, match=r"model=.*model_type 'vit'.*not a causal LM"):
+        build_local(model=str(tmp_path), text=str(text))
+
+
+def test_lm_local_refuses_a_text_path_without_text_files(local_lm, tmp_path):
+    ckpt, _ = local_lm
+    (tmp_path / "notes.md").write_text("hello")
+    with pytest.raises(ConfigError, match=r"text=.*no text files in it"):
+        build_local(model=str(ckpt), text=str(tmp_path))
+
+
+def test_lm_local_refuses_a_jsonl_field_its_records_lack(local_lm, tmp_path):
+    from local_lm_fixture import write_jsonl
+
+    ckpt, _ = local_lm
+    f = write_jsonl(tmp_path / "c4.jsonl", [{"content": "a b c"}])
+    with pytest.raises(ConfigError, match=r"text_field='text' is not a field of the records in .*c4.jsonl"):
+        build_local(model=str(ckpt), text=str(f))
+
+
+def test_lm_local_run_id_follows_the_content_of_checkpoint_and_text(local_lm, tmp_path):
+    import shutil
+
+    ckpt, text = local_lm
+    copy_text = tmp_path / "text"
+    shutil.copytree(text, copy_text)
+    a = build_local(model=str(ckpt), text=str(copy_text)).params
+    first = sorted(copy_text.iterdir())[0]
+    first.write_text(first.read_text() + "\nchanged\n")
+    b = build_local(model=str(ckpt), text=str(copy_text)).params
+    assert a.model_sha256 == b.model_sha256 and a.text_sha256 != b.text_sha256
+    with pytest.raises(ConfigError, match="changed after this job was planned"):
+        build_local(**params_dict(a))  # a planned job whose text changed since is refused
+
+
+def test_auto_hardware_plans_jobs_under_this_machines_profile():
+    from sparsebench.hardware import detect
+    from sparsebench.plan import runnable_profiles
+
+    assert runnable_profiles(["auto"], log=None) == [detect().name]
+    if not torch.cuda.is_available():
+        assert detect().name == "cpu"
