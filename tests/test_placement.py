@@ -219,3 +219,21 @@ def test_auto_hardware_plans_jobs_under_this_machines_profile():
     assert runnable_profiles(["auto"], log=None) == [detect().name]
     if not torch.cuda.is_available():
         assert detect().name == "cpu"
+
+
+def test_the_sparsegpt_wanda_paper_preset_validates_and_plans_on_local_fixtures(local_lm, tmp_path):
+    import yaml
+
+    from sparsebench.config import validate_config
+    from sparsebench.plan import plan_jobs
+
+    ckpt, text = local_lm
+    cfg = yaml.safe_load(open("config/paper/sparsegpt-wanda.yaml"))
+    t = cfg["tasks"]["lm-local"]
+    assert (t["window"], t["calibration_window"], t["calibration_windows"]) == (2048, 2048, 128)
+    t.update(model=str(ckpt), text=str(text), calibration_text=str(text))
+    jobs = plan_jobs(validate_config(cfg, "sparsegpt-wanda.yaml"), log=None)
+    labels = sorted({(j.method, j.target.get("pattern"), j.target.get("sparsity")) for j in jobs})
+    assert len(jobs) == 1 + 3 * 3  # dense once; magnitude, wanda, sparsegpt at 50 %, 2:4, 4:8
+    assert {j.task_params["model_sha256"] for j in jobs} and all(j.task_params["text_sha256"] for j in jobs)
+    assert labels
