@@ -237,3 +237,17 @@ def test_the_sparsegpt_wanda_paper_preset_validates_and_plans_on_local_fixtures(
     assert len(jobs) == 1 + 3 * 3  # dense once; magnitude, wanda, sparsegpt at 50 %, 2:4, 4:8
     assert {j.task_params["model_sha256"] for j in jobs} and all(j.task_params["text_sha256"] for j in jobs)
     assert labels
+
+
+def test_the_rigl_cifar10_paper_preset_plans_five_seeds_of_the_papers_schedule():
+    import yaml
+
+    from sparsebench.config import validate_config
+    from sparsebench.plan import plan_jobs
+
+    cfg = yaml.safe_load(open("config/paper/rigl-cifar10.yaml"))
+    jobs = plan_jobs(validate_config(cfg, "rigl-cifar10.yaml"), log=None)
+    rigl = [j for j in jobs if j.method == "rigl"]
+    assert sorted({j.seed for j in rigl}) == [0, 1, 2, 3, 4] and len(rigl) == 5 * 2
+    assert rigl[0].method_params["delta_t"] == 100 and rigl[0].method_params["alpha"] == 0.3
+    assert rigl[0].task_params["epochs"] == 250
