@@ -24,9 +24,10 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from sparsebench.pruning.layer import LayerToPrune
 from sparsebench.lm.task import tokens_sha256
-from sparsebench.masks import apply_mask, check_plan
+from sparsebench.masks import apply_mask, check_plan, get_mask
+from sparsebench.placement import module_device, streamed
+from sparsebench.pruning.layer import LayerToPrune
 
 
 @dataclass
@@ -108,32 +109,41 @@ class LayerInputs:
         (as SparseGPT), and the mask of dead inputs (never non-zero: zero diagonal, set to 1 here)."""
         if self.gram is None:
             raise ValueError("the Gram matrix X X^T was not collected (the method set needs_gram = False)")
-        H = self.gram.double().clone()
+        # float64 throughout; each intermediate is freed as soon as the next exists, so at most two
+        # float64 copies of a (columns x columns) matrix are alive (the device peak of a 7B down_proj)
+        H = self.gram.double()
         dead = torch.diag(H) == 0
         H[dead, dead] = 1.0
         H.diagonal().add_(percdamp * torch.mean(torch.diag(H)))
-        Hinv = torch.cholesky_inverse(torch.linalg.cholesky(H))
-        return torch.linalg.cholesky(Hinv, upper=True).float(), dead
+        L = torch.linalg.cholesky(H)
+        del H
+        Hinv = torch.cholesky_inverse(L)
+        del L
+        U = torch.linalg.cholesky(Hinv, upper=True)
+        del Hinv
+        return U.float(), dead
 
 
 class _StopForward(Exception):
     """Raised by the capture hook on block 0: nothing after it needs to run."""
 
 
-def capture_block_inputs(model: nn.Module, block: nn.Module, ids: torch.Tensor, batch_size: int):
-    """Hidden states entering ``block`` for each batch of ``ids``, and the keyword arguments
-    (attention mask, position ids, rotary (cos, sin), ...) the model passes it."""
+def capture_block_inputs(model: nn.Module, block: nn.Module, ids: torch.Tensor, batch_size: int,
+                         keep_on: torch.device | None = None):
+    """Hidden states entering ``block`` for each batch of ``ids`` (kept on ``keep_on``, default where the
+    model computes them), and the keyword arguments (attention mask, position ids, rotary (cos, sin), ...)
+    the model passes it."""
     inputs: list[torch.Tensor] = []
     kwargs: list[dict] = []
 
     def hook(_module, args, kw):
         hidden = args[0] if args else kw.pop("hidden_states")
-        inputs.append(hidden.detach())
+        inputs.append(hidden.detach() if keep_on is None else hidden.detach().to(keep_on))
         kwargs.append({k: v for k, v in kw.items() if k not in ("past_key_values", "past_key_value", "use_cache")})
         raise _StopForward
 
     handle = block.register_forward_pre_hook(hook, with_kwargs=True)
-    device = next(model.parameters()).device
+    device = module_device(model)
     try:
         for start in range(0, ids.shape[0], batch_size):
             try:
@@ -145,16 +155,25 @@ def capture_block_inputs(model: nn.Module, block: nn.Module, ids: torch.Tensor, 
     return inputs, kwargs
 
 
-def run_block(block: nn.Module, inputs: list[torch.Tensor], kwargs: list[dict]) -> list[torch.Tensor]:
+def run_block(block: nn.Module, inputs: list[torch.Tensor], kwargs: list[dict],
+              device: torch.device | None = None) -> list[torch.Tensor]:
+    """The block's outputs for each batch; with ``device``, inputs held elsewhere (offloaded to the host)
+    are computed there one batch at a time and the outputs go back where the inputs were."""
     outs = []
     for hidden, kw in zip(inputs, kwargs):
-        out = block(hidden, **kw)
-        outs.append(out[0] if isinstance(out, tuple) else out)
+        out = block(_on(hidden, device), **kw)
+        out = out[0] if isinstance(out, tuple) else out
+        outs.append(out.to(hidden.device) if out.device != hidden.device else out)
     return outs
 
 
+def _on(x: torch.Tensor, device: torch.device | None) -> torch.Tensor:
+    return x if device is None or x.device == device else x.to(device, non_blocking=True)
+
+
 def collect_layer_inputs(block: nn.Module, linears: dict[str, nn.Module], inputs, kwargs,
-                         with_gram: bool, with_moments: bool = True) -> dict[str, LayerInputs]:
+                         with_gram: bool, with_moments: bool = True,
+                         device: torch.device | None = None) -> dict[str, LayerInputs]:
     """One forward of ``block``; hooks record the statistics of every linear's input.
 
     Linears fed by the same tensor (q/k/v, gate/up) share one :class:`LayerInputs`
@@ -187,7 +206,7 @@ def collect_layer_inputs(block: nn.Module, linears: dict[str, nn.Module], inputs
     try:
         for hidden, kw in zip(inputs, kwargs):
             seen.clear()
-            block(hidden, **kw)
+            block(_on(hidden, device), **kw)
     finally:
         for h in handles:
             h.remove()
@@ -206,9 +225,12 @@ def calibration_record(ids: torch.Tensor, seed: int) -> dict:
 
 
 @contextlib.contextmanager
-def one_thread():
+def one_thread(device: torch.device = torch.device("cpu")):
     """Per-layer pruning is a long series of small tensor ops (SparseGPT's column walk, DSnoT's swaps):
     on CPU, thread synchronisation costs more than it saves (10x slower with 2 threads on a busy host)."""
+    if device.type != "cpu":
+        yield
+        return
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -217,61 +239,109 @@ def one_thread():
         torch.set_num_threads(before)
 
 
+def activations_home(model: nn.Module, ids: torch.Tensor, device: torch.device) -> torch.device:
+    """Where the calibration activations live: on the device when a block's inputs and outputs (two sets)
+    fit in half its free memory, else on the host (moved over one batch at a time)."""
+    if device.type != "cuda":
+        return device
+    hidden = getattr(getattr(model, "config", None), "hidden_size", None)
+    if hidden is None:
+        return device
+    dtype = module_device_dtype(model)
+    need = 2 * ids.numel() * hidden * torch.finfo(dtype).bits // 8
+    free, _ = torch.cuda.mem_get_info(device)
+    return device if need < 0.5 * free else torch.device("cpu")
+
+
+def module_device_dtype(model: nn.Module) -> torch.dtype:
+    emb = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
+    return (emb.weight if emb is not None else next(model.parameters())).dtype
+
+
 @torch.no_grad()
-def dense_layer_inputs(blocks, linears_of, inputs, kwargs, with_moments: bool = False) -> dict[str, LayerInputs]:
+def dense_layer_inputs(blocks, linears_of, inputs, kwargs, with_moments: bool = False, offload: bool = False,
+                       device: torch.device | None = None, on: torch.device | None = None) -> dict[str, LayerInputs]:
     """``||X_j||^2`` (and the mean and variance ``with_moments``) of every linear's input with the model
     still dense: each block runs on the dense outputs of the block before it (the statistics a per-layer
     plan such as OWL's, or a structured plan such as FLAP's, reads)."""
     stats: dict[str, LayerInputs] = {}
     for block in blocks:
+        if offload:
+            block.to(device)
         stats.update(collect_layer_inputs(block, linears_of(block), inputs, kwargs, with_gram=False,
-                                          with_moments=with_moments))
-        inputs = run_block(block, inputs, kwargs)
+                                          with_moments=with_moments, device=on))
+        inputs = run_block(block, inputs, kwargs, on)
+        if offload:
+            block.to(torch.device("cpu"))
     return stats
 
 
-def _calibration_inputs(ctx, model: nn.Module, layers: dict[str, nn.Module]):
-    """The calibration windows embedded and captured at block 0, and each block's linears."""
+@dataclass
+class _Calibration:
+    """The calibration windows captured at block 0, where they live, and each block's linears."""
+
+    blocks: nn.ModuleList
+    linears_of: object
+    inputs: list
+    kwargs: list
+    device: torch.device
+    on: torch.device | None  # where to compute when the activations live elsewhere (offloaded to the host)
+
+
+def _calibration_inputs(ctx, model: nn.Module, layers: dict[str, nn.Module], offload: bool) -> _Calibration:
     blocks = ctx.task.decoder_blocks(model)
     module_names = {mod: name for name, mod in model.named_modules()}
+    device = module_device(model)
     with ctx.timer("calibration"):
         ids = ctx.task.calibration_windows(ctx.seed)
         ctx.extra["calibration"] = calibration_record(ids, ctx.seed)
-        ctx.log(f"calibration: {ids.shape[0]} x {ids.shape[1]} tokens, seed {ctx.seed}")
-        inputs, kwargs = capture_block_inputs(model, blocks[0], ids, getattr(ctx.task.params, "batch_size", 4))
+        home = activations_home(model, ids, device)
+        ctx.extra["calibration"]["activations_on"] = str(home)
+        ctx.log(f"calibration: {ids.shape[0]} x {ids.shape[1]} tokens, seed {ctx.seed}, activations on {home}")
+        with streamed(model, blocks, device, with_blocks=False) if offload else contextlib.nullcontext():
+            inputs, kwargs = capture_block_inputs(model, blocks[0], ids, getattr(ctx.task.params, "batch_size", 4),
+                                                  keep_on=home)
 
     def linears_of(block):
         prefix = module_names[block]
         return {n: m for n, m in layers.items() if n.startswith(prefix + ".")}
 
-    return blocks, linears_of, inputs, kwargs
+    return _Calibration(blocks, linears_of, inputs, kwargs, device, device if home != device else None)
 
 
 @torch.no_grad()
-def dense_statistics(ctx, model: nn.Module, layers: dict[str, nn.Module], with_moments: bool = True):
+def dense_statistics(ctx, model: nn.Module, layers: dict[str, nn.Module], with_moments: bool = True,
+                     offload: bool = False):
     """``([linears of each block], {layer: LayerInputs})`` on the dense model (structured methods)."""
-    blocks, linears_of, inputs, kwargs = _calibration_inputs(ctx, model, layers)
+    cal = _calibration_inputs(ctx, model, layers, offload)
     with ctx.timer("calibration"):
-        stats = dense_layer_inputs(blocks, linears_of, inputs, kwargs, with_moments=with_moments)
-    return [linears_of(b) for b in blocks], stats
+        stats = dense_layer_inputs(cal.blocks, cal.linears_of, cal.inputs, cal.kwargs, with_moments, offload,
+                                   cal.device, cal.on)
+    return [cal.linears_of(b) for b in cal.blocks], stats
 
 
 @torch.no_grad()
-def prune_sequentially(ctx, model: nn.Module, layers: dict[str, nn.Module]):
+def prune_sequentially(ctx, model: nn.Module, layers: dict[str, nn.Module], offload: bool = False):
     """Prune ``layers`` block by block on calibration data.
 
     Returns ``({layer_name: keep_mask}, layer_targets)``: ``layer_targets`` is
     ``{layer_name: Target}`` when the method planned a target per layer, else None.
+
+    ``offload``: the decoder blocks live on the host and each one moves to the device where the rest of
+    the model is (``sparsebench.placement``) for its calibration and pruning, then back. Masks and pruned
+    weights are the same as with the whole model in memory.
     """
     method, target = ctx.method, ctx.target
     with_gram = getattr(method, "needs_gram", True)
     with_moments = getattr(method, "needs_input_moments", False)
-    blocks, linears_of, inputs, kwargs = _calibration_inputs(ctx, model, layers)
+    host = torch.device("cpu")
+    cal = _calibration_inputs(ctx, model, layers, offload)
+    blocks, linears_of, inputs, kwargs, device, on = cal.blocks, cal.linears_of, cal.inputs, cal.kwargs, cal.device, cal.on
 
     layer_targets = None
     if getattr(method, "plans_layer_targets", False):
         with ctx.timer("calibration"):
-            dense = dense_layer_inputs(blocks, linears_of, inputs, kwargs)
+            dense = dense_layer_inputs(blocks, linears_of, inputs, kwargs, False, offload, device, on)
         layer_targets = method.plan_layer_targets([linears_of(b) for b in blocks], dense, target)
         missing = sorted(set(layers) - set(layer_targets))
         if missing:
@@ -282,16 +352,21 @@ def prune_sequentially(ctx, model: nn.Module, layers: dict[str, nn.Module]):
     masks: dict[str, torch.Tensor] = {}
     for i, block in enumerate(blocks):
         linears = linears_of(block)
+        if offload:
+            block.to(device)
         with ctx.timer("calibration"):
-            stats = collect_layer_inputs(block, linears, inputs, kwargs, with_gram, with_moments)
-        with ctx.timer("prune_layers"), one_thread():
+            stats = collect_layer_inputs(block, linears, inputs, kwargs, with_gram, with_moments, on)
+        with ctx.timer("prune_layers"), one_thread(device):
             for name, mod in linears.items():
                 layer = LayerToPrune(name, mod.weight.data, ctx.generator, stats[name])
                 masks[name] = method.prune_layer(layer, layer_targets[name] if layer_targets else target)
                 apply_mask(mod, masks[name])
         del stats
         with ctx.timer("calibration"):
-            inputs = run_block(block, inputs, kwargs)
+            inputs = run_block(block, inputs, kwargs, on)
+        if offload:
+            block.to(host)
+            masks.update({n: get_mask(m) for n, m in linears.items()})  # the host copies, not device ones
         kept = sum(int(masks[n].sum()) for n in linears)
         total = sum(masks[n].numel() for n in linears)
         ctx.log(f"block {i + 1}/{len(blocks)} pruned: {len(linears)} linears, sparsity {1 - kept / max(total, 1):.4f}")

@@ -98,17 +98,24 @@ def profiles(root: Path | None = None) -> dict[str, HardwareProfile]:
     return {p.stem: load_profile(p) for p in sorted((root / "hardware").glob("*.yaml"))}
 
 
+AUTO = "auto"  # the profile of this machine (:func:`detect`), resolved when jobs are planned
+
+
 def profile(name: str, where: str = "hardware") -> HardwareProfile:
+    if name == AUTO:
+        return detect()
     all_profiles = profiles()
     if name not in all_profiles:
-        raise ConfigError(f"{where}={name!r} is not a known hardware profile; allowed: {', '.join(sorted(all_profiles))}")
+        raise ConfigError(f"{where}={name!r} is not a known hardware profile; "
+                          f"allowed: {', '.join(sorted([*all_profiles, AUTO]))}")
     return all_profiles[name]
 
 
 def detect() -> HardwareProfile:
     """The most specific profile this machine matches: a GPU profile whose ``match`` names this GPU,
-    else the generic ``cpu`` profile."""
-    candidates = [p for p in profiles().values() if p.device != "cpu" and p.match and p.available()[0]]
+    else the generic ``cuda`` profile on any other GPU, else the generic ``cpu`` profile."""
+    gpus = [p for p in profiles().values() if p.device != "cpu" and p.available()[0]]
+    candidates = [p for p in gpus if p.match] or gpus
     if candidates:
         return candidates[0]
     return profile("cpu")

@@ -75,7 +75,8 @@ def runnable_profiles(names, only_available: bool = True, log=sys.stderr) -> lis
     kept = []
     for name in names:
         ok, why = profile(name).available() if only_available else (True, "")
-        if ok:
+        name = profile(name).name  # "auto": this machine's profile, so run ids name the real one
+        if ok and name not in kept:
             kept.append(name)
         elif log is not None:
             print(f"sparsebench: skipping jobs for {why}", file=log)

@@ -7,6 +7,7 @@ leaves no ``result.json`` behind and rerunning it starts clean.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import datetime as dt
 import random
 import resource
@@ -22,6 +23,7 @@ from sparsebench import registry
 from sparsebench.environment import capture
 from sparsebench.errors import ConfigError
 from sparsebench.hardware import HardwareProfile, profile
+from sparsebench.placement import Placement, place as place_model, record as placement_record
 from sparsebench.plan import Job
 from sparsebench.results import SCHEMA_VERSION, write_result
 from sparsebench.targets import Target
@@ -44,9 +46,35 @@ class JobContext:
     def seed(self) -> int:
         return self.job.seed
 
+    placed: dict | None = None  # what ran: set by :meth:`place`, written to result.json
+
     @property
     def device(self) -> torch.device:
         return torch.device(self.profile.device)
+
+    @property
+    def placement(self) -> Placement:
+        return Placement.of(self.profile)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.placement.dtype
+
+    def load_model(self, offload: bool = False, cast: bool = True):
+        """The task's model, loaded in the profile's dtype where the task can (never a float32 copy first)
+        and placed on the profile's device; ``offload``: decoder blocks stay on the host
+        (:mod:`sparsebench.placement`). ``cast=False`` keeps float32 parameters (mixed-precision training
+        autocasts to the profile's dtype instead)."""
+        load = self.task.load_model
+        kwargs = {"dtype": self.dtype} if cast and "dtype" in inspect.signature(load).parameters else {}
+        model = self.timed("load", load, **kwargs)
+        return self.place(model, offload=offload, cast=cast)
+
+    def place(self, model, offload: bool = False, cast: bool = True, autocast: torch.dtype | None = None):
+        blocks = self.task.decoder_blocks(model) if offload else None
+        place_model(model, self.placement, blocks, cast=cast)
+        self.placed = placement_record(model, offload, self.device, autocast)
+        return model
 
     @contextlib.contextmanager
     def timer(self, name: str):
@@ -75,6 +103,13 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux reports KiB
 
 
+def memory_record(device: torch.device) -> dict:
+    mem = {"peak_rss_mb": peak_rss_mb()}
+    if device.type == "cuda":
+        mem["peak_gpu_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
+    return mem
+
+
 def run_job(job: Job, out: Path) -> dict:
     t_start = time.perf_counter()
     tentry = registry.task(job.task, "job.task")
@@ -93,7 +128,12 @@ def run_job(job: Job, out: Path) -> dict:
     target = Target.from_dict(job.target)
     ctx = JobContext(job, task, method, target, hw, seed_everything(job.seed))
     family = registry.families()[job.family].module
+    if ctx.device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
     outcome = family.run(ctx)
+    if ctx.placed is None and ctx.device.type != "cpu":
+        raise RuntimeError(f"family {job.family!r} never placed its model on {hw.device!r}: "
+                           f"refusing to record a {hw.name!r} result for a job that may have run on the CPU")
     ctx.timings["total_s"] = time.perf_counter() - t_start
     result = {
         "schema": SCHEMA_VERSION,
@@ -105,9 +145,10 @@ def run_job(job: Job, out: Path) -> dict:
         "metric_info": {m.name: {"higher_is_better": m.higher_is_better} for m in tentry.cls.metrics},
         **outcome,
         "timings": ctx.timings,
-        "memory": {"peak_rss_mb": peak_rss_mb()},
+        "memory": memory_record(ctx.device),
         "data": task.data_info(),
         "hardware_profile": {"name": hw.name, "device": hw.device, "dtype": hw.dtype, "threads": threads},
+        "placement": ctx.placed,
         "environment": capture(registry.project_root()),
         "extra": ctx.extra,
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

@@ -161,8 +161,11 @@ def cached_dense_pass(key: str, source: dict, model: nn.Module, windows: torch.T
         torch.save({"histograms": [(list(tap), h.counts, h.small, h.total) for tap, h in hists.items()],
                     "means": [(list(tap), m) for tap, m in means.items()]}, tmp / "pass.pt")
 
-    entry, origin = build_keyed(CACHE_DIR or cache_dir() / "activation", "dense-pass",
-                                _pass_key(key, source, windows, batch_size), build)
+    parts = _pass_key(key, source, windows, batch_size)
+    param = next(model.parameters())
+    if param.dtype != torch.float32 or param.device.type != "cpu":  # float32 CPU keys stay as they were
+        parts["placement"] = [str(param.dtype), param.device.type]
+    entry, origin = build_keyed(CACHE_DIR or cache_dir() / "activation", "dense-pass", parts, build)
     data = torch.load(entry / "pass.pt", weights_only=True)
     hists = {}
     for tap, counts, small, total in data["histograms"]:

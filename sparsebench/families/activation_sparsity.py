@@ -162,7 +162,7 @@ def run(ctx) -> dict:
             f"target.pattern={target.pattern}: activation sparsity supports 'unstructured' only "
             f"({method.name} thresholds each entry by magnitude)"
         )
-    model = ctx.timed("load", ctx.task.load_model)
+    model = ctx.load_model()
     model.eval()
     blocks = llama_blocks(model, ctx.task.decoder_blocks(model))
     with torch.no_grad():

@@ -10,12 +10,14 @@ evaluates the task.
 
 from __future__ import annotations
 
+import contextlib
 from typing import ClassVar
 
 import torch
 from torch import nn
 
 from sparsebench.method import Method
+from sparsebench.placement import streamed
 from sparsebench.pruning.layer import LayerToPrune
 from sparsebench.pruning.step import prune_model
 from sparsebench.targets import Target
@@ -75,10 +77,19 @@ class PruningMethod(Method):
 BASE = PruningMethod
 
 
+def offloads(ctx) -> bool:
+    """Calibrated pruning on an accelerator runs the reference pipelines' way: weights on the host, one
+    decoder block at a time on the device (peak device memory: one block plus the activations)."""
+    return ctx.device.type != "cpu" and ctx.method.needs_calibration and hasattr(ctx.task, "decoder_blocks")
+
+
 def run(ctx) -> dict:
-    model = ctx.timed("load", ctx.task.load_model)
+    offload = offloads(ctx)
+    model = ctx.load_model(offload=offload)
     layers = ctx.task.prunable_layers(model)
-    pruned = prune_model(ctx, model, layers)
+    pruned = prune_model(ctx, model, layers, offload=offload)
     with torch.no_grad():
-        metrics = ctx.timed("eval", ctx.task.evaluate, model)
+        blocks = ctx.task.decoder_blocks(model) if offload else None
+        with streamed(model, blocks, ctx.device) if offload else contextlib.nullcontext():
+            metrics = ctx.timed("eval", ctx.task.evaluate, model)
     return {"metrics": metrics, **pruned}

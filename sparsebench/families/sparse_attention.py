@@ -137,7 +137,7 @@ def run(ctx) -> dict:
         )
     density = 1.0 if ctx.method.reference else density_of(ctx.target, "target")
     executor = resolve_executor(ctx.task.params.executor, ctx.profile, "job.task_params.executor")
-    model = ctx.timed("load", ctx.task.load_model).to(ctx.device)
+    model = ctx.load_model()
     block = ctx.method.block_size(ctx.target.pattern)
     if block is not None:  # a block:B target overrides the method's key block (recorded under extra)
         ctx.method.params.block = block

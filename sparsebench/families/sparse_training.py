@@ -28,7 +28,7 @@ from sparsebench.masks import sparsity_record
 from sparsebench.method import Method
 from sparsebench.training.distribution import layer_budget, stem_layers
 from sparsebench.training.flops import FlopCounter, layer_forward_flops
-from sparsebench.training.loop import Trainer
+from sparsebench.training.loop import Trainer, autocast
 from sparsebench.training.schedule import StepPlan
 
 FAMILY = "sparse_training"
@@ -40,6 +40,8 @@ class SparseTrainingMethod(Method):
     # After every optimizer step the core zeroes the underlying weight and its
     # momentum where the mask is 0. SR-STE keeps training the dense weights.
     zero_masked_weights: ClassVar[bool] = True
+    # False: the method needs float32 forward passes; the core then trains without autocast on any profile.
+    mixed_precision: ClassVar[bool] = True
 
     def initial_masks(self, trainer: Trainer) -> dict[str, torch.Tensor] | None:
         return None
@@ -79,19 +81,32 @@ class SparseTrainingMethod(Method):
 BASE = SparseTrainingMethod
 
 
+def mixed_precision(dtype: torch.dtype, device: torch.device, method) -> torch.dtype | None:
+    """The autocast dtype of training on this profile: None (float32) for a float32 profile or a method
+    that opts out (``mixed_precision = False``). A float16 profile trains in bfloat16: the same
+    tensor-core rate on the GPUs the profiles describe, and no loss scaling, which would hand methods
+    that read gradients (RigL's growth, SR-STE's decay term) scaled values."""
+    if dtype == torch.float32 or not getattr(method, "mixed_precision", True):
+        return None
+    return torch.bfloat16
+
+
 def run(ctx) -> dict:
     task, method = ctx.task, ctx.method
     data = ctx.timed("data", task.train_data)
     model = ctx.timed("load", task.load_model)
     layers = task.prunable_layers(model)
     flops = FlopCounter(layer_forward_flops(model, layers, data.train_x))
-    trainer = Trainer(model, layers, data, task.recipe(), ctx.target, ctx.seed, method, flops, ctx.log)
+    amp = mixed_precision(ctx.placement.dtype, ctx.device, method)
+    ctx.place(model, cast=False, autocast=amp)  # float32 master weights; the forward autocasts to ``amp``
+    trainer = Trainer(model, layers, data, task.recipe(), ctx.target, ctx.seed, method, flops, ctx.log, amp=amp)
     t0 = time.perf_counter()
     with ctx.timer("train"):
         method.train(trainer)
     ctx.log(f"trained {trainer.samples_seen} samples in {time.perf_counter() - t0:.1f} s")
     trainer.check_budget(ctx.target.sparsity)
-    metrics = ctx.timed("eval", task.evaluate, model)
+    with autocast(ctx.device, amp):
+        metrics = ctx.timed("eval", task.evaluate, model)
     dense_one_run = flops.dense_training(len(data.train_y) * task.recipe().epochs)
     metrics["train_flops"] = flops.total
     metrics["train_flops_rel_dense"] = flops.total / dense_one_run

@@ -64,11 +64,11 @@ class GGUFPackageModel:
             json.dumps({"distribution": self.distribution, "version": self.version(), "gguf_file": self.gguf_file})
         )
 
-    def load(self):
+    def load(self, dtype: torch.dtype = torch.float32):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         d = self.prepare()
-        model = AutoModelForCausalLM.from_pretrained(d, dtype=torch.float32)
+        model = AutoModelForCausalLM.from_pretrained(d, dtype=dtype)
         tok = AutoTokenizer.from_pretrained(d)
         return model.eval(), tok
 
@@ -84,10 +84,10 @@ class HubModel:
     def prepare(self) -> Path | None:
         return None
 
-    def load(self):
+    def load(self, dtype: torch.dtype = torch.float32):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        model = AutoModelForCausalLM.from_pretrained(self.repo, revision=self.revision, dtype=torch.float32)
+        model = AutoModelForCausalLM.from_pretrained(self.repo, revision=self.revision, dtype=dtype)
         tok = AutoTokenizer.from_pretrained(self.repo, revision=self.revision)
         return model.eval(), tok
 

@@ -75,8 +75,9 @@ class LanguageModelTask(Task):
         self.model_source().prepare()
         return {"model": self.model_source().describe(), "text": self.text_source().describe()}
 
-    def load_model(self) -> nn.Module:
-        model, tok = self.model_source().load()
+    def load_model(self, dtype: torch.dtype = torch.float32) -> nn.Module:
+        """The model on the host in ``dtype`` (loaded in it directly, not via a float32 copy)."""
+        model, tok = self.model_source().load(dtype)
         self._tokenizer = tok
         return model
 

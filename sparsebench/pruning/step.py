@@ -15,21 +15,23 @@ from sparsebench.pruning.structured import apply_as_masks, check_structured, com
 
 
 @torch.no_grad()
-def prune_model(ctx, model: nn.Module, layers: dict[str, nn.Module]) -> dict:
+def prune_model(ctx, model: nn.Module, layers: dict[str, nn.Module], offload: bool = False) -> dict:
     """Prune ``layers`` of ``model`` for ``ctx.target``; returns the result's ``sparsity`` record
     (with ``layer_targets`` when the method planned per-layer targets, ``structured`` when it removed
-    whole rows and columns) and the method's ``record()``."""
+    whole rows and columns) and the method's ``record()``. ``offload``: the decoder blocks stay on the
+    host and move to the device one at a time (``sparsebench.calibration.prune_sequentially``)."""
     method, target = ctx.method, ctx.target
     if getattr(method, "structured", False) and target.sparsity > 0:
-        return _prune_structured(ctx, model, layers)
+        return _prune_structured(ctx, model, layers, offload)
     layer_targets = None
     if target.sparsity > 0:
         with ctx.timer("method"):
             if method.needs_calibration:
-                masks, layer_targets = prune_sequentially(ctx, model, layers)
+                masks, layer_targets = prune_sequentially(ctx, model, layers, offload=offload)
             else:
                 masks = method.prune(layers, target, ctx.generator)
             apply_masks(layers, masks)
+        record_peak_gpu(ctx)
         check_target(layers, target, per_layer=method.uniform_layer_sparsity, layer_targets=layer_targets)
     record = sparsity_record(layers, target)
     if layer_targets is not None:
@@ -37,13 +39,19 @@ def prune_model(ctx, model: nn.Module, layers: dict[str, nn.Module]) -> dict:
     return {"sparsity": record, "method_record": method.record()}
 
 
-def _prune_structured(ctx, model: nn.Module, layers: dict[str, nn.Module]) -> dict:
+def record_peak_gpu(ctx) -> None:
+    if ctx.device.type == "cuda":
+        ctx.extra["peak_gpu_mb_method"] = torch.cuda.max_memory_allocated(ctx.device) / 2**20
+
+
+def _prune_structured(ctx, model: nn.Module, layers: dict[str, nn.Module], offload: bool) -> dict:
     """Plan on dense statistics, apply as masks (checked and recorded), then shrink the model."""
     method, target = ctx.method, ctx.target
     with ctx.timer("method"):
-        blocks, dense = dense_statistics(ctx, model, layers, with_moments=True)
+        blocks, dense = dense_statistics(ctx, model, layers, with_moments=True, offload=offload)
         plan = method.plan_structure(model, blocks, dense, target)
         apply_as_masks(layers, plan)
+    record_peak_gpu(ctx)
     check_structured(layers, target, plan)
     record = sparsity_record(layers, target)
     before = parameter_count(layers)

@@ -22,7 +22,8 @@ def drop_smallest(weight: torch.Tensor, mask: torch.Tensor, k: int) -> torch.Ten
 
 def grow_largest(kept: torch.Tensor, grow_score: torch.Tensor, k: int) -> torch.Tensor:
     """``kept`` plus the ``k`` positions outside it with the largest ``grow_score``."""
-    score = torch.where(kept, torch.full_like(grow_score, -math.inf), grow_score.detach().float())
+    grow_score = grow_score.detach().float().to(kept.device)  # a score drawn on the host (SET's random)
+    score = torch.where(kept, torch.full_like(grow_score, -math.inf), grow_score)
     return kept | topk_mask(score, k)
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 from dataclasses import dataclass
 from typing import Callable
 
@@ -63,21 +64,64 @@ class TrainData:
     augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None
 
 
-def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 500) -> float:
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 500,
+             amp: torch.dtype | None = None) -> float:
+    """Top-1 accuracy, batches moved to the model's device (run under autocast to ``amp`` when given)."""
     was = model.training
     model.eval()
     correct = 0
-    with torch.no_grad():
+    device = next(model.parameters()).device
+    with torch.no_grad(), autocast(device, amp):
         for i in range(0, len(x), batch):
-            correct += int((model(x[i:i + batch]).argmax(1) == y[i:i + batch]).sum())
+            xb, yb = x[i:i + batch].to(device), y[i:i + batch].to(device)
+            correct += int((model(xb).argmax(1) == yb).sum())
     model.train(was)
     return correct / max(len(x), 1)
 
 
+def autocast(device: torch.device, amp: torch.dtype | None):
+    """Mixed precision: the forward in ``amp`` (float32 master weights); None: plain float32."""
+    if amp is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=amp)
+
+
+def make_batch(data: TrainData, seed: int, steps_per_epoch: int, batch_size: int, step: int,
+               augment: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """The batch of ``step``: a function of (seed, step) only, so a rewound run or a loader worker replays it."""
+    epoch, b = divmod(step, steps_per_epoch)
+    order = torch.randperm(len(data.train_y), generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
+    idx = order[b * batch_size:(b + 1) * batch_size]
+    x, y = data.train_x[idx], data.train_y[idx]
+    if augment and data.augment is not None:
+        x = data.augment(x, torch.Generator().manual_seed(seed * 1_000_003 + 7919 * step + 1))
+    return x, y
+
+
+class StepBatches(torch.utils.data.Dataset):
+    """Batches of steps ``first..last-1`` for a DataLoader whose workers assemble and augment them."""
+
+    def __init__(self, data: TrainData, seed: int, steps_per_epoch: int, batch_size: int, first: int, last: int):
+        self.args = (data, seed, steps_per_epoch, batch_size)
+        self.first, self.last = first, last
+
+    def __len__(self) -> int:
+        return self.last - self.first
+
+    def __getitem__(self, i: int):
+        return make_batch(*self.args, self.first + i)
+
+
 class Trainer:
+    # DataLoader workers on an accelerator (batches are built and augmented on the host while the GPU trains)
+    loader_workers: int = 4
+
     def __init__(self, model: nn.Module, layers: dict[str, nn.Module], data: TrainData, recipe: Recipe,
-                 target: Target, seed: int, method, flops: FlopCounter, log: Callable[[str], None] = print):
+                 target: Target, seed: int, method, flops: FlopCounter, log: Callable[[str], None] = print,
+                 amp: torch.dtype | None = None):
         self.model, self.layers, self.data, self.recipe = model, layers, data, recipe
+        self.device = next(model.parameters()).device
+        self.amp = amp
         self.target, self.seed, self.method, self.flops, self.log = target, seed, method, flops, log
         self.generator = torch.Generator().manual_seed(seed)  # the method's own randomness
         self.steps_per_epoch = math.ceil(len(data.train_y) / recipe.batch_size)
@@ -117,7 +161,7 @@ class Trainer:
         masked weights, pruned and newly grown positions get weight 0 and momentum 0.
         """
         for name, new in masks.items():
-            new = new.to(torch.bool)
+            new = new.to(device=self.weight(name).device, dtype=torch.bool)  # masks drawn on the host
             old = self.mask(name)
             if keep_counts and old is not None and int(new.sum()) != int(old.sum()):
                 raise SparsityMismatch(f"{name}: a prune-and-regrow update changed the kept count "
@@ -170,12 +214,24 @@ class Trainer:
         return torch.randperm(len(self.data.train_y), generator=g)
 
     def batch(self, step: int, augment: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-        epoch, b = divmod(step, self.steps_per_epoch)
-        idx = self.epoch_order(epoch)[b * self.recipe.batch_size:(b + 1) * self.recipe.batch_size]
-        x, y = self.data.train_x[idx], self.data.train_y[idx]
-        if augment and self.data.augment is not None:
-            x = self.data.augment(x, torch.Generator().manual_seed(self.seed * 1_000_003 + 7919 * step + 1))
-        return x, y
+        """The batch of ``step`` on the model's device."""
+        x, y = make_batch(self.data, self.seed, self.steps_per_epoch, self.recipe.batch_size, step, augment)
+        return x.to(self.device), y.to(self.device)
+
+    def batches(self, start_step: int):
+        """Batches of steps ``start_step`` onwards: on an accelerator from DataLoader workers (pinned memory,
+        copied while the previous step runs); on the CPU built in-process, as the default run always has."""
+        if self.device.type == "cpu":
+            yield from (self.batch(s) for s in range(start_step, self.total_steps))
+            return
+        data = StepBatches(self.data, self.seed, self.steps_per_epoch, self.recipe.batch_size, start_step,
+                           self.total_steps)
+        workers = min(self.loader_workers, len(os.sched_getaffinity(0)) - 1) if hasattr(os, "sched_getaffinity") else 0
+        loader = torch.utils.data.DataLoader(data, batch_size=None, shuffle=False, num_workers=max(workers, 0),
+                                             pin_memory=True, prefetch_factor=4 if workers > 0 else None,
+                                             persistent_workers=False)
+        for x, y in loader:
+            yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
 
     def scoring_batches(self, n: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """``n`` training batches (without augmentation) for saliency at initialisation."""
@@ -196,12 +252,13 @@ class Trainer:
         self.optimizer = self.make_optimizer()
         warmup = round(r.warmup_epochs * self.steps_per_epoch)
         self.model.train()
+        batches = self.batches(start_step)
         for step in range(start_step, self.total_steps):
             self.step = step
             plan: StepPlan = method.schedule(self, step)
             for group in self.optimizer.param_groups:
                 group["lr"] = warmup_cosine_lr(step, self.total_steps, r.lr, warmup)
-            x, y = self.batch(step)
+            x, y = next(batches)
             with parametrize.cached() if plan.dense_grad else contextlib.nullcontext():
                 effective = {}
                 if plan.dense_grad:
@@ -210,7 +267,8 @@ class Trainer:
                         if not w.is_leaf:
                             w.retain_grad()
                         effective[name] = w
-                loss = self.loss(self.model(x), y)
+                with autocast(self.device, self.amp):
+                    loss = self.loss(self.model(x), y)
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
             self.dense_grads = {k: w.grad for k, w in effective.items()}
@@ -231,7 +289,7 @@ class Trainer:
 
     def evaluation_point(self, plan: StepPlan, train_loss: float) -> None:
         self.check_budget(plan.sparsity)
-        val = accuracy(self.model, self.data.val_x, self.data.val_y)
+        val = accuracy(self.model, self.data.val_x, self.data.val_y, amp=self.amp)
         kept = sum(self.allocation.get(k, n) for k, n in self.numels.items())
         self.curve.append({"step": self.step + 1, "epoch": (self.step + 1) / self.steps_per_epoch,
                            "train_loss": train_loss, "val_top1": val,

@@ -1,0 +1,140 @@
+"""Where a job's model and data live: the hardware profile's device and dtype, applied by the core.
+
+Every family asks its :class:`~sparsebench.runner.JobContext` to place the model
+(``ctx.place(model)``); the context records what actually ran (device name,
+parameter dtype, whether decoder blocks were offloaded to the host) and the
+runner writes that record into result.json. A job on a non-CPU profile whose
+family never placed its model is an error, not a silent CPU run.
+
+Offloading (``offload=True``): the weights stay in host memory in the profile's
+dtype; everything outside the decoder blocks (embeddings, final norm, LM head,
+rotary tables) moves to the device; each decoder block moves to the device for
+its own forward and back afterwards (:func:`stream_blocks`). That is how the
+reference pruning pipelines (SparseGPT's and Wanda's ``llama.py``) fit a model
+larger than the GPU: peak device memory is one block plus the activations.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+def torch_dtype(name: str, where: str = "hardware.dtype") -> torch.dtype:
+    if name not in DTYPES:
+        from sparsebench.errors import ConfigError
+
+        raise ConfigError(f"{where}={name!r} is not a supported dtype; allowed: {', '.join(DTYPES)}")
+    return DTYPES[name]
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    from sparsebench.environment import cpu_model
+
+    return cpu_model()
+
+
+@dataclass(frozen=True)
+class Placement:
+    device: torch.device
+    dtype: torch.dtype
+
+    @classmethod
+    def of(cls, profile) -> "Placement":
+        return cls(torch.device(profile.device), torch_dtype(profile.dtype, f"hardware/{profile.name}.yaml: dtype"))
+
+
+def record(model: nn.Module, offloaded: bool, device: torch.device, autocast: torch.dtype | None = None) -> dict:
+    """What ran: the device the forward passes used, the parameters' dtype, offloading."""
+    params = list(model.parameters())
+    dtypes = sorted({str(p.dtype).removeprefix("torch.") for p in params if p.is_floating_point()})
+    rec = {
+        "device": str(device),
+        "device_name": device_name(device),
+        "dtype": dtypes[0] if len(dtypes) == 1 else dtypes,
+        "offloaded": bool(offloaded),
+    }
+    if autocast is not None:
+        rec["autocast"] = str(autocast).removeprefix("torch.")
+    return rec
+
+
+def place(model: nn.Module, placement: Placement, blocks: nn.ModuleList | None = None,
+          cast: bool = True) -> nn.Module:
+    """Move ``model`` to the placement's device (cast to its dtype unless ``cast`` is False).
+
+    With ``blocks`` (the decoder blocks): the offloaded layout. Only the input embedding and the buffers
+    (rotary tables) move; the blocks and every other weight (final norm, LM head: 2 GB at 70B) stay on
+    the host and run on the device one module at a time (:func:`streamed`).
+    """
+    if cast:
+        model.to(dtype=placement.dtype)
+    if blocks is None:
+        return model.to(placement.device)
+    inside = {id(m) for m in blocks.modules()}
+    emb = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
+    if emb is not None:
+        emb.to(placement.device)
+    for module in model.modules():
+        if id(module) in inside:
+            continue
+        for key, b in list(module._buffers.items()):
+            if b is not None:
+                module._buffers[key] = b.to(placement.device)
+    return model
+
+
+def host_modules(model: nn.Module, blocks: nn.ModuleList) -> list[nn.Module]:
+    """The modules outside ``blocks`` whose own weights are on the host (offloaded layout)."""
+    inside = {id(m) for m in blocks.modules()}
+    out = []
+    for module in model.modules():
+        own = list(module.parameters(recurse=False))
+        if id(module) not in inside and own and own[0].device.type == "cpu":
+            out.append(module)
+    return out
+
+
+def streamed(model: nn.Module, blocks: nn.ModuleList, device: torch.device, with_blocks: bool = True):
+    """Context: the offloaded model runs on ``device``, each host module (and block) moved there for its
+    own forward and back after it."""
+    modules = host_modules(model, blocks) + (list(blocks) if with_blocks else [])
+    return stream_modules(modules, device)
+
+
+@contextlib.contextmanager
+def stream_modules(modules, device: torch.device):
+    """While active, each of ``modules`` moves to ``device`` for its forward and back to the host after it."""
+    if device.type == "cpu":
+        yield
+        return
+    host = torch.device("cpu")
+
+    def pre(module, _args):
+        module.to(device)
+
+    def post(module, _args, _out):
+        module.to(host)
+
+    handles = [h for m in modules for h in (m.register_forward_pre_hook(pre), m.register_forward_hook(post))]
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def module_device(model: nn.Module) -> torch.device:
+    """Where the model's inputs go: the device of its first parameter outside any offloaded block
+    (the input embedding), which is the device its forward runs on."""
+    emb = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
+    if emb is not None:
+        return emb.weight.device
+    return next(model.parameters()).device
