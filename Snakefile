@@ -2,7 +2,11 @@
 # in the config, then aggregate -> track (MLflow) -> report.
 # Rules are thin wiring: each calls one `sparsebench` subcommand.
 
-configfile: "config/config.yaml"
+# A config given on the command line (--configfile, `make run CONFIG=...`) is the whole
+# config: Snakemake would otherwise deep-merge it into config/config.yaml.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
 
 
 include: "workflow/rules/common.smk"
