@@ -23,7 +23,7 @@ from sparsebench.environment import capture
 from sparsebench.errors import ConfigError
 from sparsebench.hardware import HardwareProfile, profile
 from sparsebench.plan import Job
-from sparsebench.results import SCHEMA_VERSION, write_result
+from sparsebench.results import SCHEMA_VERSION, mark_validity, write_result
 from sparsebench.targets import Target
 
 
@@ -112,5 +112,6 @@ def run_job(job: Job, out: Path) -> dict:
         "extra": ctx.extra,
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
+    mark_validity(result)  # a non-finite metric: status "invalid" with the reason, never used downstream
     write_result(out, result)
     return result

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -26,6 +27,7 @@ RUN_ID_TAG = "sparsebench.run_id"
 KIND_TAG = "sparsebench.kind"
 RESULT_HASH_TAG = "sparsebench.result_sha256"
 REPORT_HASH_TAG = "sparsebench.report_sha256"
+STATUS_TAG = "sparsebench.status"  # "ok" or "invalid" (the run is then FAILED and carries no quality metrics)
 SUMMARY_RUN_NAME = "summary (report and figures)"
 
 
@@ -61,7 +63,9 @@ def _params(result: dict) -> dict[str, str]:
 
 
 def _number(v) -> float | None:
-    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+    """A finite number or None: MLflow would store inf as 1.8e308 and NaN as a gap."""
+    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    return float(v) if ok else None
 
 
 def _metrics(result: dict) -> dict[str, float]:
@@ -87,9 +91,13 @@ def _tags(result: dict, result_sha: str) -> dict[str, str]:
             f"{job['seed']}, hardware profile {job['hardware']}. Paper: {paper.get('title') or 'none'}"
             f"{' (arXiv:' + paper['arxiv'] + ')' if paper.get('arxiv') else ''}. sparsebench run id "
             f"{result['run_id']}; full record in the artifact result.json.")
+    if result.get("status") == "invalid":
+        note = f"INVALID RESULT, its numbers are not used: {result.get('invalid_reason', '')}. " + note
     return {
         RUN_ID_TAG: result["run_id"],
         KIND_TAG: "result",
+        STATUS_TAG: result.get("status", "ok"),
+        "sparsebench.invalid_reason": result.get("invalid_reason", ""),
         RESULT_HASH_TAG: result_sha,
         "family": job["family"],
         "paper": paper.get("title") or "",
@@ -152,7 +160,7 @@ def _log_result(client, exp_id: str, result: dict, path: Path, sha: str, existin
                      params=[Param(k, v) for k, v in params.items()],
                      tags=[RunTag(k, v) for k, v in _tags(result, sha).items()])
     client.log_artifact(run_id, str(path))
-    client.set_terminated(run_id, end_time=end)
+    client.set_terminated(run_id, status="FAILED" if result.get("status") == "invalid" else "FINISHED", end_time=end)
     return run_id
 
 
@@ -208,7 +216,7 @@ def track_results(results_dir: Path, uri: str | None = None, out: Path | None = 
     import pandas as pd
     from mlflow.tracking import MlflowClient
 
-    from sparsebench.results import find_results, read_result, summarize, write_atomic
+    from sparsebench.results import find_results, read_results, summarize, write_atomic
 
     uri = default_tracking_uri(results_dir, uri)
     mlflow.set_tracking_uri(uri)
@@ -218,8 +226,7 @@ def track_results(results_dir: Path, uri: str | None = None, out: Path | None = 
     tasks: dict[str, str] = {}
     rows = []
     paths = find_results(results_dir)
-    for path in paths:
-        result = read_result(path)
+    for path, result in read_results(paths):
         task = result["job"]["task"]
         exp_id = _experiment_id(client, task, results_dir, uri)
         tasks[task] = exp_id

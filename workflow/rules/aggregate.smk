@@ -4,8 +4,9 @@ rule aggregate:
         results=result_files(),
         kernels=KERNEL_RESULTS,  # latency columns come from the kernel measurements
     output:
-        csv=f"{RESULTS}/summary.csv",
-        parquet=f"{RESULTS}/summary.parquet",
+        # update(): Snakemake keeps the last good summary while this runs and restores it if this fails
+        csv=update(f"{RESULTS}/summary.csv"),
+        parquet=update(f"{RESULTS}/summary.parquet"),
     log:
         f"{RESULTS}/logs/aggregate.log",
     resources:

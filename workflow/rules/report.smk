@@ -5,7 +5,7 @@ rule report:
         summary=f"{RESULTS}/summary.csv",
         claims=sorted(str(p) for p in (registry.project_root() / "claims").glob("*.yaml")),
     output:
-        f"{REPORTS}/index.html",
+        update(f"{REPORTS}/index.html"),  # the last good report stays if a rebuild fails
     log:
         f"{RESULTS}/logs/report.log",
     resources:

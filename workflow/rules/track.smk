@@ -6,7 +6,7 @@ rule track:
         summary=f"{RESULTS}/summary.csv",
         report=f"{REPORTS}/index.html",
     output:
-        f"{RESULTS}/mlflow_runs.csv",
+        update(f"{RESULTS}/mlflow_runs.csv"),
     log:
         f"{RESULTS}/logs/track.log",
     params:
