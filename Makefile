@@ -26,7 +26,9 @@ $(STAMP): pyproject.toml
 
 run: $(STAMP)
 	# The workflow profile adds --rerun-incomplete: a run stopped half-way resumes (result.json files are atomic).
-	snakemake --workflow-profile workflow/profiles/default --cores $(CORES) --configfile $(CONFIG)
+	# On failure, name any config problem with its file and line (Snakemake's YAML message names neither).
+	snakemake --workflow-profile workflow/profiles/default --cores $(CORES) --configfile $(CONFIG) \
+		|| { sparsebench validate $(CONFIG) > /dev/null; exit 1; }
 
 test: $(STAMP)
 	python -m pytest -q

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from sparsebench.errors import ConfigError
 from sparsebench.results import find_results, read_results, summarize
 
 LOWER_IS_BETTER = ("perplexity", "ppl", "nll", "loss", "error")  # fallback when no result says
@@ -65,6 +66,9 @@ def read_info(results_dir: Path) -> ResultInfo:
 
 def load_summary(results_dir: Path) -> pd.DataFrame:
     results_dir = Path(results_dir)
+    if not results_dir.is_dir():
+        raise ConfigError(f"--results {results_dir}: no such directory; allowed: a results directory "
+                          f"(`make run` writes results/)")
     csv = results_dir / "summary.csv"
     df = pd.read_csv(csv) if csv.exists() else summarize(find_results(results_dir))
     info = read_info(results_dir)

@@ -2,15 +2,14 @@
 # expand it into jobs. All logic lives in the sparsebench package.
 import os
 
-from snakemake.utils import validate
-
 from sparsebench import registry
 from sparsebench.config import validate_config
 from sparsebench.hardware import profile
 from sparsebench.plan import plan_jobs
 
-validate(config, "../schemas/config.schema.yaml")
-config = validate_config(config, source="config")
+# One validation (schema + discovered names + task limits) that reports every problem as
+# `key=value; allowed: ...`; Snakemake's own validate() would print raw jsonschema text.
+config = validate_config(config, source=", ".join(map(str, workflow.overwrite_configfiles)) or "config/config.yaml")
 RESULTS = config["results_dir"]
 REPORTS = config["reports_dir"]
 if config.get("cache_dir"):
