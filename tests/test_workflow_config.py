@@ -33,3 +33,33 @@ def test_a_given_configfile_is_the_whole_config_not_merged_with_config_yaml(root
 def test_workflow_profile_with_ci_config_plans_the_ci_matrix(root):
     counts, out = dry_run(root, "--workflow-profile", "workflow/profiles/default", "--configfile", "config/ci.yaml")
     assert counts.get("run_job") == 11, out[-3000:]
+
+
+def _snakemake(cwd, *args):
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    return subprocess.run([SNAKEMAKE, "--cores", "1", *map(str, args)], cwd=cwd, capture_output=True, text=True,
+                          env=env)
+
+
+def test_a_run_killed_with_minus_9_resumes_without_unlock(root, tmp_path):
+    # what `kill -9` of `make run` leaves: Snakemake's lock files naming the workflow's outputs
+    locks = tmp_path / ".snakemake" / "locks"
+    locks.mkdir(parents=True)
+    (locks / "0.output.lock").write_text("results/prepared/vision-digits.json\nresults/summary.csv\n")
+    (locks / "0.input.lock").write_text("results/prepared/vision-digits.json\n")
+    proc = _snakemake(tmp_path, "results/prepared/vision-digits.json", "--snakefile", root / "Snakefile",
+                      "--configfile", root / "config" / "ci.yaml")
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    assert (tmp_path / "results" / "prepared" / "vision-digits.json").exists()
+
+
+def test_a_second_workflow_on_the_same_results_is_refused_from_any_directory(root, tmp_path):
+    from sparsebench.workflow_lock import hold_results_lock
+
+    results = tmp_path / "shared-results"
+    hold_results_lock(results)  # this test process plays the first workflow
+    proc = _snakemake(root, results / "prepared" / "vision-digits.json", "--configfile", "config/ci.yaml",
+                      "--config", f"results_dir={results}", f"reports_dir={tmp_path / 'reports'}")
+    assert proc.returncode != 0
+    assert "is in use by another Snakemake" in proc.stdout + proc.stderr, (proc.stdout + proc.stderr)[-3000:]
+    assert not (results / "prepared" / "vision-digits.json").exists()

@@ -12,6 +12,14 @@ from sparsebench.plan import plan_jobs
 config = validate_config(config, source=", ".join(map(str, workflow.overwrite_configfiles)) or "config/config.yaml")
 RESULTS = config["results_dir"]
 REPORTS = config["reports_dir"]
+if not workflow.dryrun and workflow.exec_mode.name == "DEFAULT":
+    # One workflow per results directory (from any working directory); a run killed with -9
+    # leaves Snakemake locks behind, which are removed here so that the next run resumes.
+    from sparsebench.workflow_lock import hold_results_lock, remove_stale_snakemake_locks
+
+    hold_results_lock(RESULTS)
+    for _stale in remove_stale_snakemake_locks([RESULTS, REPORTS]):
+        print(f"sparsebench: removed {_stale} left by a stopped run (no other run holds {RESULTS})")
 if config.get("cache_dir"):
     # The model cache `prepare_task` builds and every run job reads. Set in the
     # environment at parse time, so local jobs inherit it and cluster jobs get it
