@@ -10,12 +10,15 @@ hardware profile. Each experiment also holds one *summary* run (tag
 ``sparsebench.kind=summary``) whose artifacts are the report, its figures for
 that task, the claims scorecard and the task's rows of the summary table.
 
-Only this module writes the store (the workflow's single ``track`` job), so the
-SQLite file never has concurrent writers.
+Only this module writes the store, and only under an exclusive lock (``track_lock``): two
+``sparsebench track`` at once run one after the other. A run left incomplete by a killed track
+(still RUNNING, or without its result hash) is deleted and logged again, as are extra runs of one
+run id, so every run id ends with exactly one finished run with its params and artifact.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -113,6 +116,46 @@ def _tags(result: dict, result_sha: str) -> dict[str, str]:
         "data_hash": data.get("eval_tokens_sha256") or next(
             (v for k, v in data.items() if isinstance(v, str) and "sha256" in k), ""),
     }
+
+
+@contextlib.contextmanager
+def track_lock(results_dir: Path, uri: str):
+    """Hold an exclusive OS lock for the store (beside a SQLite file, else in the results directory);
+    a second track waits for the first instead of racing it (migrations, duplicate runs)."""
+    import fcntl
+
+    db = uri[len("sqlite:///"):] if uri.startswith("sqlite:///") else None
+    path = Path(db + ".lock") if db else Path(results_dir) / ".track.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"sparsebench track: waiting for another track to finish with {uri} ({path})", flush=True)
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        yield
+
+
+def _complete(run) -> bool:
+    """A result run that a track finished: terminated (FINISHED, or FAILED for an invalid result), result hash set."""
+    return run.info.status in ("FINISHED", "FAILED") and RESULT_HASH_TAG in run.data.tags
+
+
+def _keep_one_per_run_id(client, runs) -> dict:
+    """sparsebench run id -> its one kept run; incomplete runs and extra copies are deleted."""
+    by_id: dict[str, list] = {}
+    for r in runs:
+        if RUN_ID_TAG in r.data.tags:
+            by_id.setdefault(r.data.tags[RUN_ID_TAG], []).append(r)
+    kept = {}
+    for rid, group in by_id.items():
+        group = sorted(group, key=lambda r: (not _complete(r), r.info.start_time or 0))
+        if _complete(group[0]):
+            kept[rid] = group[0]
+            group = group[1:]
+        for r in group:
+            client.delete_run(r.info.run_id)
+    return kept
 
 
 def _experiment_id(client, name: str, results_dir: Path, uri: str) -> str:
@@ -213,14 +256,19 @@ def track_results(results_dir: Path, uri: str | None = None, out: Path | None = 
     """Log every result (and, given ``reports_dir``, a summary run per task with the report);
     returns one row per result: run_id, mlflow_run_id, experiment, created, updated."""
     import mlflow
-    import pandas as pd
     from mlflow.tracking import MlflowClient
+
+    uri = default_tracking_uri(results_dir, uri)
+    with track_lock(results_dir, uri):
+        mlflow.set_tracking_uri(uri)
+        return _track(MlflowClient(uri), results_dir, uri, out, reports_dir)
+
+
+def _track(client, results_dir: Path, uri: str, out: Path | None, reports_dir: Path | None):
+    import pandas as pd
 
     from sparsebench.results import find_results, read_results, summarize, write_atomic
 
-    uri = default_tracking_uri(results_dir, uri)
-    mlflow.set_tracking_uri(uri)
-    client = MlflowClient(uri)
     known: dict[str, dict] = {}  # experiment id -> sparsebench run id -> mlflow Run
     all_runs: dict[str, list] = {}
     tasks: dict[str, str] = {}
@@ -232,7 +280,7 @@ def track_results(results_dir: Path, uri: str | None = None, out: Path | None = 
         tasks[task] = exp_id
         if exp_id not in known:
             all_runs[exp_id] = client.search_runs([exp_id], max_results=50000)
-            known[exp_id] = {r.data.tags[RUN_ID_TAG]: r for r in all_runs[exp_id] if RUN_ID_TAG in r.data.tags}
+            known[exp_id] = _keep_one_per_run_id(client, all_runs[exp_id])
         rid, sha = result["run_id"], _sha(path)
         existing = known[exp_id].get(rid)
         if existing is not None and existing.data.tags.get(RESULT_HASH_TAG) == sha:

@@ -104,3 +104,72 @@ def test_mlflow_shows_an_invalid_result_as_failed_without_its_numbers(with_inval
     assert bad[0].data.tags["sparsebench.status"] == "invalid"
     assert "perplexity" not in bad[0].data.metrics
     assert all(math.isfinite(v) for r in runs for v in r.data.metrics.values())
+
+
+def _result_runs(uri, task="lm-smollm2"):
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name(task)
+    runs = client.search_runs([exp.experiment_id])  # active runs: deleted ones are not listed
+    return client, [r for r in runs if "sparsebench.run_id" in r.data.tags]
+
+
+def test_two_tracks_at_once_leave_one_run_per_result(tmp_path):
+    import subprocess
+    import sys
+
+    from fake_results import sparsebench  # noqa: F401 - same environment as the CLI helper
+    d = tmp_path / "results"
+    for i, m in enumerate(["magnitude", "random", "wanda"]):
+        write_fake(d, m, 0.5, 30.0 + i)
+    uri = f"sqlite:///{tmp_path / 'fresh.db'}"
+    import os
+    from pathlib import Path
+    root = Path(__file__).resolve().parent.parent
+    env = dict(os.environ, PYTHONPATH=str(root), SPARSEBENCH_ROOT=str(root))
+    cmd = [sys.executable, "-m", "sparsebench", "track", "--results", str(d), "--tracking-uri", uri]
+    procs = [subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    outs = [p.communicate() for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    _, runs = _result_runs(uri)
+    assert len(runs) == 3 and len({r.data.tags["sparsebench.run_id"] for r in runs}) == 3
+
+
+def test_track_replaces_a_run_left_incomplete_by_a_kill(tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    d = tmp_path / "results"
+    path = write_fake(d, "magnitude", 0.5, 30.0)
+    run_id = json.loads(path.read_text())["run_id"]
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert sparsebench("track", "--results", d, "--tracking-uri", uri).returncode == 0
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name("lm-smollm2")
+    # a later track killed between creating a run and logging it: a RUNNING run without params or artifact
+    client.create_run(exp.experiment_id, tags={"sparsebench.run_id": run_id, "sparsebench.kind": "result"})
+    proc = sparsebench("track", "--results", d, "--tracking-uri", uri)
+    assert proc.returncode == 0, proc.stderr
+    _, runs = _result_runs(uri)
+    assert len(runs) == 1
+    (run,) = runs
+    assert run.info.status == "FINISHED" and run.data.params.get("method") == "magnitude"
+    assert "result.json" in {a.path for a in client.list_artifacts(run.info.run_id)}
+
+
+def test_track_completes_a_run_killed_before_its_artifact(tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    d = tmp_path / "results"
+    path = write_fake(d, "magnitude", 0.5, 30.0)
+    run_id = json.loads(path.read_text())["run_id"]
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    exp_id = client.create_experiment("lm-smollm2")
+    client.create_run(exp_id, tags={"sparsebench.run_id": run_id})  # killed right after create_run
+    proc = sparsebench("track", "--results", d, "--tracking-uri", uri)
+    assert proc.returncode == 0, proc.stderr
+    _, runs = _result_runs(uri)
+    assert len(runs) == 1 and runs[0].info.status == "FINISHED" and runs[0].data.params
+    assert "result.json" in {a.path for a in client.list_artifacts(runs[0].info.run_id)}
