@@ -1,5 +1,6 @@
 # Validate the config (schema + discovered names) before any job starts, and
 # expand it into jobs. All logic lives in the sparsebench package.
+import json
 import os
 
 from sparsebench import registry

@@ -6,11 +6,14 @@ rule prepare_task:
         f"{RESULTS}/prepared/{{task}}.json",
     log:
         f"{RESULTS}/logs/prepare/{{task}}.log",
+    params:
+        # the task as configured (e.g. a CIFAR root), not its defaults
+        task=lambda w: json.dumps(config["tasks"].get(w.task) or {}, sort_keys=True),
     resources:
         mem_mb=4000,
         runtime=30,
     shell:
-        "sparsebench prepare --task {wildcards.task} --out {output} > {log} 2>&1"
+        "sparsebench prepare --task {wildcards.task} --params {params.task:q} --out {output} > {log} 2>&1"
 
 
 rule run_job:
@@ -19,7 +22,8 @@ rule run_job:
     input:
         method=lambda w: job_of(w).method_file,
         task=lambda w: job_of(w).task_file,
-        prepared=lambda w: f"{RESULTS}/prepared/{job_of(w).task}.json",
+        # ancient(): re-preparing a task (a one-time cache) never invalidates finished results
+        prepared=lambda w: ancient(f"{RESULTS}/prepared/{job_of(w).task}.json"),
     output:
         f"{RESULTS}/runs/{{task}}/{{method}}/{{run_id}}/result.json",
     log:
