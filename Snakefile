@@ -24,3 +24,9 @@ rule all:
         f"{RESULTS}/mlflow_runs.csv",
         f"{REPORTS}/index.html",
     default_target: True
+
+
+onsuccess:
+    from sparsebench.finish import finish_message
+
+    print(finish_message(RESULTS, REPORTS))

@@ -63,3 +63,29 @@ def test_a_second_workflow_on_the_same_results_is_refused_from_any_directory(roo
     assert proc.returncode != 0
     assert "is in use by another Snakemake" in proc.stdout + proc.stderr, (proc.stdout + proc.stderr)[-3000:]
     assert not (results / "prepared" / "vision-digits.json").exists()
+
+
+def test_venv_snakemake_works_without_activating_the_venv(root, tmp_path):
+    # `.venv/bin/snakemake` typed directly: PATH has no venv, yet every rule calls `sparsebench`
+    env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
+    env["PATH"] = "/usr/bin:/bin"
+    proc = subprocess.run([SNAKEMAKE, "--cores", "1", "results/prepared/vision-digits.json", "--snakefile",
+                           str(root / "Snakefile"), "--configfile", str(root / "config" / "ci.yaml")],
+                          cwd=tmp_path, capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+
+
+def test_the_end_of_a_run_says_where_the_report_is_how_to_open_mlflow_and_the_claims_tally(tmp_path):
+    import json
+
+    from sparsebench.finish import finish_message
+
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports" / "index.html").write_text("<html></html>")
+    (tmp_path / "reports" / "claims.json").write_text(json.dumps(
+        [{"status": "reproduced"}, {"status": "reproduced"}, {"status": "not run"}]))
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "summary.csv").write_text("run_id,status\na,ok\nb,invalid\n")
+    msg = finish_message(tmp_path / "results", tmp_path / "reports")
+    assert str(tmp_path / "reports" / "index.html") in msg
+    assert "make ui" in msg and "2 reproduced, 1 not run" in msg and "1 invalid" in msg

@@ -2,12 +2,16 @@
 # expand it into jobs. All logic lives in the sparsebench package.
 import json
 import os
+import sys
 
 from sparsebench import registry
 from sparsebench.config import validate_config
 from sparsebench.hardware import profile
 from sparsebench.plan import plan_jobs
 
+# Rules call `sparsebench`: the one installed beside this Snakemake's Python, so that
+# `.venv/bin/snakemake` works without activating the venv.
+os.environ["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
 # One validation (schema + discovered names + task limits) that reports every problem as
 # `key=value; allowed: ...`; Snakemake's own validate() would print raw jsonschema text.
 config = validate_config(config, source=", ".join(map(str, workflow.overwrite_configfiles)) or "config/config.yaml")

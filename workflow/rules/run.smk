@@ -30,6 +30,10 @@ rule run_job:
         f"{RESULTS}/logs/run/{{task}}/{{method}}/{{run_id}}.log",
     params:
         spec=lambda w: job_of(w).spec_json(),
+        label=lambda w: job_of(w).label,
+    # what the terminal shows for the job (the shell command, with its JSON spec, is not printed)
+    message:
+        "{params.label} -> {output} (log: {log})"
     threads: lambda w: run_resources(w)["threads"]
     resources:
         # declared by the task (Task.resources); gpu=1 for a cuda hardware profile
