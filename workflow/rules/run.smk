@@ -6,12 +6,12 @@ rule prepare_task:
         f"{RESULTS}/prepared/{{task}}.json",
     log:
         f"{RESULTS}/logs/prepare/{{task}}.log",
-    params:
-        # the task as configured (e.g. a CIFAR root), not its defaults
-        task=lambda w: json.dumps(config["tasks"].get(w.task) or {}, sort_keys=True),
     resources:
         mem_mb=4000,
         runtime=30,
+    params:
+        # the task as configured (e.g. a CIFAR root), not its defaults
+        task=lambda w: json.dumps(config["tasks"].get(w.task) or {}, sort_keys=True),
     shell:
         "sparsebench prepare --task {wildcards.task} --params {params.task:q} --out {output} > {log} 2>&1"
 
@@ -28,17 +28,17 @@ rule run_job:
         f"{RESULTS}/runs/{{task}}/{{method}}/{{run_id}}/result.json",
     log:
         f"{RESULTS}/logs/run/{{task}}/{{method}}/{{run_id}}.log",
-    params:
-        spec=lambda w: job_of(w).spec_json(),
-        label=lambda w: job_of(w).label,
-    # what the terminal shows for the job (the shell command, with its JSON spec, is not printed)
-    message:
-        "{params.label} -> {output} (log: {log})"
     threads: lambda w: run_resources(w)["threads"]
     resources:
         # declared by the task (Task.resources); gpu=1 for a cuda hardware profile
         mem_mb=lambda w: run_resources(w)["mem_mb"],
         runtime=lambda w: run_resources(w)["runtime"],
         gpu=lambda w: run_resources(w)["gpu"],
+    params:
+        spec=lambda w: job_of(w).spec_json(),
+        label=lambda w: job_of(w).label,
+    # what the terminal shows for the job (the shell command, with its JSON spec, is not printed)
+    message:
+        "{params.label} -> {output} (log: {log})"
     shell:
         "sparsebench run --spec {params.spec:q} --out {output} > {log} 2>&1"
