@@ -53,6 +53,8 @@ def _schema_message(e, source: str) -> str:
                    "exclusiveMaximum": f"< {e.validator_value}", "maximum": f"<= {e.validator_value}",
                    "minItems": f"at least {e.validator_value} item(s)",
                    "minProperties": f"at least {e.validator_value} entry(ies)"}[e.validator]
+        if "minimum" in e.schema and "exclusiveMaximum" in e.schema:
+            allowed = f"a number in [{e.schema['minimum']}, {e.schema['exclusiveMaximum']})"
         return f"{source}: {where}={e.instance!r}; allowed: {allowed}"
     return f"{source}: {where}={e.instance!r}: {e.message}"
 
