@@ -36,9 +36,9 @@ rule run_job:
         gpu=lambda w: run_resources(w)["gpu"],
     params:
         spec=lambda w: job_of(w).spec_json(),
-        label=lambda w: job_of(w).label,
-    # what the terminal shows for the job (the shell command, with its JSON spec, is not printed)
+    # What the terminal shows for the job (the shell command, with its JSON spec, is not printed).
+    # Only wildcards here: a new param would change every job's recorded params and rerun them all.
     message:
-        "{params.label} -> {output} (log: {log})"
+        "{wildcards.task} {wildcards.method} -> {output} (log: {log})"
     shell:
         "sparsebench run --spec {params.spec:q} --out {output} > {log} 2>&1"
