@@ -11,7 +11,7 @@ CORES ?= all
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-all bench bench-kernels ui report clean-results list
+.PHONY: install run test test-all bench bench-kernels ui report clean-results list lint
 
 install: $(STAMP)
 
@@ -26,7 +26,9 @@ $(STAMP): pyproject.toml
 
 run: $(STAMP)
 	# The workflow profile adds --rerun-incomplete: a run stopped half-way resumes (result.json files are atomic).
-	snakemake --workflow-profile workflow/profiles/default --cores $(CORES) --configfile $(CONFIG)
+	# On failure, name any config problem with its file and line (Snakemake's YAML message names neither).
+	snakemake --workflow-profile workflow/profiles/default --cores $(CORES) --configfile $(CONFIG) \
+		|| { sparsebench validate $(CONFIG) > /dev/null; exit 1; }
 
 test: $(STAMP)
 	python -m pytest -q
@@ -46,6 +48,11 @@ bench-kernels: $(STAMP)
 
 report: $(STAMP)
 	sparsebench report --results results --out reports
+
+# Workflow lint (remaining notes are justified at the top of the Snakefile) and rule formatting.
+lint: $(STAMP)
+	snakemake --lint --configfile config/ci.yaml
+	snakefmt --check Snakefile workflow/rules/*.smk
 
 list: $(STAMP)
 	sparsebench list

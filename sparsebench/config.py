@@ -40,61 +40,130 @@ def _apply_defaults(config: dict, sch: dict) -> None:
             config[key] = copy.deepcopy(spec["default"])
 
 
-def check_schema(config: dict, source: str = "config") -> None:
+def _schema_message(e, source: str) -> str:
+    where = _key_path(list(e.path))
+    if e.validator == "required":
+        missing = e.message.split("'")[1] if "'" in e.message else e.message
+        return f"{source}: missing key {missing!r} in {where}"
+    if e.validator == "additionalProperties":
+        allowed = sorted(e.schema.get("properties", {}))
+        return f"{source}: {where}: {e.message}; allowed keys: {allowed}"
+    if e.validator in ("type", "minimum", "exclusiveMaximum", "maximum", "minItems", "minProperties"):
+        allowed = {"type": f"a value of type {e.validator_value}", "minimum": f">= {e.validator_value}",
+                   "exclusiveMaximum": f"< {e.validator_value}", "maximum": f"<= {e.validator_value}",
+                   "minItems": f"at least {e.validator_value} item(s)",
+                   "minProperties": f"at least {e.validator_value} entry(ies)"}[e.validator]
+        if "minimum" in e.schema and "exclusiveMaximum" in e.schema:
+            allowed = f"a number in [{e.schema['minimum']}, {e.schema['exclusiveMaximum']})"
+        return f"{source}: {where}={e.instance!r}; allowed: {allowed}"
+    return f"{source}: {where}={e.instance!r}: {e.message}"
+
+
+def schema_problems(config: dict, source: str = "config") -> list[str]:
+    """Every schema violation of ``config`` as one message each (key, value, what is allowed)."""
     validator = jsonschema.Draft7Validator(schema())
-    errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.path), list(map(str, e.path))))
-    if errors:
-        e = jsonschema.exceptions.best_match(errors)
-        if e.validator == "required":
-            missing = e.message.split("'")[1] if "'" in e.message else e.message
-            where = _key_path(list(e.path))
-            raise ConfigError(f"{source}: missing key {missing!r} in {where}")
-        if e.validator == "additionalProperties":
-            allowed = sorted(e.schema.get("properties", {}))
-            raise ConfigError(f"{source}: {_key_path(list(e.path))}: {e.message}; allowed keys: {allowed}")
-        raise ConfigError(f"{source}: {_key_path(list(e.path))}={e.instance!r}: {e.message}")
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.path)))
+    return list(dict.fromkeys(_schema_message(e, source) for e in errors))
+
+
+def check_schema(config: dict, source: str = "config") -> None:
+    problems = schema_problems(config, source)
+    if problems:
+        raise ConfigError(_joined(problems))
+
+
+def _joined(problems: list[str]) -> str:
+    if len(problems) == 1:
+        return problems[0]
+    return f"{len(problems)} problems:\n" + "\n".join(f"  - {p}" for p in problems)
+
+
+class _Problems(list):
+    """Collects ConfigErrors so that validation reports every problem, not only the first."""
+
+    def check(self, fn, *args):
+        try:
+            return fn(*args)
+        except ConfigError as exc:
+            self.append(str(exc))
+            return None
 
 
 def validate_config(config: dict, source: str = "config") -> dict:
-    """Check ``config`` completely; return it with schema defaults filled in."""
+    """Check ``config`` completely; return it with schema defaults filled in.
+
+    Every problem is reported at once (one line each): schema problems first; the names and values
+    that discovery checks only when the structure is sound enough to read them."""
     config = copy.deepcopy(config)
-    check_schema(config, source)
+    problems = _Problems(schema_problems(config, source))
+    if not isinstance(config, dict) or any(not isinstance(config.get(k), want) for k, want in
+                                           (("hardware", list), ("tasks", dict), ("experiments", dict))):
+        raise ConfigError(_joined(problems))
     _apply_defaults(config, schema())
     for i, name in enumerate(config["hardware"]):
-        profile(name, f"{source}: hardware[{i}]")
+        if isinstance(name, str):
+            problems.check(profile, name, f"{source}: hardware[{i}]")
+    tasks_ok = {}
     for tname, tparams in config["tasks"].items():
-        entry = registry.task(tname, f"{source}: tasks.{tname}")
-        entry.cls.build(tparams, f"{source}: tasks.{tname}")
+        entry = problems.check(registry.task, tname, f"{source}: tasks.{tname}")
+        if entry is not None and isinstance(tparams, (dict, type(None))):
+            task = problems.check(entry.cls.build, tparams, f"{source}: tasks.{tname}")
+            if task is not None:
+                tasks_ok[tname] = entry
+                for msg in task.limit_problems():
+                    problems.append(f"{source}: tasks.{tname}.{msg}")
     for ename, exp in config["experiments"].items():
-        where = f"{source}: experiments.{ename}"
-        for i, tname in enumerate(exp["tasks"]):
-            if tname not in config["tasks"]:
-                raise ConfigError(
-                    f"{where}.tasks[{i}]={tname!r} is not configured under 'tasks'; "
-                    f"allowed: {', '.join(sorted(config['tasks']))}"
-                )
-        targets = [Target.from_config(t, f"{where}.targets[{i}]") for i, t in enumerate(exp.get("targets") or [])]
-        for mname, mparams in exp["methods"].items():
-            entry = registry.method(mname, f"{where}.methods.{mname}")
-            entry.cls.build(mparams, f"{where}.methods.{mname}")
-            for tname in exp["tasks"]:
-                tcls = registry.task(tname).cls
-                if entry.family not in tcls.families:
-                    raise ConfigError(
-                        f"{where}.methods.{mname}: family {entry.family!r} does not apply to task {tname!r}; "
-                        f"that task takes: {', '.join(tcls.families)}"
-                    )
-            if entry.cls.reference:
-                continue
-            if not targets:
-                raise ConfigError(f"{where}.targets: missing; method {mname!r} needs at least one target")
-            for i, t in enumerate(targets):
-                if t.pattern.kind not in entry.cls.patterns:
-                    raise ConfigError(
-                        f"{where}.targets[{i}].pattern={str(t.pattern)!r}: method {mname!r} does not support it; "
-                        f"allowed: {', '.join(entry.cls.patterns)}"
-                    )
+        if not isinstance(exp, dict):
+            continue
+        problems.extend(_experiment_problems(config, ename, exp, source))
+    if problems:
+        raise ConfigError(_joined(_one_per_key(problems)))
     return config
+
+
+def _one_per_key(problems: list[str]) -> list[str]:
+    """The first message for each ``key=value`` (the schema and a later check may both name one value)."""
+    seen, out = set(), []
+    for msg in problems:
+        key = msg.split("=", 1)[0] if "=" in msg else msg
+        if key not in seen:
+            seen.add(key)
+            out.append(msg)
+    return out
+
+
+def _experiment_problems(config: dict, ename: str, exp: dict, source: str) -> list[str]:
+    problems = _Problems()
+    where = f"{source}: experiments.{ename}"
+    exp_tasks = [t for t in exp.get("tasks") or [] if isinstance(t, str)]
+    for i, tname in enumerate(exp_tasks):
+        if tname not in config["tasks"]:
+            problems.append(f"{where}.tasks[{i}]={tname!r} is not configured under 'tasks'; "
+                            f"allowed: {', '.join(sorted(config['tasks']))}")
+    exp_tasks = [t for t in exp_tasks if t in config["tasks"] and t in registry.tasks()]
+    targets = [problems.check(Target.from_config, t, f"{where}.targets[{i}]")
+               for i, t in enumerate(exp.get("targets") or [])]
+    methods = exp.get("methods") if isinstance(exp.get("methods"), dict) else {}
+    for mname, mparams in methods.items():
+        entry = problems.check(registry.method, mname, f"{where}.methods.{mname}")
+        if entry is None:
+            continue
+        if isinstance(mparams, (dict, type(None))):
+            problems.check(entry.cls.build, mparams, f"{where}.methods.{mname}")
+        for tname in exp_tasks:
+            tcls = registry.task(tname).cls
+            if entry.family not in tcls.families:
+                problems.append(f"{where}.methods.{mname}: family {entry.family!r} does not apply to task "
+                                f"{tname!r}; that task takes: {', '.join(tcls.families)}")
+        if entry.cls.reference:
+            continue
+        if not targets:
+            problems.append(f"{where}.targets: missing; method {mname!r} needs at least one target")
+        for i, t in enumerate(targets):
+            if t is not None and t.pattern.kind not in entry.cls.patterns:
+                problems.append(f"{where}.targets[{i}].pattern={str(t.pattern)!r}: method {mname!r} does not "
+                                f"support it; allowed: {', '.join(entry.cls.patterns)}")
+    return problems
 
 
 def load_config(path: str | Path) -> dict:

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from sparsebench import registry
+from sparsebench.errors import ConfigError
 from sparsebench.hardware import profile
 from sparsebench.params import params_dict
 from sparsebench.targets import DENSE, Target
@@ -45,9 +46,29 @@ class Job:
         return canonical_json(self.spec())
 
     @classmethod
-    def from_spec(cls, spec: dict | str) -> "Job":
+    def from_spec(cls, spec: dict | str, where: str = "--spec") -> "Job":
+        """A job from its JSON spec (what `sparsebench plan` expands a config to), checked key by key."""
+        hint = "expected a JSON object with keys " + ", ".join(SPEC_TYPES) + " (as the workflow passes it)"
         if isinstance(spec, str):
-            spec = json.loads(spec)
+            if not spec.strip():
+                raise ConfigError(f"{where}: empty; {hint}")
+            try:
+                spec = json.loads(spec)
+            except ValueError as exc:
+                raise ConfigError(f"{where}: not valid JSON ({exc}); {hint}") from None
+        if not isinstance(spec, dict):
+            raise ConfigError(f"{where}: a JSON {_json_kind(spec)}; {hint}")
+        problems = [f"{where}: missing key {k!r}" for k in SPEC_TYPES if k not in spec and k not in SPEC_OPTIONAL]
+        problems += [f"{where}: unknown key {k!r}; allowed: {', '.join(SPEC_TYPES)}" for k in spec if k not in SPEC_TYPES]
+        for key, (types, kind) in SPEC_TYPES.items():
+            v = spec.get(key)
+            if key in spec and (isinstance(v, bool) or not isinstance(v, types)):
+                problems.append(f"{where}.{key}={v!r}: wrong type; allowed: {kind}")
+        if problems:
+            raise ConfigError("\n".join(problems))
+        if spec["seed"] < 0:
+            raise ConfigError(f"{where}.seed={spec['seed']}: allowed: an integer >= 0")
+        Target.from_config(spec["target"], f"{where}.target")
         return cls(**spec)
 
     def result_path(self, results_dir: str | Path = "results") -> Path:
@@ -64,6 +85,17 @@ class Job:
     @property
     def label(self) -> str:
         return f"{self.task} {self.method} {Target.from_dict(self.target).label} seed={self.seed} on {self.hardware}"
+
+
+def _json_kind(v) -> str:
+    return {list: "list", str: "string", int: "number", float: "number", bool: "boolean"}.get(type(v), "null")
+
+
+SPEC_TYPES = {"task": (str, "a task name"), "method": (str, "a method name"), "family": (str, "a family name"),
+              "target": (dict, "a mapping with 'sparsity' and/or 'pattern'"), "seed": (int, "an integer >= 0"),
+              "hardware": (str, "a hardware profile name"), "task_params": (dict, "a mapping"),
+              "method_params": (dict, "a mapping")}
+SPEC_OPTIONAL = ("task_params", "method_params")
 
 
 def runnable_profiles(names, only_available: bool = True, log=sys.stderr) -> list[str]:

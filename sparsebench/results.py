@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import json
+import math
 import os
+import sys
 import tempfile
 from pathlib import Path
 
 SCHEMA_VERSION = 1
+STATUSES = ("ok", "invalid")  # "invalid": a complete result whose numbers must not be used (invalid_reason says why)
+
+
+class ResultFileError(ValueError):
+    """A result file that cannot be used; the message starts with its path and says what to do."""
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -35,10 +42,55 @@ def write_result(path: Path, result: dict) -> None:
 
 
 def read_result(path: Path) -> dict:
-    data = json.loads(Path(path).read_text())
-    if data.get("schema") != SCHEMA_VERSION or data.get("status") != "ok":
-        raise ValueError(f"{path}: not a complete sparsebench result (schema {data.get('schema')}, status {data.get('status')})")
+    path = Path(path)
+    redo = "delete it and run the workflow again to recompute that job"
+    try:
+        data = json.loads(path.read_text())
+    except OSError as exc:
+        raise ResultFileError(f"{path}: cannot be read ({exc.strerror})") from None
+    except ValueError as exc:
+        raise ResultFileError(f"{path}: damaged, not valid JSON ({exc}); {redo}") from None
+    if not isinstance(data, dict) or data.get("schema") != SCHEMA_VERSION or data.get("status") not in STATUSES:
+        got = (data.get("schema"), data.get("status")) if isinstance(data, dict) else (None, type(data).__name__)
+        raise ResultFileError(f"{path}: not a complete sparsebench result (schema {got[0]}, status {got[1]}); {redo}")
     return data
+
+
+_named: set[str] = set()  # files already reported in this process (report reads the results twice)
+
+
+def read_results(paths, log=sys.stderr) -> list[tuple[Path, dict]]:
+    """Every usable result among ``paths``; each unusable file is named on ``log`` (once) and left out."""
+    out = []
+    for p in paths:
+        try:
+            out.append((Path(p), read_result(p)))
+        except ResultFileError as exc:
+            if log is not None and str(p) not in _named:
+                _named.add(str(p))
+                print(f"sparsebench: skipping {exc}", file=log, flush=True)
+    return out
+
+
+def invalid_reason(metrics: dict) -> str | None:
+    """Why a result's metrics must not be used (a non-finite value), or None when they are all usable."""
+    bad = [(k, v) for k, v in (metrics or {}).items()
+           if isinstance(v, float) and not math.isfinite(v)]
+    if not bad:
+        return None
+    return "; ".join(f"{k}={v}" for k, v in bad) + (
+        ": non-finite metric (the evaluation diverged or overflowed); left out of tables, figures and claims")
+
+
+def mark_validity(result: dict) -> dict:
+    """Set ``status``/``invalid_reason`` from the metrics; a non-finite metric is stored as null (strict JSON)."""
+    reason = invalid_reason(result.get("metrics", {}))
+    if reason:
+        result["status"] = "invalid"
+        result["invalid_reason"] = reason
+        result["metrics"] = {k: (v if not isinstance(v, float) or math.isfinite(v) else None)
+                             for k, v in result["metrics"].items()}
+    return result
 
 
 def find_results(results_dir: Path) -> list[Path]:
@@ -60,6 +112,8 @@ def flatten(result: dict) -> dict:
         "seed": job["seed"],
         "hardware": job["hardware"],
         "measured_sparsity": result.get("sparsity", {}).get("measured"),
+        "status": result.get("status", "ok"),
+        "invalid_reason": result.get("invalid_reason", ""),
     }
     for k, v in result.get("metrics", {}).items():
         row[f"metric.{k}"] = v
@@ -81,8 +135,7 @@ def summarize(paths: list[Path]):
     import pandas as pd
 
     rows = []
-    for p in paths:
-        r = read_result(p)
+    for p, r in read_results(paths):
         r["_path"] = str(p)
         rows.append(flatten(r))
     df = pd.DataFrame(rows)

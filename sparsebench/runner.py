@@ -25,7 +25,7 @@ from sparsebench.errors import ConfigError
 from sparsebench.hardware import HardwareProfile, profile
 from sparsebench.placement import Placement, place as place_model, record as placement_record
 from sparsebench.plan import Job
-from sparsebench.results import SCHEMA_VERSION, write_result
+from sparsebench.results import SCHEMA_VERSION, mark_validity, write_result
 from sparsebench.targets import Target
 
 
@@ -153,5 +153,6 @@ def run_job(job: Job, out: Path) -> dict:
         "extra": ctx.extra,
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
+    mark_validity(result)  # a non-finite metric: status "invalid" with the reason, never used downstream
     write_result(out, result)
     return result

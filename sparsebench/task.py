@@ -60,6 +60,11 @@ class Task(Configurable):
             "params": params_dict(cls.Params()),
         }
 
+    def limit_problems(self) -> list[str]:
+        """Parameters that are well-typed but beyond what this task's model or data allow, one message each
+        (``key=value: why; allowed: ...``); checked when a config is validated, before any job."""
+        return []
+
     # -- what the runner calls -------------------------------------------------
     def prepare(self) -> dict:
         """One-time, per-machine work (e.g. caching float weights). Idempotent."""

@@ -10,14 +10,18 @@ hardware profile. Each experiment also holds one *summary* run (tag
 ``sparsebench.kind=summary``) whose artifacts are the report, its figures for
 that task, the claims scorecard and the task's rows of the summary table.
 
-Only this module writes the store (the workflow's single ``track`` job), so the
-SQLite file never has concurrent writers.
+Only this module writes the store, and only under an exclusive lock (``track_lock``): two
+``sparsebench track`` at once run one after the other. A run left incomplete by a killed track
+(still RUNNING, or without its result hash) is deleted and logged again, as are extra runs of one
+run id, so every run id ends with exactly one finished run with its params and artifact.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -26,6 +30,7 @@ RUN_ID_TAG = "sparsebench.run_id"
 KIND_TAG = "sparsebench.kind"
 RESULT_HASH_TAG = "sparsebench.result_sha256"
 REPORT_HASH_TAG = "sparsebench.report_sha256"
+STATUS_TAG = "sparsebench.status"  # "ok" or "invalid" (the run is then FAILED and carries no quality metrics)
 SUMMARY_RUN_NAME = "summary (report and figures)"
 
 
@@ -61,7 +66,9 @@ def _params(result: dict) -> dict[str, str]:
 
 
 def _number(v) -> float | None:
-    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+    """A finite number or None: MLflow would store inf as 1.8e308 and NaN as a gap."""
+    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    return float(v) if ok else None
 
 
 def _metrics(result: dict) -> dict[str, float]:
@@ -87,9 +94,13 @@ def _tags(result: dict, result_sha: str) -> dict[str, str]:
             f"{job['seed']}, hardware profile {job['hardware']}. Paper: {paper.get('title') or 'none'}"
             f"{' (arXiv:' + paper['arxiv'] + ')' if paper.get('arxiv') else ''}. sparsebench run id "
             f"{result['run_id']}; full record in the artifact result.json.")
+    if result.get("status") == "invalid":
+        note = f"INVALID RESULT, its numbers are not used: {result.get('invalid_reason', '')}. " + note
     return {
         RUN_ID_TAG: result["run_id"],
         KIND_TAG: "result",
+        STATUS_TAG: result.get("status", "ok"),
+        "sparsebench.invalid_reason": result.get("invalid_reason", ""),
         RESULT_HASH_TAG: result_sha,
         "family": job["family"],
         "paper": paper.get("title") or "",
@@ -105,6 +116,46 @@ def _tags(result: dict, result_sha: str) -> dict[str, str]:
         "data_hash": data.get("eval_tokens_sha256") or next(
             (v for k, v in data.items() if isinstance(v, str) and "sha256" in k), ""),
     }
+
+
+@contextlib.contextmanager
+def track_lock(results_dir: Path, uri: str):
+    """Hold an exclusive OS lock for the store (beside a SQLite file, else in the results directory);
+    a second track waits for the first instead of racing it (migrations, duplicate runs)."""
+    import fcntl
+
+    db = uri[len("sqlite:///"):] if uri.startswith("sqlite:///") else None
+    path = Path(db + ".lock") if db else Path(results_dir) / ".track.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"sparsebench track: waiting for another track to finish with {uri} ({path})", flush=True)
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        yield
+
+
+def _complete(run) -> bool:
+    """A result run that a track finished: terminated (FINISHED, or FAILED for an invalid result), result hash set."""
+    return run.info.status in ("FINISHED", "FAILED") and RESULT_HASH_TAG in run.data.tags
+
+
+def _keep_one_per_run_id(client, runs) -> dict:
+    """sparsebench run id -> its one kept run; incomplete runs and extra copies are deleted."""
+    by_id: dict[str, list] = {}
+    for r in runs:
+        if RUN_ID_TAG in r.data.tags:
+            by_id.setdefault(r.data.tags[RUN_ID_TAG], []).append(r)
+    kept = {}
+    for rid, group in by_id.items():
+        group = sorted(group, key=lambda r: (not _complete(r), r.info.start_time or 0))
+        if _complete(group[0]):
+            kept[rid] = group[0]
+            group = group[1:]
+        for r in group:
+            client.delete_run(r.info.run_id)
+    return kept
 
 
 def _experiment_id(client, name: str, results_dir: Path, uri: str) -> str:
@@ -152,13 +203,13 @@ def _log_result(client, exp_id: str, result: dict, path: Path, sha: str, existin
                      params=[Param(k, v) for k, v in params.items()],
                      tags=[RunTag(k, v) for k, v in _tags(result, sha).items()])
     client.log_artifact(run_id, str(path))
-    client.set_terminated(run_id, end_time=end)
+    client.set_terminated(run_id, status="FAILED" if result.get("status") == "invalid" else "FINISHED", end_time=end)
     return run_id
 
 
 def _log_summary(client, exp_id: str, task: str, runs, df, reports_dir: Path, n_results: int) -> str:
     """The experiment's summary run: report, this task's figures, scorecard, summary rows (in place, never twice)."""
-    from mlflow.entities import Metric, RunTag
+    from mlflow.entities import RunTag
 
     existing = next((r for r in runs if r.data.tags.get(KIND_TAG) == "summary"), None)
     files = []
@@ -182,11 +233,9 @@ def _log_summary(client, exp_id: str, task: str, runs, df, reports_dir: Path, n_
         return existing.info.run_id
     run_id = existing.info.run_id if existing else client.create_run(
         exp_id, run_name=SUMMARY_RUN_NAME, tags={KIND_TAG: "summary"}).info.run_id
-    import time
-
-    ts = int(time.time() * 1000)
-    client.log_batch(run_id, metrics=[Metric("results", float(n_results), ts, 0)],
-                     tags=[RunTag(REPORT_HASH_TAG, digest), RunTag("mlflow.note.content",
+    # the count is a tag, not a metric: the summary run stays out of the runs' metric charts
+    client.log_batch(run_id, tags=[RunTag("sparsebench.results", str(n_results)),
+                                   RunTag(REPORT_HASH_TAG, digest), RunTag("mlflow.note.content",
                            f"The sparsebench report and figures for task {task} (artifacts), "
                            f"built from {n_results} results.")])
     for f, where in files:
@@ -205,27 +254,31 @@ def track_results(results_dir: Path, uri: str | None = None, out: Path | None = 
     """Log every result (and, given ``reports_dir``, a summary run per task with the report);
     returns one row per result: run_id, mlflow_run_id, experiment, created, updated."""
     import mlflow
-    import pandas as pd
     from mlflow.tracking import MlflowClient
 
-    from sparsebench.results import find_results, read_result, summarize, write_atomic
-
     uri = default_tracking_uri(results_dir, uri)
-    mlflow.set_tracking_uri(uri)
-    client = MlflowClient(uri)
+    with track_lock(results_dir, uri):
+        mlflow.set_tracking_uri(uri)
+        return _track(MlflowClient(uri), results_dir, uri, out, reports_dir)
+
+
+def _track(client, results_dir: Path, uri: str, out: Path | None, reports_dir: Path | None):
+    import pandas as pd
+
+    from sparsebench.results import find_results, read_results, summarize, write_atomic
+
     known: dict[str, dict] = {}  # experiment id -> sparsebench run id -> mlflow Run
     all_runs: dict[str, list] = {}
     tasks: dict[str, str] = {}
     rows = []
     paths = find_results(results_dir)
-    for path in paths:
-        result = read_result(path)
+    for path, result in read_results(paths):
         task = result["job"]["task"]
         exp_id = _experiment_id(client, task, results_dir, uri)
         tasks[task] = exp_id
         if exp_id not in known:
             all_runs[exp_id] = client.search_runs([exp_id], max_results=50000)
-            known[exp_id] = {r.data.tags[RUN_ID_TAG]: r for r in all_runs[exp_id] if RUN_ID_TAG in r.data.tags}
+            known[exp_id] = _keep_one_per_run_id(client, all_runs[exp_id])
         rid, sha = result["run_id"], _sha(path)
         existing = known[exp_id].get(rid)
         if existing is not None and existing.data.tags.get(RESULT_HASH_TAG) == sha:

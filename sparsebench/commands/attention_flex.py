@@ -90,7 +90,7 @@ def _inputs(args, device):
     import torch
 
     if args.qkv:
-        blob = torch.load(args.qkv, map_location="cpu")
+        blob = torch.load(args.qkv, map_location="cpu", weights_only=True)
         layers = {k: tuple(x.to(device) for x in v) for k, v in sorted(blob["layers"].items())}
         return layers, blob["scaling"], (f"SmolLM2-135M q/k/v of layers {sorted(layers)} on a "
                                          f"{blob['data']['seq_len']}-token CPython stdlib file (lm-smollm2-2k)")

@@ -10,6 +10,7 @@ from pathlib import Path
 def register(sub):
     p = sub.add_parser("prepare", help="one-time per-machine preparation of a task (e.g. cache float weights)")
     p.add_argument("--task", required=True)
+    p.add_argument("--params", default=None, help="the task's parameters as JSON (the config's tasks.<name>)")
     p.add_argument("--out", required=True, help="stamp file to write (JSON)")
     p.set_defaults(func=prepare)
     p = sub.add_parser("run", help="run one job and write its result.json atomically")
@@ -23,7 +24,19 @@ def prepare(args) -> int:
     from sparsebench.results import write_atomic
 
     t0 = time.perf_counter()
-    info = registry.task(args.task, "--task").cls().prepare()
+    from sparsebench.errors import ConfigError
+
+    try:
+        params = json.loads(args.params) if args.params else None
+    except ValueError as exc:
+        raise ConfigError(f"--params={args.params!r}: not valid JSON ({exc}); allowed: a JSON object") from None
+    if params is not None and not isinstance(params, dict):
+        raise ConfigError(f"--params={args.params!r}: allowed: a JSON object of the task's parameters")
+    task = registry.task(args.task, "--task").cls.build(params, "--params")
+    try:
+        info = task.prepare()
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{args.task}: {exc}") from None
     info["prepare_s"] = time.perf_counter() - t0
     write_atomic(Path(args.out), json.dumps({"task": args.task, **info}, indent=2, default=str) + "\n")
     print(f"prepared {args.task} in {info['prepare_s']:.1f} s")
@@ -36,6 +49,9 @@ def run(args) -> int:
 
     job = Job.from_spec(args.spec)
     result = run_job(job, Path(args.out))
-    metrics = ", ".join(f"{k}={v:.4g}" for k, v in result["metrics"].items())
+    metrics = ", ".join(f"{k}={v:.4g}" for k, v in result["metrics"].items() if isinstance(v, (int, float)))
+    if result["status"] == "invalid":
+        print(f"{job.label}: INVALID: {result['invalid_reason']} -> {args.out}")
+        return 0
     print(f"{job.label}: {metrics} (total {result['timings']['total_s']:.1f} s) -> {args.out}")
     return 0

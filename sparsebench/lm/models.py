@@ -72,8 +72,57 @@ class GGUFPackageModel:
         tok = AutoTokenizer.from_pretrained(d)
         return model.eval(), tok
 
+    def context_length(self) -> int | None:
+        """The model's context (GGUF ``<arch>.context_length``), read from the file header without loading it."""
+        try:
+            return gguf_context_length(self.gguf_dir() / self.gguf_file)
+        except (OSError, RuntimeError, ValueError):
+            return None
+
     def describe(self) -> dict:
         return {"source": "gguf-package", "distribution": self.distribution, "version": self.version(), "file": self.gguf_file}
+
+
+_GGUF_SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q",
+                 12: "<d"}
+
+
+def gguf_context_length(path: Path) -> int | None:
+    """``<general.architecture>.context_length`` from a GGUF header (v2/v3), reading only the metadata."""
+    import struct
+
+    with open(path, "rb") as fh:
+        def read(fmt):
+            size = struct.calcsize(fmt)
+            return struct.unpack(fmt, fh.read(size))[0]
+
+        def string():
+            return fh.read(read("<Q")).decode("utf-8", errors="replace")
+
+        def value(vtype):
+            if vtype == 8:
+                return string()
+            if vtype == 9:
+                etype, n = read("<I"), read("<Q")
+                if etype in _GGUF_SCALARS:  # skip numeric arrays in one seek
+                    fh.seek(n * struct.calcsize(_GGUF_SCALARS[etype]), 1)
+                    return None
+                for _ in range(n):
+                    value(etype)
+                return None
+            return read(_GGUF_SCALARS[vtype])
+
+        if fh.read(4) != b"GGUF" or read("<I") < 2:
+            raise ValueError(f"{path}: not a GGUF v2+ file")
+        read("<Q")  # tensor count
+        meta = {}
+        for _ in range(read("<Q")):
+            key = string()
+            meta[key] = value(read("<I"))
+            arch = meta.get("general.architecture")
+            if arch and f"{arch}.context_length" in meta:
+                return int(meta[f"{arch}.context_length"])
+    return None
 
 
 @dataclass(frozen=True)

@@ -64,6 +64,21 @@ class LanguageModelTask(Task):
     def text_source(self):
         raise NotImplementedError
 
+    def limit_problems(self) -> list[str]:
+        """Windows longer than the model's context, or more evaluation tokens than the text has."""
+        p, out = self.params, []
+        context = getattr(self.model_source(), "context_length", lambda: None)()
+        for key in ("window", "calibration_window"):  # subclasses (long-context tasks) may have other params
+            if context and hasattr(p, key) and getattr(p, key) > context:
+                out.append(f"{key}={getattr(p, key)}: longer than the model's context; allowed: 1 to {context}")
+        max_tokens = getattr(self.text_source(), "max_tokens", None)
+        if max_tokens is not None and hasattr(p, "window") and hasattr(p, "eval_windows"):
+            have = max_tokens("evaluation")
+            if p.window * p.eval_windows > have:
+                out.append(f"eval_windows={p.eval_windows}: {p.eval_windows} x window {p.window} tokens exceed the "
+                           f"evaluation text (at most {have} tokens); allowed: 1 to {max(1, have // p.window)}")
+        return out
+
     # -- shared machinery ------------------------------------------------------
     def __init__(self, params=None):
         super().__init__(params)

@@ -46,6 +46,12 @@ class StdlibText:
             if text.strip():
                 yield text
 
+    def max_tokens(self, split: str) -> int:
+        """An upper bound on the tokens of ``split``: its characters plus one EOS per file
+        (every token of a byte-level BPE covers at least one character)."""
+        files = self.files(split)
+        return sum(p.stat().st_size for p in files) + len(files)
+
     def describe(self) -> dict:
         import platform
 

@@ -98,6 +98,18 @@ def _task_intro(df: pd.DataFrame, task: str) -> str:
             f"seeds per setting: {seeds_of(tdf)}. Task settings: <code>{html.escape(settings)}</code></p>")
 
 
+def _invalid_html(rows: list[dict]) -> str:
+    """The results whose numbers are not used, with the reason the job gave."""
+    cols = [("task", "task"), ("method", "method"), ("target_label", "target"), ("seed", "seed"),
+            ("hardware", "hardware"), ("invalid_reason", "why invalid"), ("result_path", "result file")]
+    head = "".join(f"<th>{html.escape(label)}</th>" for _, label in cols)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(r.get(c, '')))}</td>" for c, _ in cols) + "</tr>"
+                   for r in rows)
+    return ("<p class='warn'>These results are marked invalid: their numbers are not shown in any table or figure "
+            "and no claim uses them.</p>"
+            f"<table class='scorecard'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+
+
 def _remove_stale_figures(fig_dir: Path, produced: set[str]) -> None:
     """Delete PNG/PDF figures an earlier build left for results that are gone (a task no longer run):
     ``figures/`` then holds exactly what this page shows."""
@@ -134,6 +146,9 @@ def build_report(results_dir: Path, out_dir: Path, only_figure: str | None = Non
     verdicts = _claims(df, claims_dir, out_dir, results_dir)
 
     sections = [("claims", "Claims scorecard", scorecard_html(verdicts, str(claims_dir)))]
+    invalid = df.attrs.get("invalid") or []
+    if invalid:
+        sections.append(("invalid", "Invalid results", _invalid_html(invalid)))
     families_in_results = set(df["family"].dropna())
     for task in tasks:
         inner = [_task_intro(df, task)]
@@ -163,7 +178,9 @@ def build_report(results_dir: Path, out_dir: Path, only_figure: str | None = Non
     intro = (f"<p>{len(df)} results from <code>{html.escape(str(results_dir))}</code>: "
              f"{len(tasks)} task(s), families {html.escape(', '.join(sorted(families_in_results)) or 'none')}, "
              f"{sum(h.startswith('<figure') for *_, h in figures)} figure(s). Claims: {counts_line(verdicts) if verdicts else 'none found'}. "
-             "Nothing was rerun to build this page.</p>")
+             + (f"<b>{len(invalid)} invalid result(s)</b> left out of every table, figure and claim "
+                f"(<a href='#invalid'>listed below</a>). " if invalid else "")
+             + "Nothing was rerun to build this page.</p>")
     footer = (f"generated {now} in {time.perf_counter() - t0:.1f} s by <code>sparsebench report --results "
               f"{html.escape(str(results_dir))} --out {html.escape(str(out_dir))}</code>")
     out = out_dir / "index.html"

@@ -8,7 +8,8 @@ and in ``df.attrs``:
   as ``results/kernels/<profile>.json``, start from here);
 - ``metric_info``: task -> metric -> ``{"higher_is_better": bool}``;
 - ``tasks``: task -> its parameters and data hash;
-- ``environments``: the distinct environments the results were produced in.
+- ``environments``: the distinct environments the results were produced in;
+- ``invalid``: the rows left out because their result is invalid (records with ``invalid_reason``).
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from sparsebench.results import find_results, read_result, summarize
+from sparsebench.errors import ConfigError
+from sparsebench.results import find_results, read_results, summarize
 
 LOWER_IS_BETTER = ("perplexity", "ppl", "nll", "loss", "error")  # fallback when no result says
 
@@ -41,8 +43,7 @@ def _environment_key(env: dict) -> str:
 def read_info(results_dir: Path) -> ResultInfo:
     info = ResultInfo()
     envs: dict[str, dict] = {}
-    for path in find_results(results_dir):
-        r = read_result(path)
+    for _, r in read_results(find_results(results_dir)):
         task = r["job"]["task"]
         info.metric_info.setdefault(task, r.get("metric_info", {}))
         t = info.tasks.setdefault(task, {"params": r["job"].get("task_params", {}), "data_hashes": set(),
@@ -65,16 +66,39 @@ def read_info(results_dir: Path) -> ResultInfo:
 
 def load_summary(results_dir: Path) -> pd.DataFrame:
     results_dir = Path(results_dir)
+    if not results_dir.is_dir():
+        raise ConfigError(f"--results {results_dir}: no such directory; allowed: a results directory "
+                          f"(`make run` writes results/)")
     csv = results_dir / "summary.csv"
     df = pd.read_csv(csv) if csv.exists() else summarize(find_results(results_dir))
     info = read_info(results_dir)
     if df.empty:
         df = pd.DataFrame(columns=["task", "family", "method", "pattern", "target_sparsity", "target_label", "seed",
                                    "hardware", "measured_sparsity"])
+    df, invalid = split_invalid(df)
     df["primary_metric"] = df["task"].map({t: next(iter(m), None) for t, m in info.metric_info.items()})
     df.attrs.update(results_dir=str(results_dir), metric_info=info.metric_info, tasks=info.tasks,
-                    environments=info.environments, hardware=info.hardware)
+                    environments=info.environments, hardware=info.hardware,
+                    invalid=invalid.to_dict("records"))  # plain records: pandas compares attrs on concat
     return df
+
+
+def split_invalid(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(usable rows, invalid rows): rows marked ``status=invalid`` and rows of older summaries with an
+    infinite metric. Figures, tables and claims see only the first; the report lists the second."""
+    import numpy as np
+
+    status = df["status"] if "status" in df else pd.Series("ok", index=df.index)
+    reason = df["invalid_reason"].fillna("").astype(str) if "invalid_reason" in df \
+        else pd.Series("", index=df.index)
+    bad = status.eq("invalid")
+    for col in [c for c in df.columns if str(c).startswith("metric.")]:
+        values = pd.to_numeric(df[col], errors="coerce")
+        inf = np.isinf(values) & ~bad
+        reason = reason.mask(inf, col.removeprefix("metric.") + "=" + values.astype(str) + ": non-finite metric")
+        bad |= inf
+    invalid = df[bad].assign(status="invalid", invalid_reason=reason[bad])
+    return df[~bad].reset_index(drop=True), invalid.reset_index(drop=True)
 
 
 def higher_is_better(df: pd.DataFrame, task: str, metric: str) -> bool:

@@ -86,6 +86,21 @@ CIFAR = {
 }
 
 
+def _check_published_md5(path: Path, which: str) -> None:
+    """Refuse a CIFAR batch whose MD5 is not the one published with the dataset (torchvision's lists)."""
+    import torchvision.datasets as tvd
+
+    from sparsebench.errors import ConfigError
+
+    cls = tvd.CIFAR10 if which == "cifar10" else tvd.CIFAR100
+    published = dict(cls.train_list + cls.test_list)
+    digest = hashlib.md5(Path(path).read_bytes(), usedforsecurity=False).hexdigest()
+    if digest != published.get(Path(path).name):
+        raise ConfigError(f"{path}: checksum md5={digest} is not the published {which} file's "
+                          f"({published.get(Path(path).name)}); refusing to unpickle it. Allowed: the original "
+                          f"{cls.__name__} batches (download=true fetches them)")
+
+
 def read_cifar(root: Path, which: str, split: str) -> tuple[np.ndarray, np.ndarray]:
     """Images (n, 3, 32, 32) uint8 and labels of one split, read from CIFAR's on-disk batches."""
     spec = CIFAR[which]
@@ -98,6 +113,7 @@ def read_cifar(root: Path, which: str, split: str) -> tuple[np.ndarray, np.ndarr
                 f"{path} is missing: put {which} under {root} (torchvision.datasets."
                 f"{'CIFAR10' if which == 'cifar10' else 'CIFAR100'}(root, download=True) does) "
                 "or set the task's download=true")
+        _check_published_md5(path, which)  # a pickle runs code: only the published files are read
         with open(path, "rb") as fh:
             entry = pickle.load(fh, encoding="latin1")
         xs.append(np.asarray(entry["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))

@@ -9,9 +9,13 @@ from sparsebench.hardware import profile as _profile
 from sparsebench.plan import runnable_profiles
 
 # plan_jobs (common.smk) already named any skipped profile.
-KERNEL_PROFILES = runnable_profiles(config["hardware"], only_available=not workflow.non_local_exec, log=None)
+KERNEL_PROFILES = runnable_profiles(
+    config["hardware"], only_available=not workflow.non_local_exec, log=None
+)
 KERNEL_RESULTS = [f"{RESULTS}/kernels/{p}.json" for p in KERNEL_PROFILES]
-KERNEL_SOURCES = sorted(str(p) for p in _Path(_kernels_pkg.__file__).parent.glob("*.py"))
+KERNEL_SOURCES = sorted(
+    str(p) for p in _Path(_kernels_pkg.__file__).parent.glob("*.py")
+)
 
 
 rule kernels:

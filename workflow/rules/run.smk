@@ -9,8 +9,11 @@ rule prepare_task:
     resources:
         mem_mb=4000,
         runtime=30,
+    params:
+        # the task as configured (e.g. a CIFAR root), not its defaults
+        task=lambda w: json.dumps(config["tasks"].get(w.task) or {}, sort_keys=True),
     shell:
-        "sparsebench prepare --task {wildcards.task} --out {output} > {log} 2>&1"
+        "sparsebench prepare --task {wildcards.task} --params {params.task:q} --out {output} > {log} 2>&1"
 
 
 rule run_job:
@@ -19,18 +22,23 @@ rule run_job:
     input:
         method=lambda w: job_of(w).method_file,
         task=lambda w: job_of(w).task_file,
-        prepared=lambda w: f"{RESULTS}/prepared/{job_of(w).task}.json",
+        # ancient(): re-preparing a task (a one-time cache) never invalidates finished results
+        prepared=lambda w: ancient(f"{RESULTS}/prepared/{job_of(w).task}.json"),
     output:
         f"{RESULTS}/runs/{{task}}/{{method}}/{{run_id}}/result.json",
     log:
         f"{RESULTS}/logs/run/{{task}}/{{method}}/{{run_id}}.log",
-    params:
-        spec=lambda w: job_of(w).spec_json(),
     threads: lambda w: run_resources(w)["threads"]
     resources:
         # declared by the task (Task.resources); gpu=1 for a cuda hardware profile
         mem_mb=lambda w: run_resources(w)["mem_mb"],
         runtime=lambda w: run_resources(w)["runtime"],
         gpu=lambda w: run_resources(w)["gpu"],
+    params:
+        spec=lambda w: job_of(w).spec_json(),
+    # What the terminal shows for the job (the shell command, with its JSON spec, is not printed).
+    # Only wildcards here: a new param would change every job's recorded params and rerun them all.
+    message:
+        "{wildcards.task} {wildcards.method} -> {output} (log: {log})"
     shell:
         "sparsebench run --spec {params.spec:q} --out {output} > {log} 2>&1"
