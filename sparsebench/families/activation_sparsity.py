@@ -33,6 +33,7 @@ import torch
 
 from sparsebench.activation import ActivationSparsifier, Block, llama_blocks
 from sparsebench.errors import ConfigError
+from sparsebench.lm.zeroshot import merge_zeroshot
 from sparsebench.method import Method
 from sparsebench.targets import Target
 
@@ -177,6 +178,10 @@ def run(ctx) -> dict:
             thresholds = {site: zero for site in method.sites(blocks)}
         with ActivationSparsifier(model, blocks, thresholds) as sparsifier, method.watch(model, blocks):
             metrics = ctx.timed("eval", ctx.task.evaluate, model)
+        zeroshot = {}
+        if getattr(ctx.task.params, "zeroshot", None):  # its own hooks: the counters above see the eval text only
+            with ActivationSparsifier(model, blocks, thresholds):
+                zeroshot = ctx.timed("zeroshot", ctx.task.zeroshot, model)
     metrics.update(method.metrics())
     zeros = sparsifier.fractions()
     modules = dict(model.named_modules())
@@ -200,7 +205,7 @@ def run(ctx) -> dict:
         "weight_skip": skip,
         "method": method.record(),
     }
-    return {
+    return merge_zeroshot({
         "metrics": metrics,
         "sparsity": {
             "target": target.sparsity,
@@ -213,4 +218,4 @@ def run(ctx) -> dict:
             "sites": sites,
             "layers": {name: zeros[name] for b in blocks for name in b.linears.values()},
         },
-    }
+    }, zeroshot)

@@ -16,6 +16,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
+from sparsebench.lm.zeroshot import merge_zeroshot
 from sparsebench.masks import apply_masks, check_target, sparsity_record
 from sparsebench.method import Method
 from sparsebench.targets import Target
@@ -81,7 +82,8 @@ def run(ctx) -> dict:
                 apply_masks(layers, masks)
             check_target(layers, ctx.target, per_layer=ctx.method.uniform_layer_sparsity)
         metrics = ctx.timed("eval", ctx.task.evaluate, model)
-    return {
+        zeroshot = ctx.timed("zeroshot", ctx.task.zeroshot, model) if hasattr(ctx.task, "zeroshot") else {}
+    return merge_zeroshot({
         "metrics": metrics,
         "sparsity": sparsity_record(layers, ctx.target),
-    }
+    }, zeroshot)
