@@ -117,3 +117,49 @@ def test_zero_shot_subset_is_fixed_and_seeded():
 
     assert subset(600, 200) == subset(600, 200) and len(subset(600, 200)) == 200
     assert subset(600, 0) == list(range(600)) == subset(600, 900)
+
+
+def _summary_with_zeroshot():
+    """A summary table as sparsebench.results.summarize writes it, for the zero-shot rows of a report."""
+    import pandas as pd
+
+    rows = []
+    for method, pattern, sparsity, label, ppl, lw, mc in [
+        ("dense", "unstructured", 0.0, "0%", 20.0, 0.60, 0.58), ("magnitude", "unstructured", 0.5, "50%", 90.0, 0.30, 0.40),
+        ("wanda", "unstructured", 0.5, "50%", 30.0, 0.50, 0.55), ("wanda", "2:4", 0.5, "2:4", 45.0, 0.40, 0.45)]:
+        rows.append({"task": "lm-smollm2", "family": "pruning", "method": method, "pattern": pattern,
+                     "target_sparsity": sparsity, "target_label": label, "seed": 0, "hardware": "cpu",
+                     "measured_sparsity": sparsity, "metric.perplexity": ppl,
+                     "metric.zeroshot.pydoc_lastword.acc": lw, "metric.zeroshot.pydoc_lastword.acc_stderr": 0.05,
+                     "metric.zeroshot.stdlib_docstring.acc": mc, "metric.zeroshot.stdlib_docstring.acc_stderr": 0.04,
+                     "metric.zeroshot.mean_acc": (lw + mc) / 2, "time.total_s": 1.0, "primary_metric": "perplexity"})
+    return pd.DataFrame(rows)
+
+
+def test_wanda_style_table_lists_each_task_and_the_mean_with_intervals_dense_first():
+    from sparsebench.report.tables import task_table, zeroshot_table
+
+    df = _summary_with_zeroshot()
+    html = zeroshot_table(df, "lm-smollm2", "pruning")
+    assert "<th>pydoc_lastword</th><th>stdlib_docstring</th><th>Mean</th>" in html
+    assert html.index("dense") < html.index("magnitude")
+    assert "60.0 ± 9.8" in html and "59.0" in html  # dense: acc ± 1.96 x stderr, mean of the two tasks
+    assert "<b>52.5</b>" in html  # wanda, the best pruned row at 50 %
+    assert "zeroshot" not in task_table(df, "lm-smollm2", "pruning")  # the perplexity table stays as it was
+
+
+def test_zero_shot_accuracy_figure_sits_beside_perplexity():
+    from sparsebench.report.figures.pruning import zeroshot_vs_sparsity
+
+    figs = zeroshot_vs_sparsity(_summary_with_zeroshot())
+    fig = figs["zeroshot_vs_sparsity_lm-smollm2"]
+    left, right = fig.axes
+    assert left.get_yscale() == "log" and "zero-shot" in right.get_ylabel()
+
+
+def test_zero_shot_claims_load_in_todays_format(root):
+    from sparsebench.claims import load_claims
+
+    ids = {c.id for c in load_claims(root / "claims")}
+    assert {"sparsegpt-keeps-zero-shot-accuracy-at-50", "wanda-keeps-zero-shot-accuracy-at-50",
+            "llm-kick-2-4-loses-zero-shot-accuracy"} <= ids
