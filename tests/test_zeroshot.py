@@ -163,3 +163,15 @@ def test_zero_shot_claims_load_in_todays_format(root):
     ids = {c.id for c in load_claims(root / "claims")}
     assert {"sparsegpt-keeps-zero-shot-accuracy-at-50", "wanda-keeps-zero-shot-accuracy-at-50",
             "llm-kick-2-4-loses-zero-shot-accuracy"} <= ids
+
+
+def test_activation_sparsity_stays_on_while_lm_eval_scores_the_model(tmp_path):
+    """TEAL's thresholds are applied to the zero-shot items too: their activations are ~50 % zero."""
+    from sparsebench.runner import run_job
+
+    job = make_job("teal", {"sparsity": 0.5, "pattern": "unstructured"})
+    job = type(job)(**{**job.spec(), "task_params": small_lm_params(zeroshot=["stdlib_docstring"], zeroshot_limit=4)})
+    result = run_job(job, tmp_path / "result.json")
+    assert 0.0 <= result["metrics"]["zeroshot.stdlib_docstring.acc"] <= 1.0
+    assert abs(result["sparsity"]["sites_weighted_mean"] - 0.5) <= 0.01  # the eval text's count is untouched
+    assert abs(result["extra"]["activation"]["zeroshot_sites_weighted_mean"] - 0.5) <= 0.1
