@@ -32,6 +32,10 @@ STANDARD_TASKS = {
     "arc_challenge": "test",
     "openbookqa": "test",
 }
+# where each standard task's YAML lives inside lm_eval/tasks (indexing only these folders takes a fraction of
+# a second; indexing all of lm-eval's thousands of YAMLs takes a minute)
+STANDARD_DIRS = {"boolq": "super_glue/boolq", "rte": "glue/rte", "hellaswag": "hellaswag",
+                 "winogrande": "winogrande", "arc_easy": "arc", "arc_challenge": "arc", "openbookqa": "openbookqa"}
 CHANCE = {"pydoc_lastword": 0.0, "stdlib_docstring": 0.25, "boolq": 0.5, "rte": 0.5, "hellaswag": 0.25,
           "winogrande": 0.5, "arc_easy": 0.25, "arc_challenge": 0.25, "openbookqa": 0.25}
 SUBSET_SEED = 0
@@ -63,16 +67,30 @@ def local_file(data_dir: str, name: str) -> Path:
     return Path(data_dir) / name / f"{STANDARD_TASKS[name]}.jsonl"
 
 
-def _task_specs(names, data_dir: str | None) -> list:
-    specs = []
-    for name in names:
-        if name in STANDARD_TASKS and data_dir is not None:
-            split = STANDARD_TASKS[name]
-            specs.append({"task": name, "dataset_path": "json", "dataset_name": None,
-                          "dataset_kwargs": {"data_files": {split: str(local_file(data_dir, name))}}})
-        else:
-            specs.append(name)
-    return specs
+def _overrides(name: str, data_dir: str | None) -> dict | None:
+    """A standard task read from local JSONL files instead of the hub (the rest of its lm-eval YAML unchanged)."""
+    if name not in STANDARD_TASKS or data_dir is None:
+        return None
+    split = STANDARD_TASKS[name]
+    return {"task": name, "dataset_path": "json", "dataset_name": None,
+            "dataset_kwargs": {"data_files": {split: str(local_file(data_dir, name))}},
+            # zero-shot: only the scored split is needed (lm-eval otherwise reads the training split for shots)
+            "training_split": None, "validation_split": split if split == "validation" else None,
+            "test_split": split if split == "test" else None}
+
+
+def load_tasks(names, data_dir: str | None = None) -> dict:
+    """lm-eval Task objects by name: the offline tasks from ``TASKS_DIR``, the standard ones from lm-eval's own
+    YAMLs (only their folders are indexed), with local files where ``data_dir`` is given."""
+    import lm_eval.tasks
+    from lm_eval.tasks import TaskManager
+
+    bundled = Path(lm_eval.tasks.__file__).parent
+    paths = [str(TASKS_DIR)] + sorted({str(bundled / STANDARD_DIRS[n]) for n in names if n in STANDARD_TASKS})
+    manager = TaskManager(include_path=paths, include_defaults=False)
+    index = manager.task_index
+    # the factory merges overrides into the registered YAML (a dict spec given to load() would replace it)
+    return {n: manager._factory.build(index[n], overrides=_overrides(n, data_dir), registry=index) for n in names}
 
 
 def subset(n_docs: int, limit: int) -> list[int]:
@@ -87,8 +105,8 @@ def evaluate(model, tokenizer, names, limit: int = 0, batch_size: int = 16, data
 
     Returns ``{"metrics": {...}, "samples": {...}, "zeroshot": {...}}``: metrics ``zeroshot.<task>.acc``
     (and ``.acc_norm`` where the task has it, each with lm-eval's ``_stderr``) and ``zeroshot.mean_acc``
-    (the unweighted mean of the tasks' ``acc``, as in the Wanda and SparseGPT tables); per-item 0/1 correctness as CONTRACT
-    samples; lm-eval's standard errors, item counts and the offline tasks' data hashes.
+    (the unweighted mean of the tasks' ``acc``, as in the Wanda and SparseGPT tables); per-item 0/1
+    correctness as CONTRACT samples; lm-eval's standard errors, item counts and the offline tasks' data hashes.
     """
     check_tasks(names, data_dir)
     if not names:
@@ -99,28 +117,26 @@ def evaluate(model, tokenizer, names, limit: int = 0, batch_size: int = 16, data
         os.environ["HF_HUB_OFFLINE"] = "1"
     from lm_eval import simple_evaluate
     from lm_eval.models.huggingface import HFLM
-    from lm_eval.tasks import TaskManager
 
     from sparsebench.lm.zeroshot_tasks.builders import items_file
 
-    manager = TaskManager(include_path=str(TASKS_DIR), include_defaults=any(n in STANDARD_TASKS for n in names))
-    specs = _task_specs(names, data_dir)
-    loaded = manager.load(specs)["tasks"]
+    try:
+        loaded = load_tasks(names, data_dir)
+    except (ConnectionError, OSError) as exc:  # datasets raises these offline when neither cache nor files have it
+        raise RuntimeError(
+            f"zero-shot tasks {names}: a dataset is not available offline ({exc}); give its files with the task "
+            f"parameter zeroshot_data: DIR (DIR/<task>/<split>.jsonl, docs/zeroshot.md) or fill the Hugging Face "
+            f"datasets cache on a machine with a network"
+        ) from exc
     chosen = {}
     for name in names:
         task = loaded[name]
         docs = task.test_docs() if task.has_test_docs() else task.validation_docs()
         chosen[name] = subset(len(docs), limit)
     lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, device=str(next(model.parameters()).device))
-    try:
-        out = simple_evaluate(model=lm, tasks=specs, task_manager=manager, samples=chosen, log_samples=True,
-                              bootstrap_iters=BOOTSTRAP_ITERS, random_seed=0, numpy_random_seed=0,
-                              torch_random_seed=0, fewshot_random_seed=0)
-    except (ConnectionError, OSError) as exc:
-        raise RuntimeError(
-            f"zero-shot tasks {names}: a dataset is not available offline ({exc}); give its files with the task "
-            f"parameter zeroshot_data: DIR (DIR/<task>/<split>.jsonl) or fill the Hugging Face datasets cache"
-        ) from exc
+    out = simple_evaluate(model=lm, tasks=[loaded[n] for n in names], samples=chosen, log_samples=True,
+                          bootstrap_iters=BOOTSTRAP_ITERS, random_seed=0, numpy_random_seed=0, torch_random_seed=0,
+                          fewshot_random_seed=0)
     return _collect(out, names, chosen, items_file)
 
 
