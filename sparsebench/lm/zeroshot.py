@@ -79,8 +79,8 @@ def _overrides(name: str, data_dir: str | None) -> dict | None:
             "test_split": split if split == "test" else None}
 
 
-def load_tasks(names, data_dir: str | None = None) -> dict:
-    """lm-eval Task objects by name: the offline tasks from ``TASKS_DIR``, the standard ones from lm-eval's own
+def load_tasks(names, data_dir: str | None = None):
+    """lm-eval Task objects by name (and the TaskManager that indexed them): the offline tasks from ``TASKS_DIR``, the standard ones from lm-eval's own
     YAMLs (only their folders are indexed), with local files where ``data_dir`` is given."""
     import lm_eval.tasks
     from lm_eval.tasks import TaskManager
@@ -90,7 +90,8 @@ def load_tasks(names, data_dir: str | None = None) -> dict:
     manager = TaskManager(include_path=paths, include_defaults=False)
     index = manager.task_index
     # the factory merges overrides into the registered YAML (a dict spec given to load() would replace it)
-    return {n: manager._factory.build(index[n], overrides=_overrides(n, data_dir), registry=index) for n in names}
+    tasks = {n: manager._factory.build(index[n], overrides=_overrides(n, data_dir), registry=index) for n in names}
+    return tasks, manager
 
 
 def subset(n_docs: int, limit: int) -> list[int]:
@@ -121,7 +122,7 @@ def evaluate(model, tokenizer, names, limit: int = 0, batch_size: int = 16, data
     from sparsebench.lm.zeroshot_tasks.builders import items_file
 
     try:
-        loaded = load_tasks(names, data_dir)
+        loaded, manager = load_tasks(names, data_dir)
     except (ConnectionError, OSError) as exc:  # datasets raises these offline when neither cache nor files have it
         raise RuntimeError(
             f"zero-shot tasks {names}: a dataset is not available offline ({exc}); give its files with the task "
@@ -134,7 +135,9 @@ def evaluate(model, tokenizer, names, limit: int = 0, batch_size: int = 16, data
         docs = task.test_docs() if task.has_test_docs() else task.validation_docs()
         chosen[name] = subset(len(docs), limit)
     lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, device=str(next(model.parameters()).device))
-    out = simple_evaluate(model=lm, tasks=[loaded[n] for n in names], samples=chosen, log_samples=True,
+    # the small manager: without one, simple_evaluate indexes every lm-eval task (a minute of YAML parsing)
+    out = simple_evaluate(model=lm, tasks=[loaded[n] for n in names], task_manager=manager, samples=chosen,
+                          log_samples=True,
                           bootstrap_iters=BOOTSTRAP_ITERS, random_seed=0, numpy_random_seed=0, torch_random_seed=0,
                           fewshot_random_seed=0)
     return _collect(out, names, chosen, items_file)
