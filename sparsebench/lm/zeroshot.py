@@ -1,7 +1,7 @@
 """Zero-shot downstream accuracy through EleutherAI's lm-evaluation-harness (``lm_eval``).
 
-The job's live model (pruned, with activation-sparsity hooks, or with a sparse-attention method installed)
-is wrapped in lm-eval's ``HFLM`` and scored on the configured tasks, as the pruning papers report it
+The job's live model (pruned, or with the activation-sparsity hooks on; the sparse-attention family does not
+call it) is wrapped in lm-eval's ``HFLM`` and scored on the configured tasks, as the pruning papers report it
 (Wanda, Sun et al. 2023, and SparseGPT, Frantar & Alistarh 2023: BoolQ, RTE, HellaSwag, WinoGrande,
 ARC-e, ARC-c, OpenBookQA, mean accuracy over tasks; LLM-KICK, Jaiswal et al. 2023, on why perplexity
 alone hides damage).
