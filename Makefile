@@ -37,9 +37,11 @@ test-all: $(STAMP)
 	python -m pytest -q -m ""
 
 # Prune wall time, calibration time and peak RSS per method and pattern
-# (SmolLM2-135M, 32 x 512 calibration), each in a fresh process.
+# (SmolLM2-135M, 32 x 512 calibration), each in a fresh process; then the time of one
+# zero-shot evaluation (lm-eval, the offline tasks at the default config's 100 items each).
 bench: $(STAMP)
 	sparsebench bench prune
+	sparsebench bench zeroshot
 
 # The kernel suite on this machine's profile, then the speed gate.
 bench-kernels: $(STAMP)

@@ -63,8 +63,27 @@ def build_params(params_cls: type, raw: dict | None, where: str):
     return obj
 
 
+# A field declared with ``field(..., metadata=OMIT_DEFAULT)`` is left out of ``params_dict`` while it holds its
+# default, so adding an opt-in parameter keeps the run ids of every job that does not use it.
+OMIT_DEFAULT = {"omit_default": True}
+
+
+def _default(f: dataclasses.Field):
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return dataclasses.MISSING
+
+
 def params_dict(params) -> dict:
-    return dataclasses.asdict(params) if params is not None else {}
+    if params is None:
+        return {}
+    out = dataclasses.asdict(params)
+    for f in dataclasses.fields(params):
+        if f.metadata.get("omit_default") and out[f.name] == _default(f):
+            del out[f.name]
+    return out
 
 
 class Configurable:

@@ -1,4 +1,5 @@
-"""sparsebench bench prune: wall time, calibration time and peak RSS of one-shot pruning.
+"""sparsebench bench prune: wall time, calibration time and peak RSS of one-shot pruning;
+sparsebench bench zeroshot: time of one zero-shot evaluation (lm-eval) of the dense model.
 
 Each (method, target) runs in a fresh process (peak RSS is per process) that
 loads the task's model, prunes it exactly as a job does (sequential calibration
@@ -33,6 +34,12 @@ def register(sub):
     b.add_argument("--one", help=argparse.SUPPRESS, default=None)  # child process: "method|target"
     b.set_defaults(func=run)
     register_decode(bsub)
+    z = bsub.add_parser("zeroshot", help="wall and CPU time of zero-shot evaluation (lm-eval) of the dense model")
+    z.add_argument("--task", default="lm-smollm2")
+    z.add_argument("--tasks", default="pydoc_lastword,stdlib_docstring", help="comma-separated zero-shot tasks")
+    z.add_argument("--limit", type=int, default=100, help="items per task (seeded subset); 0: every item")
+    z.add_argument("--batch-size", type=int, default=16)
+    z.set_defaults(func=run_zeroshot)
 
 
 def parse_target(text: str):
@@ -157,4 +164,48 @@ def run_decode(args) -> int:
         for r in doc["prefill"]:
             att = f"{r['attention_speedup']:.2f}x" if "attention_speedup" in r else ""
             print(f"{r['variant']:<22} {r['tokens']:>6} {r['ttft_ms']:>9.1f} {r['speedup']:>7.2f}x {att:>11}")
+
+
+def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The Wilson score 95 % interval of a binomial proportion k / n."""
+    if n == 0:
+        return (0.0, 1.0)
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * ((p * (1 - p) + z * z / (4 * n)) / n) ** 0.5 / (1 + z * z / n)
+    return (centre - half, centre + half)
+
+
+def run_zeroshot(args) -> int:
+    import resource
+
+    import torch
+
+    from sparsebench import registry
+    from sparsebench.hardware import profile
+
+    torch.set_num_threads(profile("cpu", "bench").thread_count())
+    names = [t.strip() for t in args.tasks.split(",") if t.strip()]
+    task = registry.task(args.task, "--task").cls.build(
+        {"zeroshot": names, "zeroshot_limit": args.limit, "zeroshot_batch_size": args.batch_size}, "bench")
+    model = task.load_model().eval()
+
+    def cpu() -> float:
+        r = resource.getrusage(resource.RUSAGE_SELF)
+        return r.ru_utime + r.ru_stime
+
+    c0, t0 = cpu(), time.perf_counter()
+    with torch.no_grad():
+        out = task.zeroshot(model)
+    wall, cpu_s = time.perf_counter() - t0, cpu() - c0
+    print(f"{args.task} dense, zero-shot {', '.join(names)} (limit {args.limit or 'all'}): {wall:.1f} s wall, "
+          f"{cpu_s:.1f} s CPU, {torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.1f}")
+    print(f"{'task':<18} {'n':>4} {'acc':>6} {'95% interval':>15} {'acc_norm':>9} {'chance':>7}")
+    for name in names:
+        rec, m = out["zeroshot"][name], out["metrics"]
+        acc = m[f"zeroshot.{name}.acc"]
+        lo, hi = wilson(round(acc * rec["n"]), rec["n"])
+        norm = m.get(f"zeroshot.{name}.acc_norm")
+        print(f"{name:<18} {rec['n']:>4} {acc:>6.3f} {f'[{lo:.3f}, {hi:.3f}]':>15} "
+              f"{'' if norm is None else f'{norm:.3f}':>9} {rec['chance']:>7.2f}")
     return 0

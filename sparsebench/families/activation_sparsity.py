@@ -33,6 +33,7 @@ import torch
 
 from sparsebench.activation import ActivationSparsifier, Block, llama_blocks
 from sparsebench.errors import ConfigError
+from sparsebench.lm.zeroshot import merge_zeroshot
 from sparsebench.method import Method
 from sparsebench.targets import Target
 
@@ -177,6 +178,11 @@ def run(ctx) -> dict:
             thresholds = {site: zero for site in method.sites(blocks)}
         with ActivationSparsifier(model, blocks, thresholds) as sparsifier, method.watch(model, blocks):
             metrics = ctx.timed("eval", ctx.task.evaluate, model)
+        zeroshot, zeroshot_zeros = {}, None
+        if getattr(ctx.task.params, "zeroshot", None):  # its own hooks: the counters above see the eval text only
+            with ActivationSparsifier(model, blocks, thresholds) as zs_sparsifier:
+                zeroshot = ctx.timed("zeroshot", ctx.task.zeroshot, model)
+            zeroshot_zeros = zs_sparsifier.fractions()
     metrics.update(method.metrics())
     zeros = sparsifier.fractions()
     modules = dict(model.named_modules())
@@ -200,7 +206,10 @@ def run(ctx) -> dict:
         "weight_skip": skip,
         "method": method.record(),
     }
-    return {
+    if zeroshot_zeros is not None and sites:  # the sparsity the zero-shot items ran at (padding included)
+        zs_sites = {name: zeroshot_zeros[name] for name in sites}
+        ctx.extra["activation"]["zeroshot_sites_weighted_mean"] = site_weighted_mean(blocks, zs_sites, sizes)
+    return merge_zeroshot({
         "metrics": metrics,
         "sparsity": {
             "target": target.sparsity,
@@ -213,4 +222,4 @@ def run(ctx) -> dict:
             "sites": sites,
             "layers": {name: zeros[name] for b in blocks for name in b.linears.values()},
         },
-    }
+    }, zeroshot)

@@ -16,6 +16,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
+from sparsebench.lm.zeroshot import merge_zeroshot
 from sparsebench.method import Method
 from sparsebench.placement import streamed
 from sparsebench.pruning.layer import LayerToPrune
@@ -92,4 +93,5 @@ def run(ctx) -> dict:
         blocks = ctx.task.decoder_blocks(model) if offload else None
         with streamed(model, blocks, ctx.device) if offload else contextlib.nullcontext():
             metrics = ctx.timed("eval", ctx.task.evaluate, model)
-    return {"metrics": metrics, **pruned}
+            zeroshot = ctx.timed("zeroshot", ctx.task.zeroshot, model) if hasattr(ctx.task, "zeroshot") else {}
+    return merge_zeroshot({"metrics": metrics, **pruned}, zeroshot)

@@ -10,12 +10,13 @@ from a disjoint calibration stream.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 import torch
 from torch import nn
 
+from sparsebench.params import OMIT_DEFAULT
 from sparsebench.task import JobResources, Metric, Task
 
 
@@ -51,11 +52,23 @@ class LanguageModelTask(Task):
         calibration_window: int = 512  # tokens per calibration window
         calibration_windows: int = 32  # number of calibration windows
         batch_size: int = 4
+        # zero-shot tasks scored through lm-eval after perplexity (sparsebench.lm.zeroshot); empty: none.
+        # These four stay out of the run id while at their defaults.
+        zeroshot: list[str] = field(default_factory=list, metadata=OMIT_DEFAULT)
+        zeroshot_limit: int = field(default=0, metadata=OMIT_DEFAULT)  # items per task (seeded subset); 0: all
+        zeroshot_batch_size: int = field(default=16, metadata=OMIT_DEFAULT)
+        zeroshot_data: str | None = field(default=None, metadata=OMIT_DEFAULT)  # DIR/<task>/<split>.jsonl
 
         def check(self):
-            for key in ("window", "eval_windows", "calibration_window", "calibration_windows", "batch_size"):
+            for key in ("window", "eval_windows", "calibration_window", "calibration_windows", "batch_size",
+                        "zeroshot_batch_size"):
                 if getattr(self, key) < 1:
                     raise ValueError(f"{key}={getattr(self, key)} must be >= 1")
+            if self.zeroshot_limit < 0:
+                raise ValueError(f"zeroshot_limit={self.zeroshot_limit} must be >= 0 (0: every item)")
+            from sparsebench.lm.zeroshot import check_tasks
+
+            check_tasks(self.zeroshot, self.zeroshot_data)
 
     # -- what a concrete task provides ----------------------------------------
     def model_source(self):
@@ -155,6 +168,16 @@ class LanguageModelTask(Task):
             count += batch[:, 1:].numel()
         mean_nll = (total / count).item()
         return {"perplexity": float(torch.exp(torch.tensor(mean_nll, dtype=torch.float64))), "nll": mean_nll}
+
+    def zeroshot(self, model: nn.Module) -> dict:
+        """lm-eval zero-shot accuracy of the live ``model`` on the configured tasks (``{}`` when none are)."""
+        p = self.params
+        if not p.zeroshot:
+            return {}
+        from sparsebench.lm import zeroshot
+
+        return zeroshot.evaluate(model, self.tokenizer, p.zeroshot, limit=p.zeroshot_limit,
+                                 batch_size=p.zeroshot_batch_size, data_dir=p.zeroshot_data)
 
     def data_info(self) -> dict:
         ids = self.eval_ids()

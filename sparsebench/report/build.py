@@ -24,7 +24,7 @@ from sparsebench.report.provenance import environment_html
 from sparsebench.report.scorecard import counts_line, scorecard_html
 from sparsebench.report.style import assign_styles
 from sparsebench.report.summary import higher_is_better, load_summary, seeds_of
-from sparsebench.report.tables import paper_table, task_table
+from sparsebench.report.tables import paper_table, task_table, zeroshot_table
 from sparsebench.results import write_atomic
 
 __all__ = ["build_report", "build_figure", "load_summary", "default_claims_dir"]
@@ -155,7 +155,7 @@ def build_report(results_dir: Path, out_dir: Path, only_figure: str | None = Non
         for family in sorted(df[df["task"] == task]["family"].dropna().unique()):
             figs = [h for b, _, t, h in figures if t == task and b.family == family]
             inner.append(f"<h3 id='{P.anchor(task + '-' + family)}'>{html.escape(family)}</h3>"
-                         + task_table(df, task, family) + "".join(figs))
+                         + task_table(df, task, family) + zeroshot_table(df, task, family) + "".join(figs))
         for title in dict.fromkeys(b.title for b, _, t, _ in figures if t == task and b.family not in families_in_results):
             figs = [h for b, _, t, h in figures if t == task and b.title == title and b.family not in families_in_results]
             inner.append(f"<h3>{html.escape(title)}</h3>" + "".join(figs))

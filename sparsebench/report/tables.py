@@ -74,7 +74,8 @@ def task_table(df: pd.DataFrame, task: str, family: str) -> str:
     if tdf.empty:
         return ""
     primary = tdf["primary_metric"].dropna().iloc[0] if tdf["primary_metric"].notna().any() else None
-    metrics = [c[len("metric."):] for c in tdf.columns if c.startswith("metric.") and tdf[c].notna().any()]
+    metrics = [c[len("metric."):] for c in tdf.columns if c.startswith("metric.") and tdf[c].notna().any()
+               and not c.startswith("metric.zeroshot.")]  # zero-shot accuracy has its own table
     metrics = sorted(metrics, key=lambda m: (m != primary, m))
     header = ["Sparsity", "Method"] + [f"{m} ({'↑' if higher_is_better(df, task, m) else '↓'})" for m in metrics] \
         + ["measured sparsity (%)", "seeds", "time (s)"]
@@ -117,3 +118,40 @@ def paper_table(df: pd.DataFrame, family: str, metric: str, tasks: list[str]) ->
                        + [(cells[m][j][0], bold[j][i]) for j in range(len(tasks))] for i, m in enumerate(methods)])
     hib = higher_is_better(df, tasks[0], metric)
     return _render(header, groups, f"{family}: {metric} ({'higher' if hib else 'lower'} is better) per model")
+
+
+def zeroshot_tasks(df: pd.DataFrame) -> list[str]:
+    """The zero-shot tasks with an accuracy column, in the order of the summary's columns."""
+    return [c[len("metric.zeroshot."):-len(".acc")] for c in df.columns
+            if c.startswith("metric.zeroshot.") and c.endswith(".acc") and df[c].notna().any()]
+
+
+def zeroshot_table(df: pd.DataFrame, task: str, family: str) -> str:
+    """The Wanda layout (Wanda Table 20, SparseGPT Table 4): Sparsity | Method | each zero-shot task's accuracy
+    (%) ± the 95 % half-width from lm-eval's standard error | the mean over tasks; dense first."""
+    tdf = df[(df["task"] == task) & (df["family"] == family)]
+    names = zeroshot_tasks(tdf)
+    if tdf.empty or not names:
+        return ""
+    cols = [f"zeroshot.{n}.acc" for n in names] + ["zeroshot.mean_acc"]
+    header = ["Sparsity", "Method"] + names + ["Mean"]
+    groups = []
+    for label, rows in _groups(tdf[tdf["metric.zeroshot.mean_acc"].notna()]):
+        methods = method_order(rows["method"])
+        cells = {}
+        for m in methods:
+            mr = rows[rows["method"] == m]
+            cells[m] = []
+            for col in cols:
+                text, mean = _cell(mr[f"metric.{col}"] * 100, 1) if f"metric.{col}" in mr else ("", None)
+                err = f"metric.{col}_stderr"
+                if mean is not None and err in mr and mr[err].notna().any() and len(mr) == 1:
+                    text += f" ± {1.96 * float(mr[err].iloc[0]) * 100:.1f}"
+                cells[m].append((text, mean))
+        bold = [_bold_best([cells[m][j][1] for m in methods], True, methods) for j in range(len(cols))]
+        groups.append([[(label if i == 0 else "", False), (m, False)]
+                       + [(cells[m][j][0], bold[j][i]) for j in range(len(cols))] for i, m in enumerate(methods)])
+    caption = (f"{task}, {family}: zero-shot accuracy (%) through lm-evaluation-harness, ± 95 % half-width "
+               "(1.96 x lm-eval's standard error; mean ± s.d. over seeds where several); Mean = unweighted mean of "
+               "the tasks' accuracy; bold = best of its sparsity group")
+    return _render(header, groups, caption)

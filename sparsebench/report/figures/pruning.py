@@ -81,4 +81,56 @@ def perplexity_table(df: pd.DataFrame) -> dict:
     return figs
 
 
-FIGURES = {"quality_vs_sparsity": quality_vs_sparsity, "perplexity_table": perplexity_table}
+def _sparsity_panel(ax, tdf: pd.DataFrame, col: str) -> bool:
+    """One metric versus sparsity: unstructured targets as lines, N:M as hollow markers, dense as a dashed line."""
+    dense = tdf[tdf["method"] == "dense"]
+    if not dense.empty:
+        ax.axhline(dense[col].mean(), color="black", ls="--", lw=1, label="dense")
+    shaded = False
+    for method in method_order(tdf["method"]):
+        if method == "dense":
+            continue
+        mdf = tdf[tdf["method"] == method]
+        st = method_style(method)
+        uns = mdf[mdf["pattern"] == "unstructured"]
+        shaded |= plot_seed_curve(ax, uns, "target_sparsity", col, method, 100)
+        nm = mdf[mdf["pattern"] != "unstructured"].groupby(["pattern", "target_sparsity"])[col].mean()
+        for i, ((pattern, s), v) in enumerate(nm.items()):
+            ax.plot([s * 100], [v], ls="none", marker=st["marker"], mfc="none", mec=st["color"], ms=9,
+                    label=method if uns.empty and i == 0 else None)
+            ax.annotate(pattern, (s * 100, v), textcoords="offset points", xytext=(6, 0), fontsize=7, color=st["color"])
+    ax.set_xlabel("sparsity (%)")
+    ax.grid(alpha=0.3)
+    return shaded
+
+
+def zeroshot_vs_sparsity(df: pd.DataFrame) -> dict:
+    """Mean zero-shot accuracy versus sparsity beside perplexity versus sparsity (LLM-KICK's point: the two
+    can disagree), one figure per task whose pruning results carry zero-shot accuracy."""
+    figs = {}
+    pruning = df[df["family"] == "pruning"]
+    if "metric.zeroshot.mean_acc" not in pruning.columns:
+        return figs
+    for task, tdf in pruning.groupby("task"):
+        tdf = tdf[tdf["metric.zeroshot.mean_acc"].notna()]
+        metric = tdf["primary_metric"].iloc[0] if len(tdf) else None
+        if tdf.empty or f"metric.{metric}" not in tdf.columns:
+            continue
+        fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.4))
+        shaded = _sparsity_panel(left, tdf, f"metric.{metric}")
+        left.set_ylabel(metric + (" (log scale)" if metric == "perplexity" else ""))
+        if metric == "perplexity":
+            left.set_yscale("log")
+        left.set_title(f"{metric} vs sparsity", fontsize=10)
+        shaded |= _sparsity_panel(right, tdf, "metric.zeroshot.mean_acc")
+        right.set_ylabel("mean zero-shot accuracy")
+        right.set_title("mean zero-shot accuracy vs sparsity (lm-eval)", fontsize=10)
+        right.legend(fontsize=8)
+        fig.suptitle(f"{task}: hollow markers = N:M" + (f"; {INTERVAL_LABEL}" if shaded else ""), fontsize=10)
+        fig.tight_layout()
+        figs[f"zeroshot_vs_sparsity_{task}"] = fig
+    return figs
+
+
+FIGURES = {"quality_vs_sparsity": quality_vs_sparsity, "perplexity_table": perplexity_table,
+           "zeroshot_vs_sparsity": zeroshot_vs_sparsity}
