@@ -40,12 +40,16 @@ KINDS = ("niah_single", "niah_multikey", "niah_multivalue", "niah_multiquery", "
 
 # generous token caps per kind (greedy generation stops early at EOS or once every answer is present:
 # string_match_all cannot drop when more text is generated, so stopping then changes no score)
-MAX_NEW_TOKENS = {"niah_single": 16, "niah_multikey": 16, "niah_multivalue": 48, "niah_multiquery": 48,
+MAX_NEW_TOKENS = {"niah_single": 32, "niah_multikey": 32, "niah_multivalue": 64, "niah_multiquery": 64,
                   "vt": 32, "cwe": 64, "fwe": 24}
 
 NIAH_INTRO = ("Some special magic numbers are hidden within the following text. Make sure to memorize it. "
               "I will quiz you about the numbers afterwards.\n")
 NIAH_NEEDLE = "\nOne of the special magic numbers for {key} is: {value}.\n"
+# one value asked for: the singular question (RULER asks "What are all ... are" for every niah task; SmolLM2-135M
+# answers that by repeating the question, and answers the singular form at once)
+NIAH_QUESTION_ONE = ("\nWhat is the special magic number for {query} mentioned in the provided text? "
+                     "The special magic number for {query} mentioned in the provided text is")
 NIAH_QUESTION = ("\nWhat are all the special magic numbers for {query} mentioned in the provided text? "
                  "The special magic numbers for {query} mentioned in the provided text are")
 VT_INTRO = "Memorize and track the chain(s) of variable assignment hidden in the following text.\n\n"
@@ -174,7 +178,8 @@ class Generator:
         chance = len(answers) / len(pairs) if kind == "niah_multikey" else 0.0
         ids = self._haystack_with(rng, self.enc(NIAH_INTRO),
                                   [self.enc(NIAH_NEEDLE.format(key=k, value=v)) for k, v in pairs],
-                                  self.enc(NIAH_QUESTION.format(query=query)), length)
+                                  self.enc((NIAH_QUESTION_ONE if len(answers) == 1 else NIAH_QUESTION)
+                                           .format(query=query)), length)
         return Sample(f"{kind}-{length}-{i}", ids, answers, chance)
 
     def _vt(self, kind: str, length: int, i: int) -> Sample:
