@@ -91,6 +91,7 @@ DENSITY_TOLERANCE = 0.01  # absolute; cumulative rounding keeps every method far
 class PhaseOutcome:
     metrics: dict
     stats: dict
+    samples: dict | None = None  # per-sample values of the phase's accuracy (CONTRACT.md), when the task has them
 
 
 def forward_phase(model, session: SparseAttention, ids: torch.Tensor, prompt_len: int, phase: str,
@@ -120,6 +121,13 @@ def run_phase(ctx, model, session: SparseAttention, phase: str) -> PhaseOutcome:
     task = ctx.task
     source = task.model_source().describe() if task.params.prompt_cache and hasattr(task, "model_source") else None
     origins = ctx.extra.setdefault("prompt_cache", []) if source is not None else None
+    if hasattr(task, "generation_phase"):  # scored on the model's own greedy answers (RULER-style tasks)
+        scores, samples = task.generation_phase(ctx, model, session, phase, source, origins)
+        metrics = {f"{k}_{phase}": v for k, v in scores.items()}
+        stats = session.summary(phase)
+        for key in ("density", "recall", "tile_density"):
+            metrics[f"{key}_{phase}"] = stats[key]
+        return PhaseOutcome(metrics, stats, {f"accuracy_{phase}": samples})
     logits = [forward_phase(model, session, ids, prompt_len, phase, source, origins).cpu()
               for ids, prompt_len in task.attention_batches()]
     metrics = {f"{k}_{phase}": v for k, v in task.score_continuations(logits).items()}
@@ -152,11 +160,12 @@ def run(ctx) -> dict:
     ctx.extra["executor"] = session.executor
     if executor == "flex" and ctx.method.no_block_kernel:
         ctx.extra["no_block_kernel"] = ctx.method.no_block_kernel
-    metrics, layers = {}, {}
+    metrics, layers, samples = {}, {}, {}
     with torch.no_grad(), session.active():
         for phase in PHASES:
             outcome = ctx.timed(phase, run_phase, ctx, model, session, phase)
             metrics.update(outcome.metrics)
+            samples.update(outcome.samples or {})
             layers[phase] = outcome.stats
             measured = outcome.stats["density"]
             if ctx.method.may_underspend and measured <= density:
@@ -172,7 +181,9 @@ def run(ctx) -> dict:
         metrics["attention_speedup"] = timing["speedup"]
         ctx.extra["attention_latency"] = timing
     mean_density = sum(layers[p]["density"] for p in PHASES) / len(PHASES)
+    extra = {"samples": samples} if samples else {}
     return {
+        **extra,
         "metrics": metrics,
         "sparsity": {
             "target": 1.0 - density,
