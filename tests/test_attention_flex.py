@@ -16,7 +16,7 @@ from sparsebench.attention.pattern import block_mask
 from sparsebench.errors import ConfigError
 
 METHODS = sorted(n for n, e in registry.methods().items() if e.family == "sparse_attention")
-BLOCK_METHODS = ["quest", "sparge"]  # prefill decisions made of whole key blocks per query block
+BLOCK_METHODS = ["quest-prefill", "sparge"]  # prefill decisions made of whole key blocks per query block
 
 
 def qkv(seq=500, heads=4, kv_heads=2, dim=16, seed=0):
@@ -94,7 +94,7 @@ def test_mustafar_has_no_block_kernel_and_stays_on_the_reference_path():
 
     session = SparseAttention(registry.method("mustafar").cls(), 0.25, executor="flex")
     assert session.executor == "reference"
-    assert SparseAttention(registry.method("quest").cls(), 0.25, executor="flex").executor == "flex"
+    assert SparseAttention(registry.method("quest-prefill").cls(), 0.25, executor="flex").executor == "flex"
 
 
 def test_flex_session_inside_a_llama_model_matches_the_reference_session():
@@ -107,7 +107,7 @@ def test_flex_session_inside_a_llama_model_matches_the_reference_session():
     outs = {}
     with torch.no_grad():
         for executor in ("reference", "flex"):
-            session = SparseAttention(registry.method("quest").cls(), 0.25, query_block=16,
+            session = SparseAttention(registry.method("quest-prefill").cls(), 0.25, query_block=16,
                                       executor=executor).install(model)
             with session.active():
                 outs[executor] = [forward_phase(model, session, ids, 128, p) for p in ("prefill", "decode")]
@@ -134,6 +134,6 @@ def test_a_flex_job_on_a_profile_without_flex_attention_fails_naming_the_key(tmp
     from tests.test_sparse_attention_tasks import attention_job
 
     with pytest.raises(ConfigError, match=r"job.task_params.executor='flex'.*allowed here: auto, reference"):
-        run_job(attention_job("quest", 0.75, executor="flex"), tmp_path / "r.json")
+        run_job(attention_job("quest-prefill", 0.75, executor="flex"), tmp_path / "r.json")
     with pytest.raises(ConfigError, match=r"executor='fast'; allowed: auto, reference, flex"):
-        attention_job("quest", 0.75, executor="fast")
+        attention_job("quest-prefill", 0.75, executor="fast")
