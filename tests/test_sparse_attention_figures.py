@@ -61,3 +61,11 @@ def test_kv_cache_pruning_is_plotted_on_its_own_axis_and_one_phase_methods_only_
     assert [ln.get_label() for ln in kv.axes[1].get_lines()] == ["full-attention", "mustafar"]
     assert list(kv.axes[1].get_lines()[1].get_xdata()) == [0.13125, 0.225]  # measured K/V density
     assert figs.kv_pruning_quality_vs_density(summary()) == {}  # no KV-pruning rows: no figure
+
+
+def test_the_report_says_above_each_family_what_its_rows_measure():
+    from sparsebench.report.build import family_note
+
+    assert "second half of each sequence" in family_note("activation_sparsity")
+    assert "phases its paper sparsifies" in family_note("sparse_attention")
+    assert family_note("no-such-family") == ""

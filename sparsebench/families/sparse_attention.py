@@ -49,6 +49,15 @@ from sparsebench.errors import ConfigError
 from sparsebench.method import Method
 
 FAMILY = "sparse_attention"
+# Shown above the family's tables in the report.
+REPORT_NOTE = (
+    "A method is measured only in the phases its paper sparsifies: quest and mustafar in decode, "
+    "vertical-slash in prefill (empty cells: not measured). quest keeps layers 0-1 dense as Quest does, so "
+    "its model-wide density is above the target; quest-prefill is our extension to prefill and every layer. "
+    "nsa-selection is NSA's selection rule and window without its compressed branch, not NSA. mustafar's "
+    "density counts the K/V cache entries read (its dense window included), not query-key pairs, and is "
+    "plotted on its own axis; sparge computes every block it cannot predict, so its density may exceed the target."
+)
 
 
 class SparseAttentionMethod(Method):
