@@ -39,7 +39,7 @@ def test_quest_leaves_layers_0_and_1_dense_and_sparsifies_the_rest_in_decode():
             out = forward_phase(model, session, ids, 128, "decode")
     stats = session.stats["decode"]
     assert stats[0].dense_layer and stats[1].dense_layer
-    assert stats[0].density == 1.0 and stats[1].density == 1.0
+    assert stats[0].density == 1.0 and stats[1].density == 1.0 and stats[0].tile_density == 1.0
     assert not stats[2].dense_layer and stats[2].density == pytest.approx(0.25, abs=0.02)
     summary = session.summary("decode")
     assert summary["sparse_layers_density"] == pytest.approx(0.25, abs=0.02)

@@ -21,6 +21,7 @@ import torch
 
 from sparsebench.attention.budget import Budget
 from sparsebench.attention.executor import MaskStats, dense_attention, mask_stats, masked_attention
+from sparsebench.attention.pattern import Tiling
 
 IMPLEMENTATION = "sparsebench"
 _ACTIVE: list["SparseAttention"] = []  # the session the registered function consults (innermost last)
@@ -116,8 +117,11 @@ class SparseAttention:
             out = dense_attention(query, _expand_kv(key, heads), _expand_kv(value, heads), scaling, q0)
             pairs = (query.shape[2] * q0 + query.shape[2] * (query.shape[2] + 1) // 2) * query.shape[0] * heads
             rows = query.shape[0] * heads * query.shape[2]
+            tiles = int(Tiling(Budget(1.0, self.phase, q0, query.shape[2], self.query_block, key.shape[1]),
+                               64, 64).causal_tiles()[0].sum()) * query.shape[0] * heads  # a kernel visits all
             self.stats[self.phase][layer].add(MaskStats(kept_pairs=pairs, causal_pairs=pairs, recall_sum=rows,
-                                                        recall_rows=rows, dense_layer=True))
+                                                        recall_rows=rows, tiles_kept=tiles, tiles_causal=tiles,
+                                                        dense_layer=True))
             self.remember_queries(layer, query)
             return out
         budget = Budget(self.density, self.phase, q0, query.shape[2], self.query_block, key.shape[1])
