@@ -112,3 +112,14 @@ def test_vertical_slash_forces_minferences_30_vertical_and_100_slash_lines():
     q, k = torch.randn(1, 2, 1024, 16, generator=g), torch.randn(1, 2, 1024, 16, generator=g)
     pattern = method("vertical-slash").decide(q, k, Budget(0.5, "prefill", 0, 1024), None)
     assert pattern.vertical[..., :30].all() and pattern.slash[..., :100].all()
+
+
+def test_vertical_slash_takes_the_forced_lines_with_the_most_mass_when_the_budget_cannot_pay_for_all():
+    g = torch.Generator().manual_seed(5)
+    q, k = torch.randn(1, 1, 1024, 16, generator=g), torch.randn(1, 1, 1024, 16, generator=g)
+    m = method("vertical-slash", sink_lines=1000, local_lines=0)  # more forced lines than 1/16 pays for
+    pattern = m.decide(q, k, Budget(1 / 16, "prefill", 0, 1024), None)
+    vertical = __import__(type(m).__module__, fromlist=["line_scores"]).line_scores(
+        q[:, :, -64:], k, torch.arange(960, 1024), 0.25)[0]
+    kept, dropped = vertical[pattern.vertical], vertical[~pattern.vertical & (torch.arange(1024) < 1000)]
+    assert kept.numel() and dropped.numel() and kept.min() >= dropped.max()
