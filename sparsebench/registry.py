@@ -80,6 +80,15 @@ def _load_file(path: Path, module_name: str) -> ModuleType:
     return module
 
 
+def sibling_module(method_file: str, stem: str) -> ModuleType:
+    """The module of another method file in the same family folder (a variant reuses its paper method's
+    helpers), loaded under the name discovery gives it, so it is loaded once."""
+    path = Path(method_file).resolve().parent / f"{stem}.py"
+    if not path.is_file():
+        raise ConfigError(f"{method_file}: no sibling method file {path.name}")
+    return _load_file(path, f"sparsebench_methods.{path.parent.name}.{stem}")
+
+
 def _classes_defined_in(module: ModuleType, base: type) -> list[type]:
     return [
         obj

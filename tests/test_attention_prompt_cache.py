@@ -49,7 +49,7 @@ def test_the_prompt_cache_key_changes_with_the_tokens_and_the_prompt_length(tmp_
     assert len(list(tmp_path.glob("dense-prompt-*"))) == 3
 
 
-@pytest.mark.parametrize("method", ["quest", "vertical-slash", "streaming-llm", "nsa", "sparge"])
+@pytest.mark.parametrize("method", ["quest", "vertical-slash", "streaming-llm", "nsa-selection", "sparge"])
 @pytest.mark.parametrize("phase,q0,rows", [("prefill", 0, 300), ("decode", 250, 50)])
 def test_a_patterns_row_range_masks_are_the_rows_of_its_whole_mask(method, phase, q0, rows):
     g = torch.Generator().manual_seed(5)

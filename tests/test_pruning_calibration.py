@@ -61,6 +61,7 @@ def context(method, target=Target(0.5), seed=0):
         timings[name] = timings.get(name, 0) + 1
 
     return SimpleNamespace(task=TinyTask(), method=method, target=target, seed=seed, generator=torch.Generator(),
+                           device=torch.device("cpu"),
                            extra={}, timer=timer, timings=timings, log=lambda msg: None)
 
 

@@ -41,3 +41,31 @@ def test_quality_vs_speedup_figure_needs_measured_speedups_and_plots_one_line_pe
     out = figs.attention_quality_vs_speedup(timed)
     assert set(out) == {"quality_vs_speedup_lm-smollm2-2k_h100", "quality_vs_speedup_lm-smollm2-passkey_h100"}
     assert len(out["quality_vs_speedup_lm-smollm2-2k_h100"].axes[0].get_lines()) == 4  # 3 methods + the 1x line
+
+
+def test_kv_cache_pruning_is_plotted_on_its_own_axis_and_one_phase_methods_only_where_measured():
+    from sparsebench.report.figures import sparse_attention as figs
+
+    df = summary()
+    df = df[df["task"] == "lm-smollm2-2k"]
+    extra = pd.DataFrame([{"task": "lm-smollm2-2k", "family": "sparse_attention", "method": "mustafar",
+                           "target_sparsity": s, "metric.perplexity_decode": 3 + s,
+                           "metric.density_decode": 0.1 + (1 - s) / 2} for s in (0.75, 0.9375)])
+    df = pd.concat([df, extra], ignore_index=True)
+    df.loc[df["method"] == "quest", "metric.perplexity_prefill"] = float("nan")  # decode-only method
+    pairs = figs.attention_quality_vs_density(df)["perplexity_vs_density_lm-smollm2-2k"]
+    prefill, decode = pairs.axes
+    assert [ln.get_label() for ln in decode.get_lines()] == ["full-attention", "quest", "streaming-llm"]
+    assert [ln.get_label() for ln in prefill.get_lines()] == ["full-attention", "streaming-llm"]
+    kv = figs.kv_pruning_quality_vs_density(df)["kv_perplexity_vs_density_lm-smollm2-2k"]
+    assert [ln.get_label() for ln in kv.axes[1].get_lines()] == ["full-attention", "mustafar"]
+    assert list(kv.axes[1].get_lines()[1].get_xdata()) == [0.13125, 0.225]  # measured K/V density
+    assert figs.kv_pruning_quality_vs_density(summary()) == {}  # no KV-pruning rows: no figure
+
+
+def test_the_report_says_above_each_family_what_its_rows_measure():
+    from sparsebench.report.build import family_note
+
+    assert "second half of each sequence" in family_note("activation_sparsity")
+    assert "phases its paper sparsifies" in family_note("sparse_attention")
+    assert family_note("no-such-family") == ""

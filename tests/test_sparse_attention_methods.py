@@ -45,7 +45,10 @@ def test_every_method_at_density_one_reproduces_dense_attention(name, phase, q0)
 def test_measured_density_matches_the_budget(name, phase, q0, density):
     q, k, v = qkv(heads=2, kv_heads=1, dim=16)  # 2048 keys: long enough for 1/16 with 64-token tiles
     _, stats, _ = run_method(name, q, k, v, density, phase, q0, kv_heads=1)
-    if registry.method(name).cls.may_underspend:  # a skipping stage may only spend less
+    cls = registry.method(name).cls
+    if cls.may_overspend:  # its own rules decide what it keeps (tests/test_attention_faithful.py)
+        pytest.skip(f"{name}'s density is an outcome of its rules, not the budget")
+    if cls.may_underspend:  # a skipping stage may only spend less
         assert stats.density <= density + 0.01
     else:
         assert stats.density == pytest.approx(density, abs=0.01)
@@ -118,9 +121,9 @@ def test_quest_keeps_the_pages_with_the_largest_bound():
 
 
 def test_mustafar_keeps_the_largest_magnitudes_of_every_token():
-    mustafar = registry.method("mustafar").cls()
+    mustafar = registry.method("mustafar").cls.build({"window": 0}, "methods.mustafar")
     _, k, v = qkv(seq=64, dim=16)
-    kk, vv, (kept, total) = mustafar.compress_kv(k, v, Budget(0.25, "decode", 32, 32))
+    kk, vv, (kept, total) = mustafar.compress_kv(k, v, Budget(0.25, "decode", 63, 1))
     assert ((kk != 0).sum(dim=-1) == 4).all() and ((vv != 0).sum(dim=-1) == 4).all()
     assert kept / total == 0.25
     smallest_kept = kk.abs().masked_fill(kk == 0, float("inf")).amin(dim=-1)

@@ -22,7 +22,7 @@ def quest_and_full(tmp_path_factory):
     from sparsebench.runner import run_job
 
     out = tmp_path_factory.mktemp("att")
-    return (run_job(attention_job("quest", 0.75), out / "q.json"),
+    return (run_job(attention_job("quest-prefill", 0.75), out / "q.json"),
             run_job(attention_job("full-attention", 0.0), out / "f.json"))
 
 
@@ -37,6 +37,18 @@ def test_an_attention_job_measures_prefill_and_decode_apart_at_its_density(quest
     # both phases score the same tokens, so full attention gives one perplexity for both
     assert full["metrics"]["perplexity_prefill"] == pytest.approx(full["metrics"]["perplexity_decode"], rel=1e-5)
     assert m["perplexity_decode"] != full["metrics"]["perplexity_decode"]
+
+
+def test_a_quest_job_measures_only_decode_with_layers_0_and_1_dense(tmp_path):
+    from sparsebench.runner import run_job
+
+    quest = run_job(attention_job("quest", 0.75), tmp_path / "q.json")
+    assert not any(k.endswith("_prefill") for k in quest["metrics"])  # Quest's prefill is dense: not measured
+    decode = quest["sparsity"]["phases"]["decode"]
+    assert set(quest["sparsity"]["phases"]) == {"decode"}
+    assert decode["layers"]["0"].get("dense") and decode["layers"]["1"].get("dense")
+    assert decode["sparse_layers_density"] == pytest.approx(0.25, abs=0.01)
+    assert quest["metrics"]["density_decode"] == pytest.approx((2 + 28 * decode["sparse_layers_density"]) / 30)
 
 
 def test_passkey_samples_hide_the_key_and_end_with_its_answer():

@@ -31,8 +31,9 @@ What differs:
   zero-mean symmetric distribution); we take the p-quantile of |x| directly,
   which is what "a fraction p of entries zeroed" means and equals theirs for
   symmetric distributions;
-- ``refine`` (family default 1) recalibrates the thresholds once on the
-  sparsified model so each tensor meets its level on the sparse model too;
+- thresholds are calibrated once, on the dense model, as in TEAL (``refine: 0``;
+  the family's recalibration rounds on the sparsified model are not TEAL's and
+  run only under the separate name ``teal-recalibrated``);
 - TEAL's perplexity runs leave the first half of each context dense (a dense
   prefill); here every evaluated token is sparsified, a stricter setting;
 - the greedy search runs on ``greedy_windows`` x ``greedy_tokens`` calibration
@@ -61,6 +62,7 @@ class TEAL(ActivationSparsityMethod):
 
     @dataclass
     class Params(ActivationSparsityMethod.Params):
+        refine: int = 0  # TEAL calibrates on the dense model only (teal-recalibrated: 1 round on the sparse model)
         allocation: Literal["uniform", "greedy"] = "uniform"  # how the level is split among a block's matrices
         greedy_step: float = 0.05  # the search's base step alpha (the authors' default)
         greedy_windows: int = 1  # calibration windows the greedy search runs on (the first ones)

@@ -1,11 +1,19 @@
-"""quest: query-aware selection of KV pages by an upper bound of their attention scores.
+"""quest: query-aware selection of KV pages by an upper bound of their attention scores, in decode.
 
 Quest: Query-Aware Sparsity for Efficient Long-Context LLM Inference (Tang et
 al. 2024, arXiv:2406.10774): keep per KV page (``page`` consecutive tokens) the
-elementwise minimum m and maximum M of its keys; for query q the page's score
-is the upper bound sum_d max(q_d * M_d, q_d * m_d) of any q.k in it; attend to
-the top-k pages. Quest is a decode method (one query); in prefill a query block
-uses the largest bound over its rows. The current page is always kept.
+elementwise minimum m and maximum M of its keys; for a decode query q the
+page's score is the upper bound sum_d max(q_d * M_d, q_d * m_d) of any q.k in
+it; attend to the top-k pages. As in the authors' evaluation code
+(mit-han-lab/Quest, ``evaluation/quest_attention.py``): only decode is sparse
+(a call with more than one query row runs dense attention, so the prompt is
+dense) and the first two layers stay dense (``layer_id < 2``). The job
+therefore measures the decode phase only, and its density counts every layer
+(the two dense ones included); the budget binds the sparse layers. Budget:
+Quest fixes a token budget per query; here each decode row keeps the pages
+its density share pays for (the same per-row allowance as every method), the
+page holding the row always among them. ``quest-prefill`` is our extension to
+prefill and every layer.
 """
 
 from dataclasses import dataclass
@@ -25,10 +33,21 @@ class Quest(SparseAttentionMethod):
     paper = Paper("Quest: Query-Aware Sparsity for Efficient Long-Context LLM Inference",
                   "Tang, Zhao, Zhu, Xiao, Kasikci, Han", 2024, arxiv="2406.10774")
     patterns = ("unstructured", "block")
+    phases = ("decode",)
 
     @dataclass
     class Params:
         block: int = 16  # page size: Quest's 16 tokens
+        dense_layers: int = 2  # the first layers left dense (Quest's evaluation: layers 0 and 1)
+
+        def check(self):
+            if self.block < 1:
+                raise ValueError(f"block={self.block} must be >= 1")
+            if self.dense_layers < 0:
+                raise ValueError(f"dense_layers={self.dense_layers} must be >= 0")
+
+    def sparse_layer(self, layer: int) -> bool:
+        return layer >= self.params.dense_layers
 
     def decide(self, q, k, budget, q_prev):
         kmin, kmax, _ = block_stats(k, self.params.block)

@@ -1,16 +1,26 @@
 """sparge: SpargeAttn's two-stage filter: predict the block map from pooled q/k, then skip blocks softmax-aware.
 
 SpargeAttn: Accurate Sparse Attention Accelerating Any Model Inference (Zhang
-et al. 2025, arXiv:2502.18137). Stage 1: pool every query block and key block
-to its mean token; blocks whose tokens are not self-similar (mean pairwise
-cosine similarity below ``theta``) cannot be predicted that way and are always
-computed; the rest are ranked by the pooled attention map softmax(q̄ k̄ᵀ).
-Stage 2 (online softmax-aware filter): while the kernel walks the kept key
-blocks of a query block in order, it skips a block when its largest score is
-below the running row maximum by more than ``-lam`` for every row (its
-exp-weights would be < e^lam). Here stage 1 keeps the top-ranked blocks
-within the density budget (the paper keeps a cumulative mass ``tau``), and
-stage 2 may only lower the density further.
+et al. 2025, arXiv:2502.18137; code: thu-ml/SpargeAttn). Stage 1: pool every
+query block and key block to its mean token; blocks whose tokens are not
+self-similar (mean pairwise cosine similarity not above ``theta``) cannot be
+predicted that way and are always computed; the rest are ranked by the pooled
+attention map softmax(q̄ k̄ᵀ). As in the authors' code, the key similarity is
+measured on the keys minus their mean over the sequence (``smooth_k``: the
+shared component would make every block look alike) and ``theta`` is 0.6
+(their default ``simthreshd1``); query blocks are compared raw. Stage 2
+(online softmax-aware filter): while the kernel walks the kept key blocks of
+a query block in order, it skips a block when its largest score is below the
+running row maximum by more than ``-lam`` for every row (its exp-weights would
+be < e^lam).
+
+What differs: stage 1 keeps the top-ranked blocks within the density budget
+(the authors' ``topk`` mode; their default keeps a cumulative pooled mass
+``cdfthreshd`` 0.98), and blocks to be always computed come first within that
+budget rather than on top of it; a query block is the task's ``query_block``
+rows (the authors: 128) and key blocks are 64 tokens (theirs too); the
+authors tune ``lam`` (and theta, tau) per layer on calibration data, we use
+one ``lam`` for every layer. Stage 2 may only lower the density.
 """
 
 from dataclasses import dataclass
@@ -24,13 +34,19 @@ from sparsebench.method import Paper
 
 
 def self_similarity(x: torch.Tensor, block: int) -> torch.Tensor:
-    """Mean pairwise cosine similarity of the tokens of each block: (B, H, blocks)."""
+    """Mean pairwise cosine similarity of the tokens of each block: (B, H, blocks); a last, partial block
+    over its own tokens only."""
     b, h, n, d = x.shape
     pad = (-n) % block
+    xn = torch.nn.functional.normalize(x, dim=-1)
     if pad:
-        x = torch.cat([x, x[:, :, -1:].expand(b, h, pad, d)], dim=2)
-    xn = torch.nn.functional.normalize(x.reshape(b, h, -1, block, d), dim=-1)
-    return (xn @ xn.transpose(-1, -2)).mean(dim=(-1, -2))
+        xn = torch.cat([xn, xn.new_zeros(b, h, pad, d)], dim=2)
+    xn = xn.reshape(b, h, -1, block, d)
+    # mean of the Gram matrix = |sum of the unit vectors|^2 / tokens^2 (no block x block matrix)
+    tokens = torch.full((xn.shape[2],), float(block), device=x.device)
+    if pad:
+        tokens[-1] = block - pad
+    return xn.sum(dim=3).pow(2).sum(dim=-1) / tokens ** 2
 
 
 class SpargeAttn(SparseAttentionMethod):
@@ -39,11 +55,13 @@ class SpargeAttn(SparseAttentionMethod):
                   "Zhang, Xiang, Huang, Wei, Xi, Zhu, Chen", 2025, arxiv="2502.18137")
     patterns = ("unstructured", "block")
     may_underspend = True  # stage 2 skips blocks after the budgeted selection
+    may_overspend = True  # blocks that are not self-similar are always computed, whatever the budget
 
     @dataclass
     class Params:
-        block: int = 64  # key block
-        theta: float = 0.3  # self-similarity below which a block is always computed
+        block: int = 64  # key block (the authors' 64)
+        theta: float = 0.6  # self-similarity at or below which a block is always computed (authors: 0.6)
+        smooth_k: bool = True  # key similarity on keys minus their mean over the sequence (authors: on)
         lam: float = -12.0  # stage-2 skip threshold on (block max - running max)
 
     def decide(self, q, k, budget, q_prev):
@@ -56,17 +74,23 @@ class SpargeAttn(SparseAttentionMethod):
         first_row = pos[::g]
         visible = kb_end[None, :] <= first_row[:, None]
         pred = torch.softmax((q_mean @ k_mean.transpose(-1, -2) * q.shape[-1] ** -0.5).masked_fill(~visible, -1e9), -1)
-        k_sim = self_similarity(k, p.block) >= p.theta
-        scores = pred.masked_fill(~k_sim[:, :, None, :], float("inf"))
+        k_for_sim = k - k.mean(dim=2, keepdim=True) if p.smooth_k else k
+        k_sim = self_similarity(k_for_sim, p.block) > p.theta
+        forced = ~k_sim[:, :, None, :].expand_as(pred)
         if g > 1:
-            q_sim = self_similarity(q, g) >= p.theta
-            scores = scores.masked_fill(~q_sim[..., None], float("inf"))
-        stage1 = select_blocks(scores, budget, p.block)
+            q_sim = self_similarity(q, g) > p.theta
+            forced = forced | ~q_sim[..., None]
+        # blocks that cannot be predicted are computed: the budget pays for them first (+inf), and those
+        # it cannot pay for are added on top (the measured density then exceeds the target)
+        forced = forced & visible
+        stage1 = select_blocks(pred.masked_fill(forced, float("inf")), budget, p.block)
         if budget.density >= 1:
             return stage1
+        table = stage1.block_table() | forced
+        stage1 = BlockPattern(budget, p.block, q.shape[0], q.shape[1], blocks=table)
         # stage 1's blocks (its diagonal region is block-aligned) minus the blocks stage 2 skips;
         # each row keeps itself, as in every pattern
-        blocks = stage1.block_table() & self.online_skip(q, k, stage1.token_mask, budget)
+        blocks = table & self.online_skip(q, k, stage1.token_mask, budget)
         return BlockPattern(budget, p.block, q.shape[0], q.shape[1], blocks=blocks)
 
     def online_skip(self, q, k, keep_rows, budget, chunk: int = 128):

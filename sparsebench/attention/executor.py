@@ -30,6 +30,7 @@ class MaskStats:
     kv_total: int = 0
     tiles_kept: int = 0  # kernel tiles (query tile x key block) holding a kept pair: a block-sparse kernel's work
     tiles_causal: int = 0
+    dense_layer: bool = False  # a layer the method leaves dense (Quest's first two)
 
     def add(self, other: "MaskStats") -> None:
         self.kept_pairs += other.kept_pairs
@@ -40,6 +41,7 @@ class MaskStats:
         self.kv_total += other.kv_total
         self.tiles_kept += other.tiles_kept
         self.tiles_causal += other.tiles_causal
+        self.dense_layer |= other.dense_layer
 
     @property
     def pair_density(self) -> float:

@@ -21,6 +21,7 @@ import torch
 
 from sparsebench.attention.budget import Budget
 from sparsebench.attention.executor import MaskStats, dense_attention, mask_stats, masked_attention
+from sparsebench.attention.pattern import Tiling
 
 IMPLEMENTATION = "sparsebench"
 _ACTIVE: list["SparseAttention"] = []  # the session the registered function consults (innermost last)
@@ -112,6 +113,17 @@ class SparseAttention:
 
     def sparse_call(self, layer: int, query, key, value, scaling: float, q0: int) -> torch.Tensor:
         heads = query.shape[1]
+        if not self.method.sparse_layer(layer):  # a layer the method leaves dense: every causal pair, exact
+            out = dense_attention(query, _expand_kv(key, heads), _expand_kv(value, heads), scaling, q0)
+            pairs = (query.shape[2] * q0 + query.shape[2] * (query.shape[2] + 1) // 2) * query.shape[0] * heads
+            rows = query.shape[0] * heads * query.shape[2]
+            tiles = int(Tiling(Budget(1.0, self.phase, q0, query.shape[2], self.query_block, key.shape[1]),
+                               64, 64).causal_tiles()[0].sum()) * query.shape[0] * heads  # a kernel visits all
+            self.stats[self.phase][layer].add(MaskStats(kept_pairs=pairs, causal_pairs=pairs, recall_sum=rows,
+                                                        recall_rows=rows, tiles_kept=tiles, tiles_causal=tiles,
+                                                        dense_layer=True))
+            self.remember_queries(layer, query)
+            return out
         budget = Budget(self.density, self.phase, q0, query.shape[2], self.query_block, key.shape[1])
         key, value, kv_stats = self.method.compress_kv(key, value, budget)
         key_h = _expand_kv(key, heads)
@@ -134,10 +146,15 @@ class SparseAttention:
         return out
 
     def summary(self, phase: str) -> dict:
-        """Totals over layers plus per-layer density and recall for ``phase``."""
-        total = MaskStats()
+        """Totals over layers plus per-layer density and recall for ``phase``; ``sparse_layers_density``:
+        the density over the layers the method sparsifies (what its budget binds)."""
+        total, sparse = MaskStats(), MaskStats()
         layers = {}
         for layer, s in sorted(self.stats[phase].items()):
             total.add(s)
+            if not s.dense_layer:
+                sparse.add(s)
             layers[str(layer)] = {"density": s.density, "recall": s.recall, "tile_density": s.tile_density}
-        return {**total.to_dict(), "layers": layers}
+            if s.dense_layer:
+                layers[str(layer)]["dense"] = True
+        return {**total.to_dict(), "sparse_layers_density": sparse.density, "layers": layers}

@@ -47,7 +47,7 @@ def register(sub):
     m.add_argument("--seq-len", type=int, default=2048)
     m.add_argument("--continuation", type=int, default=256)
     m.add_argument("--density", type=float, default=0.125)
-    m.add_argument("--methods", default="quest,sparge,nsa,streaming-llm,vertical-slash")
+    m.add_argument("--methods", default="quest-prefill,sparge,nsa-selection,streaming-llm,vertical-slash")
     m.add_argument("--device", default="cuda")
     m.set_defaults(func=model_check)
 

@@ -110,6 +110,15 @@ def _invalid_html(rows: list[dict]) -> str:
             f"<table class='scorecard'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
 
 
+def family_note(family: str) -> str:
+    """The family's ``REPORT_NOTE`` (what its rows measure that a reader must know), as a paragraph."""
+    from sparsebench import registry
+
+    fam = registry.families().get(family)
+    note = getattr(fam.module, "REPORT_NOTE", "") if fam is not None else ""
+    return f"<p class='note'>{html.escape(note)}</p>" if note else ""
+
+
 def _remove_stale_figures(fig_dir: Path, produced: set[str]) -> None:
     """Delete PNG/PDF figures an earlier build left for results that are gone (a task no longer run):
     ``figures/`` then holds exactly what this page shows."""
@@ -155,7 +164,8 @@ def build_report(results_dir: Path, out_dir: Path, only_figure: str | None = Non
         for family in sorted(df[df["task"] == task]["family"].dropna().unique()):
             figs = [h for b, _, t, h in figures if t == task and b.family == family]
             inner.append(f"<h3 id='{P.anchor(task + '-' + family)}'>{html.escape(family)}</h3>"
-                         + task_table(df, task, family) + zeroshot_table(df, task, family) + "".join(figs))
+                         + family_note(family) + task_table(df, task, family) + zeroshot_table(df, task, family)
+                         + "".join(figs))
         for title in dict.fromkeys(b.title for b, _, t, _ in figures if t == task and b.family not in families_in_results):
             figs = [h for b, _, t, h in figures if t == task and b.title == title and b.family not in families_in_results]
             inner.append(f"<h3>{html.escape(title)}</h3>" + "".join(figs))

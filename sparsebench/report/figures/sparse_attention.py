@@ -11,7 +11,11 @@
   ``flex`` executor), one point per method and density, labelled with the
   density; built only where such rows exist (CPU runs time nothing).
 The density axis is the target (1 - target sparsity); the measured density is
-in the result files and the summary (``metric.density_<phase>``).
+in the result files and the summary (``metric.density_<phase>``). A method
+plots only the phases it sparsifies (Quest and Mustafar: decode; MInference's
+vertical-slash: prefill). Methods whose density counts kept K/V cache entries
+rather than query-key pairs (Mustafar) are not on the pair-density axes: they
+get their own figure, ``kv_pruning_quality_vs_density``.
 """
 
 from __future__ import annotations
@@ -28,9 +32,25 @@ PHASES = ("prefill", "decode")
 REFERENCE = "full-attention"
 
 
-def _phase_panels(df: pd.DataFrame, metric: str, ylabel: str, title: str, log_y: bool) -> dict:
+def density_kind(method: str) -> str:
+    """"pairs" or "kv" (what a method's density counts); a method no longer registered counts pairs."""
+    from sparsebench import registry
+
+    try:
+        return registry.method(method).cls.density_kind
+    except Exception:
+        return "pairs"
+
+
+def _phase_panels(df: pd.DataFrame, metric: str, ylabel: str, title: str, log_y: bool, kind: str = "pairs",
+                  prefix: str = "") -> dict:
     figs = {}
     att = df[df["family"] == "sparse_attention"]
+    att = att[att["method"].map(lambda m: m == REFERENCE or density_kind(m) == kind)]
+    if kind != "pairs" and not (att["method"] != REFERENCE).any():
+        return figs
+    xlabel = ("density (kept / causal query-key pairs)" if kind == "pairs"
+              else "density (K/V cache entries read / all)")
     for task, tdf in att.groupby("task"):
         if f"metric.{metric}_decode" not in tdf or tdf[f"metric.{metric}_decode"].isna().all():
             continue
@@ -41,11 +61,16 @@ def _phase_panels(df: pd.DataFrame, metric: str, ylabel: str, title: str, log_y:
             if not ref.empty:
                 ax.axhline(ref[col].mean(), color="black", ls="--", lw=1, label=REFERENCE)
             for method, mdf in tdf[tdf["method"] != REFERENCE].groupby("method"):
+                if col not in mdf or mdf[col].isna().all():
+                    continue  # a phase the method leaves dense: nothing measured
                 st = method_style(method)
-                line = mdf.assign(density=1 - mdf["target_sparsity"]).groupby("density")[col].mean().sort_index()
+                if kind == "pairs":
+                    line = mdf.assign(density=1 - mdf["target_sparsity"]).groupby("density")[col].mean().sort_index()
+                else:  # the K/V density read (the dense window included), measured
+                    line = mdf.groupby(f"metric.density_{phase}")[col].mean().sort_index()
                 ax.plot(line.index, line.values, color=st["color"], marker=st["marker"], label=method)
             ax.set_xscale("log", base=2)
-            ax.set_xlabel("density (kept / causal query-key pairs)")
+            ax.set_xlabel(xlabel)
             ax.set_title(f"sparse {phase}")
             ax.grid(alpha=0.3)
             if log_y:
@@ -54,8 +79,13 @@ def _phase_panels(df: pd.DataFrame, metric: str, ylabel: str, title: str, log_y:
         axes[1].legend(fontsize=7)
         fig.suptitle(f"{task}: {title}")
         fig.tight_layout()
-        figs[f"{metric}_vs_density_{task}"] = fig
+        figs[f"{prefix}{metric}_vs_density_{task}"] = fig
     return figs
+
+
+def kv_pruning_quality_vs_density(df: pd.DataFrame) -> dict:
+    return _phase_panels(df, "perplexity", "continuation perplexity (log)",
+                         "perplexity vs K/V cache density (KV-cache pruning)", True, kind="kv", prefix="kv_")
 
 
 def attention_quality_vs_density(df: pd.DataFrame) -> dict:
@@ -107,4 +137,5 @@ FIGURES = {
     "attention_quality_vs_density": attention_quality_vs_density,
     "retrieval_vs_density": retrieval_vs_density,
     "attention_recall_vs_density": attention_recall_vs_density,
+    "kv_pruning_quality_vs_density": kv_pruning_quality_vs_density,
 }

@@ -1,15 +1,19 @@
-"""nsa: training-free Native Sparse Attention: compressed blocks score the selection blocks, plus a sliding window.
+"""nsa-selection: NSA's block selection and sliding window under one softmax, training-free; not full NSA.
 
 Native Sparse Attention: Hardware-Aligned and Natively Trainable Sparse
-Attention (Yuan et al. 2025, arXiv:2502.11089). NSA attends through three
-branches: compressed tokens (blocks of ``l`` keys with stride ``d``,
-compressed by a learned MLP), selected blocks (blocks of ``l'`` keys ranked by
-the compressed attention scores, summed over the heads of a GQA group, always
-with the first block), and a sliding window of ``w`` keys, combined by learned
-gates. Training-free variant (the model was not trained with NSA): the block
-compression is the mean of the keys, and the selected blocks and the window
-form one keep-mask under one softmax (no learned gates). The window takes
-``window_fraction`` of the budget, the selected blocks the rest.
+Attention (Yuan et al. 2025, arXiv:2502.11089). NSA's output is a gated sum of
+three attention branches: compressed tokens (blocks of ``l`` keys with stride
+``d``, compressed by a learned MLP), selected blocks (blocks of ``l'`` keys
+ranked by the compressed attention scores, summed over the heads of a GQA
+group, always with the first block), and a sliding window of ``w`` keys,
+with learned gates. SmolLM2 was not trained with NSA (no compression MLP, no
+gates), so this method is NOT NSA: it keeps only NSA's selection rule and its
+window. The block compression is the mean of the keys (used for scoring only;
+the compressed branch is not in the output), the selected blocks and the
+window form one keep-mask under one softmax (no gates), and in prefill the
+rows of a query block (the task's ``query_block``) share one selection, where
+NSA selects per query row. The window takes ``window_fraction`` of the budget,
+the selected blocks the rest.
 """
 
 from dataclasses import dataclass
@@ -29,8 +33,8 @@ def compressed_keys(k, length, stride):
     return k[:, :, idx.clamp(max=keys - 1)].mean(dim=3), starts + length - 1, starts
 
 
-class NSA(SparseAttentionMethod):
-    name = "nsa"
+class NSASelection(SparseAttentionMethod):
+    name = "nsa-selection"
     paper = Paper("Native Sparse Attention: Hardware-Aligned and Natively Trainable Sparse Attention",
                   "Yuan, Gao, Dai, Luo, Zhao, Zhang, Xie, Wei, Wang, Xiao, Wang, Ruan, Zhang, Liang, Zeng", 2025,
                   arxiv="2502.11089")
