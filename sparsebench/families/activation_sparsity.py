@@ -176,7 +176,7 @@ def run(ctx) -> dict:
             zero = torch.zeros(())
             thresholds = {site: zero for site in method.sites(blocks)}
         with ActivationSparsifier(model, blocks, thresholds) as sparsifier, method.watch(model, blocks):
-            metrics = ctx.timed("eval", ctx.task.evaluate, model)
+            metrics, samples = ctx.timed("eval", ctx.task.evaluate_with_samples, model)
     metrics.update(method.metrics())
     zeros = sparsifier.fractions()
     modules = dict(model.named_modules())
@@ -202,6 +202,7 @@ def run(ctx) -> dict:
     }
     return {
         "metrics": metrics,
+        **({"samples": samples} if samples else {}),
         "sparsity": {
             "target": target.sparsity,
             "pattern": str(target.pattern),

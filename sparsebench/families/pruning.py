@@ -80,8 +80,9 @@ def run(ctx) -> dict:
                     masks = ctx.method.prune(layers, ctx.target, ctx.generator)
                 apply_masks(layers, masks)
             check_target(layers, ctx.target, per_layer=ctx.method.uniform_layer_sparsity)
-        metrics = ctx.timed("eval", ctx.task.evaluate, model)
+        metrics, samples = ctx.timed("eval", ctx.task.evaluate_with_samples, model)
     return {
         "metrics": metrics,
+        **({"samples": samples} if samples else {}),
         "sparsity": sparsity_record(layers, ctx.target),
     }

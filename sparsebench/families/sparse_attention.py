@@ -36,7 +36,7 @@ layers) and ``metric.attention_speedup``; per-layer times under
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 import torch
@@ -91,6 +91,7 @@ DENSITY_TOLERANCE = 0.01  # absolute; cumulative rounding keeps every method far
 class PhaseOutcome:
     metrics: dict
     stats: dict
+    samples: dict = field(default_factory=dict)  # per-unit values of the phase's metrics (CONTRACT)
 
 
 def forward_phase(model, session: SparseAttention, ids: torch.Tensor, prompt_len: int, phase: str,
@@ -123,10 +124,11 @@ def run_phase(ctx, model, session: SparseAttention, phase: str) -> PhaseOutcome:
     logits = [forward_phase(model, session, ids, prompt_len, phase, source, origins).cpu()
               for ids, prompt_len in task.attention_batches()]
     metrics = {f"{k}_{phase}": v for k, v in task.score_continuations(logits).items()}
+    samples = {f"{k}_{phase}": v for k, v in task.continuation_samples(logits).items()}
     stats = session.summary(phase)
     for key in ("density", "recall", "tile_density"):
         metrics[f"{key}_{phase}"] = stats[key]
-    return PhaseOutcome(metrics, stats)
+    return PhaseOutcome(metrics, stats, samples)
 
 
 def run(ctx) -> dict:
@@ -152,11 +154,12 @@ def run(ctx) -> dict:
     ctx.extra["executor"] = session.executor
     if executor == "flex" and ctx.method.no_block_kernel:
         ctx.extra["no_block_kernel"] = ctx.method.no_block_kernel
-    metrics, layers = {}, {}
+    metrics, layers, samples = {}, {}, {}
     with torch.no_grad(), session.active():
         for phase in PHASES:
             outcome = ctx.timed(phase, run_phase, ctx, model, session, phase)
             metrics.update(outcome.metrics)
+            samples.update(outcome.samples)
             layers[phase] = outcome.stats
             measured = outcome.stats["density"]
             if ctx.method.may_underspend and measured <= density:
@@ -174,6 +177,7 @@ def run(ctx) -> dict:
     mean_density = sum(layers[p]["density"] for p in PHASES) / len(PHASES)
     return {
         "metrics": metrics,
+        **({"samples": samples} if samples else {}),
         "sparsity": {
             "target": 1.0 - density,
             "pattern": str(ctx.target.pattern),

@@ -63,15 +63,20 @@ class TrainData:
     augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None
 
 
-def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 500) -> float:
+def correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 500) -> torch.Tensor:
+    """Per example: whether the model's top-1 class is the label (bool tensor, in the order of ``x``)."""
     was = model.training
     model.eval()
-    correct = 0
+    hits = []
     with torch.no_grad():
         for i in range(0, len(x), batch):
-            correct += int((model(x[i:i + batch]).argmax(1) == y[i:i + batch]).sum())
+            hits.append(model(x[i:i + batch]).argmax(1) == y[i:i + batch])
     model.train(was)
-    return correct / max(len(x), 1)
+    return torch.cat(hits) if hits else torch.zeros(0, dtype=torch.bool)
+
+
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 500) -> float:
+    return int(correct(model, x, y, batch).sum()) / max(len(x), 1)
 
 
 class Trainer:
