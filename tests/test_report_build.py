@@ -25,7 +25,7 @@ CLAIMS = textwrap.dedent("""\
       per: task
     - id: random-beats-magnitude-at-2-4
       paper: "test"
-      statement: "random beats magnitude at 2:4 (false: must show as not reproduced)"
+      statement: "random beats magnitude at 2:4 (false: must show as contradicted)"
       metric: perplexity
       lhs: {method: random, pattern: "2:4"}
       op: "<"
@@ -84,7 +84,7 @@ def test_report_has_a_section_per_task_and_family_with_a_paper_style_table(repor
     # the papers' order: dense, then 50 % unstructured, then 2:4; baselines random before magnitude
     assert [(r[0], r[1]) for r in rows] == [("0% (dense)", "dense"), ("50%", "random"), ("", "magnitude"),
                                             ("2:4", "random"), ("", "magnitude")]
-    assert "±" in rows[1][2]  # random at 50 % ran with two seeds: mean ± s.d.
+    assert re.fullmatch(r"[\d,.]+ \[[\d,.]+, [\d,.]+\]", rows[1][2])  # mean [95 % interval]
     assert rows[1][-2] == "2" and rows[2][-2] == "1"  # the seeds column
 
 
@@ -102,7 +102,7 @@ def test_scorecard_marks_each_claim_with_the_numbers_it_compared(report, results
     out, page = report
     verdicts = {v["id"]: v for v in json.loads((out / "claims.json").read_text())}
     assert verdicts["magnitude-beats-random-at-50"]["status"] == "reproduced"
-    assert verdicts["random-beats-magnitude-at-2-4"]["status"] == "not reproduced"
+    assert verdicts["random-beats-magnitude-at-2-4"]["status"] == "contradicted"
     assert verdicts["sparsegpt-beats-magnitude-at-50"]["status"] == "not run"
     df = pd.read_csv(results / "summary.csv")
     mag = df[(df.method == "magnitude") & (df.target_label == "50%")]["metric.perplexity"].mean()
@@ -111,7 +111,8 @@ def test_scorecard_marks_each_claim_with_the_numbers_it_compared(report, results
     assert cmp["lhs"] == pytest.approx(mag) and cmp["rhs"] == pytest.approx(rnd) and cmp["rhs_rows"] == 2
     card = page[page.index("<section id='claims'>"):]
     card = card[:card.index("</section>")]
-    assert "1 reproduced, 1 not reproduced, 1 not run" in card
+    assert "1 reproduced, 1 contradicted, 0 inconclusive, 0 invalid, 1 not run" in card
+    assert "paired bootstrap over" in cmp["interval"]["method"] and cmp["interval"]["hi"] < 0
     row = card[card.index("id='claim-magnitude-beats-random-at-50'"):]
     assert "<span class='badge ok'>reproduced</span>" in card and f"{mag:.4g}" in row[:row.index("</tr>")]
 
