@@ -70,7 +70,7 @@ def _metrics(result: dict) -> dict[str, float]:
     out = {k: _number(v) for k, v in result.get("metrics", {}).items()}
     for k, v in interval_columns(result).items():  # ci_lo.<metric> -> <metric>.ci_lo
         kind, metric = k.split(".", 1)
-        out[f"{metric}.{kind.split('_')[1]}"] = _number(v)
+        out[f"{metric}.{kind}"] = _number(v)
     sp = result.get("sparsity", {}) or {}
     out["measured_sparsity"] = _number(sp.get("measured"))
     for k, v in sp.items():  # scalar extras (density, recall, ...); per-layer tables stay in result.json

@@ -110,3 +110,30 @@ def test_samples_entry_is_compact_and_checked():
         stats.samples_entry([1.0], "page")
     with pytest.raises(ValueError, match="statistic='median'"):
         stats.check_samples({"values": [1.0], "statistic": "median"}, "samples.x")
+
+
+def _result(**over):
+    job = {"task": "lm-x", "family": "pruning", "method": "wanda", "seed": 0, "hardware": "cpu",
+           "target": {"pattern": "unstructured", "sparsity": 0.5}, "method_params": {}, "task_params": {}}
+    values = list(np.random.default_rng(6).normal(2.0, 0.3, 32))
+    return {"run_id": "abc", "job": job, "status": "ok", "target_label": "50%",
+            "metrics": {"perplexity": math.exp(np.mean(values))},
+            "samples": {"perplexity": stats.samples_entry(values, "window", "exp_mean")}, **over}
+
+
+def test_summary_row_and_mlflow_metrics_carry_the_interval_bounds():
+    from sparsebench.results import flatten
+    from sparsebench.tracking import _metrics
+
+    row = flatten(_result())
+    assert row["ci_lo.perplexity"] < row["metric.perplexity"] < row["ci_hi.perplexity"]
+    logged = _metrics(_result())
+    assert logged["perplexity.ci_lo"] == row["ci_lo.perplexity"] and logged["perplexity.ci_hi"] == row["ci_hi.perplexity"]
+    assert "ci_lo.perplexity" not in flatten(_result(status="invalid"))
+
+
+def test_recording_samples_leaves_run_ids_unchanged():
+    from sparsebench.plan import Job
+
+    job = Job("lm-smollm2-2k", "quest", "sparse_attention", {"pattern": "unstructured", "sparsity": 0.9375}, 0, "cpu")
+    assert job.run_id == Job.from_spec(job.spec_json()).run_id  # the id hashes the spec only, never outputs

@@ -88,7 +88,7 @@ def _points(mdf: pd.DataFrame, col: str, density_col: str) -> pd.DataFrame:
             continue
         measured = g[density_col].dropna() if density_col in g else pd.Series(dtype=float)
         out[target] = (float(measured.mean()) if len(measured) else 1 - float(target), mean, lo, hi, n)
-    return pd.DataFrame.from_dict(out, orient="index", columns=["x", "mean", "lo", "hi", "n"]).sort_index()
+    return pd.DataFrame.from_dict(out, orient="index", columns=["x", "mean", "lo", "hi", "n"]).sort_values("x")
 
 
 def attention_quality_vs_density(df: pd.DataFrame) -> dict:
