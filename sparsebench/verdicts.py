@@ -72,7 +72,7 @@ class Comparison:
         if self.relative and self.quantity is not None:
             q = self.quantity
             ci = f" [{q.lo:+.2%}, {q.hi:+.2%}]" if _has_bounds(q) else ""
-            text += f"; relative {q.estimate:+.2%}{ci} vs tolerance {claim.tolerance:.2%}"
+            text += f"; relative {q.estimate:+.2%}{ci}, needs {_threshold(claim)}"
         if self.quantity is not None:
             text += f" ({self.quantity.method})"
         return text + f": {self.verdict}" + (f" ({self.note})" if self.note else "")
@@ -84,6 +84,13 @@ class Comparison:
                 "quantity": ("relative difference" if self.relative else "difference"),
                 "interval": self.quantity.to_dict() if self.quantity else None, "note": self.note,
                 "text": self.describe(claim)}
+
+
+def _threshold(claim: Claim) -> str:
+    t = claim.tolerance
+    if claim.op == "~=":
+        return f"within ±{t:.2%}"
+    return f"{claim.op} {(t if claim.op in ('<', '<=') else -t):+.2%}"
 
 
 def _signed(v: float) -> str:
