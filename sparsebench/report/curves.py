@@ -29,6 +29,8 @@ def interval_of(rows: pd.DataFrame, y: str) -> tuple[float, float, float, int]:
     """(mean, lo, hi, n) of column ``y`` over ``rows`` (seeds of one setting); NaN bounds where none."""
     from sparsebench.stats import t_interval
 
+    if "status" in rows.columns:  # invalid results never lend their numbers to a figure or table
+        rows = rows[rows["status"].astype(str) != "invalid"]
     vals = rows[y].dropna().astype(float)
     vals = vals[np.isfinite(vals)]
     if vals.empty:
