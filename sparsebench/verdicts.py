@@ -123,9 +123,18 @@ class Samples:
 
     ``provider(row, metric) -> entry | None`` replaces the files (tests, other tables)."""
 
-    def __init__(self, provider=None):
+    def __init__(self, provider=None, results_dir: Path | None = None):
         self.provider = provider
+        self.results_dir = results_dir
         self._docs: dict[str, dict] = {}
+
+    def _path(self, path: str) -> Path:
+        """``result_path`` as the summary wrote it, or (moved results, another working directory) the same
+        ``runs/...`` file under ``results_dir``."""
+        p = Path(path)
+        if not p.exists() and self.results_dir is not None and "runs/" in path:
+            p = Path(self.results_dir) / path[path.rindex("runs/"):]
+        return p
 
     def _doc(self, row) -> dict:
         path = row.get("result_path")
@@ -133,7 +142,7 @@ class Samples:
             return {}
         if path not in self._docs:
             try:
-                self._docs[path] = json.loads(Path(path).read_text())
+                self._docs[path] = json.loads(self._path(path).read_text())
             except (OSError, ValueError):
                 self._docs[path] = {}
         return self._docs[path]
@@ -378,5 +387,5 @@ def scorecard(claims: list[Claim], df, results_dir: Path | None = None, samples:
     tables = {}
     if results_dir is not None and any(c.table == "kernels" for c in claims):
         tables["kernels"] = kernel_rows(results_dir)
-    store = samples or Samples()
+    store = samples or Samples(results_dir=results_dir)
     return [evaluate(c, df, tables, store) for c in claims]

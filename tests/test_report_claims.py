@@ -314,3 +314,17 @@ def test_every_shipped_claim_still_parses():
     from sparsebench.registry import project_root
 
     assert len(load_claims(project_root() / "claims")) >= 29
+
+
+def test_samples_are_found_under_the_results_directory_when_the_summary_paths_are_relative(tmp_path):
+    import json
+
+    from sparsebench.verdicts import scorecard
+
+    df = SUMMARY[SUMMARY["task"] == "lm-b"].copy()
+    (tmp_path / "runs").mkdir()
+    for rid in df["run_id"]:
+        (tmp_path / "runs" / f"{rid}.json").write_text(json.dumps({"samples": SAMPLES[rid]}))
+    df["result_path"] = [f"results/runs/{rid}.json" for rid in df["run_id"]]  # written from another directory
+    (v,) = scorecard([claim()], df, tmp_path)
+    assert v.status == CONTRADICTED and "paired bootstrap" in v.comparisons[0].quantity.method
