@@ -124,6 +124,10 @@ class ActivationSparsityMethod(Method):
         """Metrics this method adds to the task's (after the evaluation)."""
         return {}
 
+    def samples(self) -> dict:
+        """Per-unit values of the metrics this method adds (``samples``, CONTRACT), if any."""
+        return {}
+
 
 BASE = ActivationSparsityMethod
 
@@ -178,6 +182,7 @@ def run(ctx) -> dict:
         with ActivationSparsifier(model, blocks, thresholds) as sparsifier, method.watch(model, blocks):
             metrics, samples = ctx.timed("eval", ctx.task.evaluate_with_samples, model)
     metrics.update(method.metrics())
+    samples.update(method.samples())
     zeros = sparsifier.fractions()
     modules = dict(model.named_modules())
     skip = weight_skip_fractions(blocks, zeros)
