@@ -32,6 +32,9 @@ TOKEN_BLOCK = 16  # tokens per resampled block for units of kind "token"
 STATISTICS = ("mean", "exp_mean")
 UNITS = ("window", "sequence", "sample", "item", "token")
 _CHUNK = 500  # resamples per vectorised step (bounds memory for long token sequences)
+# Below this many units the percentile bootstrap is too narrow (3 of 4 passkeys would exclude 0.25):
+# closed forms instead (sparsebench.stats_small: exact binomial for 0/1 values, Student-t otherwise).
+SMALL_N = 30
 
 
 class NonFinite(ValueError):
@@ -106,8 +109,10 @@ def bootstrap_ci(values, statistic: str = "mean", unit: str | None = None, resam
                  seed: int = SEED, confidence: float = CONFIDENCE) -> Interval:
     """Percentile bootstrap interval of ``statistic(values)`` over the units."""
     v = finite(values)
-    rng = np.random.default_rng(seed)
     block = block_for(unit, len(v))
+    if len(v) < SMALL_N and block == 1:
+        return small_ci(v, statistic, unit, confidence)
+    rng = np.random.default_rng(seed)
     draws = np.concatenate([apply_statistic(statistic, v[resample_indices(len(v), min(_CHUNK, resamples - s), rng,
                                                                            block)].mean(axis=1))
                             for s in range(0, resamples, _CHUNK)])
@@ -153,8 +158,10 @@ def bootstrap_contrast(lhs: Side, rhs: Side, paired: bool, resamples: int = RESA
     (they must have the same units in the same order), else each side is resampled on its own."""
     if paired and lhs.constant is None and rhs.constant is None and lhs.n != rhs.n:
         raise ValueError(f"paired bootstrap needs the same units on both sides ({lhs.n} vs {rhs.n})")
-    rng = np.random.default_rng(seed)
     sides = [s for s in (lhs, rhs) if s.constant is None]
+    if max(s.n for s in sides) < SMALL_N and len({s.statistic for s in sides}) == 1:
+        return small_contrast(lhs, rhs, paired, confidence)
+    rng = np.random.default_rng(seed)
     block = max(block_for(s.unit, s.n) for s in sides)
     d, r = [], []
     for start in range(0, resamples, _CHUNK):
@@ -179,6 +186,18 @@ def bootstrap_contrast(lhs: Side, rhs: Side, paired: bool, resamples: int = RESA
     rel_lo, rel_hi = _quantiles(r, confidence) if np.isfinite(r).all() else (math.nan, math.nan)
     return Contrast(l_est, r_est, Interval(l_est - r_est, *_quantiles(d, confidence), how, units),
                     Interval(rel_est, rel_lo, rel_hi, how, units), how)
+
+
+def small_ci(v, statistic, unit, confidence):
+    from sparsebench.stats_small import small_ci as _small
+
+    return _small(v, statistic, unit, confidence)
+
+
+def small_contrast(lhs, rhs, paired, confidence):
+    from sparsebench.stats_small import small_contrast as _small
+
+    return _small(lhs, rhs, paired, confidence)
 
 
 # ---------------------------------------------------------------- Student-t intervals (replicates = seeds)

@@ -137,3 +137,21 @@ def test_recording_samples_leaves_run_ids_unchanged():
 
     job = Job("lm-smollm2-2k", "quest", "sparse_attention", {"pattern": "unstructured", "sparsity": 0.9375}, 0, "cpu")
     assert job.run_id == Job.from_spec(job.spec_json()).run_id  # the id hashes the spec only, never outputs
+
+
+def test_few_units_get_exact_or_t_intervals_not_a_too_narrow_bootstrap():
+    ci = stats.bootstrap_ci([1.0, 1.0, 1.0, 0.0], "mean", "sample")  # 3 of 4 passkeys
+    assert (ci.lo, ci.hi) == pytest.approx((0.1941, 0.9937), abs=1e-4) and "exact binomial" in ci.method
+    quest, streaming = np.array([[1.0, 1.0, 1.0, 0.0]]), np.zeros((1, 4))
+    d = stats.bootstrap_contrast(stats.Side(quest, unit="sample"), stats.Side(streaming, unit="sample"), True).diff
+    assert d.estimate == 0.75 and d.lo < 0 < d.hi  # 3 discordant pairs cannot decide at 95 %
+    many = stats.bootstrap_contrast(stats.Side(np.ones((1, 20))), stats.Side(np.zeros((1, 20))), True).diff
+    assert many.lo > 0.5  # 20 of 20 discordant pairs in lhs's favour do
+    nll = np.random.default_rng(7).normal(2.0, 0.4, 16)
+    t = stats.bootstrap_ci(nll, "exp_mean", "window")  # 16 windows: t on the log scale
+    from scipy.stats import t as student
+
+    h = student.ppf(0.975, 15) * nll.std(ddof=1) / 4
+    assert (t.lo, t.hi) == pytest.approx((math.exp(nll.mean() - h), math.exp(nll.mean() + h)))
+    shift = stats.bootstrap_contrast(stats.Side((nll + 0.1)[None], "exp_mean"), stats.Side(nll[None], "exp_mean"), True)
+    assert shift.rel.lo == pytest.approx(math.exp(0.1) - 1) and shift.rel.hi == pytest.approx(math.exp(0.1) - 1)
