@@ -112,7 +112,7 @@ def test_scorecard_marks_each_claim_with_the_numbers_it_compared(report, results
     card = page[page.index("<section id='claims'>"):]
     card = card[:card.index("</section>")]
     assert "1 reproduced, 1 contradicted, 0 inconclusive, 0 invalid, 1 not run" in card
-    assert "paired bootstrap over" in cmp["interval"]["method"] and cmp["interval"]["hi"] < 0
+    assert "paired t over 4 windows" in cmp["interval"]["method"] and cmp["interval"]["hi"] < 0  # few windows: t
     row = card[card.index("id='claim-magnitude-beats-random-at-50'"):]
     assert "<span class='badge ok'>reproduced</span>" in card and f"{mag:.4g}" in row[:row.index("</tr>")]
 
