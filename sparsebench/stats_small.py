@@ -2,7 +2,8 @@
 is too narrow: with 4 passkey samples, 3 correct, it cannot go below 0.25 although the exact 95 %
 interval is 0.19-0.99.
 
-- values that are all 0 or c (0/1 correctness, 0/100 top-1): exact binomial (Clopper-Pearson)
+- per-sample or per-item values that are all 0 or c (0/1 correctness, 0/100 top-1; fractions per
+  window are never read as counts, even when they round to 1): exact binomial (Clopper-Pearson)
   intervals; a paired difference of two such metrics is judged on its discordant units (units right
   on one side and wrong on the other): an exact interval of how often they favour lhs, combined with
   an exact interval of how many units are discordant (conservative: two 95 % intervals at once);
@@ -30,8 +31,13 @@ def clopper_pearson(k: int, n: int, confidence: float = CONFIDENCE) -> tuple[flo
     return lo, hi
 
 
-def binary_scale(*arrays) -> float | None:
-    """c when every value is 0 or c (c > 0; all-zero values count as 0/1), else None."""
+BINARY_UNITS = ("sample", "item")  # units whose values may be correctness (0 or c)
+
+
+def binary_scale(*arrays, unit: str | None = "sample") -> float | None:
+    """c when the units are samples/items and every value is 0 or c (c > 0; all-zero counts as 0/1), else None."""
+    if unit not in BINARY_UNITS:
+        return None
     u = np.unique(np.concatenate([np.ravel(a) for a in arrays]))
     if len(u) > 2 or u.min() < 0 or (len(u) == 2 and u[0] != 0):
         return None
@@ -43,7 +49,7 @@ def small_ci(v: np.ndarray, statistic: str, unit: str | None, confidence: float 
     if statistic == "exp_mean":
         t = t_interval(v, confidence)
         return Interval(math.exp(t.estimate), math.exp(t.lo), math.exp(t.hi), f"t over {what} (log scale)", n)
-    c = binary_scale(v)
+    c = binary_scale(v, unit=unit)
     if c is not None:
         lo, hi = clopper_pearson(int(round(v.sum() / c)), n, confidence)
         return Interval(float(v.mean()), lo * c, hi * c, f"exact binomial over {what}", n)
@@ -71,7 +77,7 @@ def small_contrast(lhs: Side, rhs: Side, paired: bool, confidence: float = CONFI
     l_est, r_est = lhs.estimate(), rhs.estimate()
     statistic = (lhs if vl is not None else rhs).statistic
     n = max(len(x) for x in (vl, vr) if x is not None)
-    unit = next((s.unit for s in (lhs, rhs) if s.unit), "unit")
+    unit = next((s.unit for s in (lhs, rhs) if s.unit), None)
     both = vl is not None and vr is not None
     design = "paired " if both and paired else ""
     if statistic == "exp_mean":  # log(lhs / rhs) = mean NLL difference
@@ -81,10 +87,10 @@ def small_contrast(lhs: Side, rhs: Side, paired: bool, confidence: float = CONFI
             sign = 1.0 if vl is not None else -1.0
             d = t_interval(sign * ((vl if vl is not None else vr) - math.log(const)), confidence)
         ratio = [math.exp(x) - 1 for x in (d.lo, d.hi)]
-        how = f"{design}t over {n} {unit}s (log scale)"
+        how = f"{design}t over {n} {unit or 'unit'}s (log scale)"
         rel = Interval((l_est - r_est) / abs(r_est), *ratio, how, n)
         return Contrast(l_est, r_est, Interval(l_est - r_est, ratio[0] * r_est, ratio[1] * r_est, how, n), rel, how)
-    c = binary_scale(*(x for x in (vl, vr) if x is not None))
+    c = binary_scale(*(x for x in (vl, vr) if x is not None), unit=unit)
     if c is not None:
         if both and paired:
             lo, hi = _paired_binary(vl, vr, c, confidence)
@@ -95,7 +101,7 @@ def small_contrast(lhs: Side, rhs: Side, paired: bool, confidence: float = CONFI
             x = vl if vl is not None else vr
             pl, ph = clopper_pearson(int(round(x.sum() / c)), len(x), confidence)
             lo, hi = (pl * c - const, ph * c - const) if vl is not None else (const - ph * c, const - pl * c)
-        how = f"{design}exact binomial over {n} {unit}s"
+        how = f"{design}exact binomial over {n} {unit or 'unit'}s"
     else:
         if both:
             d = t_interval(vl - vr, confidence) if paired else welch_interval(vl, vr, confidence)
@@ -103,7 +109,7 @@ def small_contrast(lhs: Side, rhs: Side, paired: bool, confidence: float = CONFI
             sign = 1.0 if vl is not None else -1.0
             d = t_interval(sign * ((vl if vl is not None else vr) - const), confidence)
         lo, hi = d.lo, d.hi
-        how = f"{design}t over {n} {unit}s"
+        how = f"{design}t over {n} {unit or 'unit'}s"
     diff = Interval(l_est - r_est, lo, hi, how, n)
     scale = abs(r_est)
     rel = Interval((l_est - r_est) / scale, lo / scale, hi / scale, how + ", relative to rhs", n) if scale else \

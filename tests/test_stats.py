@@ -155,3 +155,9 @@ def test_few_units_get_exact_or_t_intervals_not_a_too_narrow_bootstrap():
     assert (t.lo, t.hi) == pytest.approx((math.exp(nll.mean() - h), math.exp(nll.mean() + h)))
     shift = stats.bootstrap_contrast(stats.Side((nll + 0.1)[None], "exp_mean"), stats.Side(nll[None], "exp_mean"), True)
     assert shift.rel.lo == pytest.approx(math.exp(0.1) - 1) and shift.rel.hi == pytest.approx(math.exp(0.1) - 1)
+
+
+def test_fractions_per_window_are_never_read_as_binomial_counts():
+    ci = stats.bootstrap_ci([1.0] * 16, "mean", "window")  # e.g. non-zero fractions that round to 1
+    assert "binomial" not in ci.method and ci.lo == ci.hi == 1.0
+    assert "binomial" in stats.bootstrap_ci([1.0] * 16, "mean", "sample").method
