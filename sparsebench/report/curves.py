@@ -2,9 +2,9 @@
 
 Every figure that plots a metric against sparsity (or density, or FLOPs) draws its intervals through
 :func:`interval_stats`, so an interval means the same everywhere: with several seeds at a point, the
-95 % Student-t interval of the mean over seeds; with one result, the 95 % bootstrap interval over the
-task's units (windows, tokens, samples) that the summary carries as ``ci_lo.<metric>`` /
-``ci_hi.<metric>`` (:mod:`sparsebench.stats`); neither: no interval.
+95 % Student-t interval of the mean over seeds; with one result, the 95 % interval over the task's
+units (windows, tokens, samples: bootstrap, or exact binomial / t with fewer than 30 units) that the
+summary carries as ``ci_lo.<metric>`` / ``ci_hi.<metric>`` (:mod:`sparsebench.stats`); neither: none.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import pandas as pd
 
 from sparsebench.report.style import method_style
 
-INTERVAL_LABEL = "bars / band: 95 % interval (t over seeds, else bootstrap over the task's units)"
+INTERVAL_LABEL = "bars / band: 95 % interval (t over seeds, else over the task's units: windows, tokens, samples)"
 
 
 def ci_columns(y: str) -> tuple[str, str]:
