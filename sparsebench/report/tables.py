@@ -109,7 +109,7 @@ def task_table(df: pd.DataFrame, task: str, family: str) -> str:
             row.append((_cell(mr["time.total_s"], 1)[0] if "time.total_s" in mr else "", False))
             group.append(row)
         groups.append(group)
-    caption = (f"{task}, {family}: mean over seeds [95 % interval: t over seeds where several, else bootstrap "
+    caption = (f"{task}, {family}: mean over seeds [95 % interval: t over seeds where several, else "
                "over the task's units]; bold = best of its sparsity group; ↑/↓ = higher/lower is better")
     return _render(header, groups, caption)
 
