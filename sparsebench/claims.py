@@ -1,11 +1,10 @@
-"""Claims from the papers, checked on our results: reproduced, not reproduced or not run.
+"""Claims from the papers: what they compare (loading, validation, row selection).
 
 A claim (one entry of ``claims/<family>.yaml``, format in ``claims/README.md``)
-compares the mean of one summary column over two selections of rows, e.g.
-perplexity of SparseGPT at 50 % against magnitude at 50 %, in every group of
-``per`` (every task, say). It never runs anything: a side without rows makes
-that group *not run*; a claim is *reproduced* when every group that ran holds,
-*not reproduced* when one of them fails, *not run* when no group ran.
+compares one summary column over two selections of rows, e.g. perplexity of
+SparseGPT at 50 % against magnitude at 50 %, in every group of ``per`` (every
+task, say). How it is judged (reproduced, contradicted, inconclusive, invalid,
+not run, from the interval of the difference) is :mod:`sparsebench.verdicts`.
 """
 
 from __future__ import annotations
@@ -19,7 +18,6 @@ import yaml
 
 from sparsebench.errors import ConfigError
 
-REPRODUCED, NOT_REPRODUCED, NOT_RUN = "reproduced", "not reproduced", "not run"
 OPS = ("<", "<=", ">", ">=", "~=")
 # Summary columns a selector may name without a dot; dotted names (param.alpha, latency_ms.a100) are free.
 COLUMNS = ("task", "family", "method", "pattern", "target_sparsity", "target_label", "seed", "hardware",
@@ -69,48 +67,6 @@ class Claim:
     @property
     def rhs_column(self) -> str:
         return self._column_of(self.rhs_metric or self.metric)
-
-
-@dataclass
-class Comparison:
-    """One group of ``per`` (e.g. one task): the two means and whether the claim holds there."""
-
-    group: dict
-    lhs: float | None
-    rhs: float | None
-    lhs_rows: int
-    rhs_rows: int
-    holds: bool | None  # None: a side had no rows (not run in this group)
-
-    def describe(self, claim: Claim) -> str:
-        where = ", ".join(f"{v}" for v in self.group.values())
-        prefix = f"{where}: " if where else ""
-        if self.holds is None:
-            missing = [side for side, n in (("lhs", self.lhs_rows), ("rhs", self.rhs_rows)) if n == 0]
-            return f"{prefix}not run (no rows for {' and '.join(_side_text(getattr(claim, s)) for s in missing)})"
-        tol = f" (tolerance {claim.tolerance:g})" if claim.tolerance else ""
-        mark = "holds" if self.holds else "fails"
-        lm = f" {claim.lhs_metric}" if claim.lhs_metric else ""
-        rm = f" {claim.rhs_metric}" if claim.rhs_metric else ""
-        return (f"{prefix}{_fmt(self.lhs)} [{_side_text(claim.lhs)}{lm}] {claim.op} "
-                f"{_fmt(self.rhs)} [{_side_text(claim.rhs)}{rm}]{tol}: {mark}")
-
-
-@dataclass
-class Verdict:
-    claim: Claim
-    status: str
-    comparisons: list
-    reason: str = ""
-
-    def to_dict(self) -> dict:
-        c = self.claim
-        return {"id": c.id, "paper": c.paper, "statement": c.statement, "status": self.status,
-                "reason": self.reason, "source": c.source, "metric": c.column, "lhs_metric": c.lhs_column, "rhs_metric": c.rhs_column, "op": c.op,
-                "tolerance": c.tolerance,
-                "comparisons": [{"group": cmp.group, "lhs": cmp.lhs, "rhs": cmp.rhs, "lhs_rows": cmp.lhs_rows,
-                                 "rhs_rows": cmp.rhs_rows, "holds": cmp.holds, "text": cmp.describe(c)}
-                                for cmp in self.comparisons]}
 
 
 def _fmt(v: float | None) -> str:
@@ -218,7 +174,7 @@ def load_claims(claims_dir: Path) -> list[Claim]:
 
 # ---------------------------------------------------------------- evaluation
 
-def _matches(df, selector: dict):
+def matches(df, selector: dict):
     import numpy as np
     import pandas as pd
 
@@ -244,76 +200,11 @@ def _matches(df, selector: dict):
     return mask
 
 
-def _holds(op: str, lhs: float, rhs: float, tol: float) -> bool:
-    if op == "~=":
-        return abs(lhs - rhs) <= tol * abs(rhs)
-    if op in ("<", "<="):
-        bound = rhs + tol * abs(rhs)
-        return lhs < bound if op == "<" else lhs <= bound
-    bound = rhs - tol * abs(rhs)
-    return lhs > bound if op == ">" else lhs >= bound
+def __getattr__(name):
+    # the verdict side lives in sparsebench.verdicts; these names stay importable from here
+    if name in ("REPRODUCED", "CONTRADICTED", "INCONCLUSIVE", "INVALID", "NOT_RUN", "Comparison", "Verdict",
+                "evaluate", "scorecard", "kernel_rows"):
+        from sparsebench import verdicts
 
-
-def _side(rows, side: dict, column: str) -> tuple[float | None, int]:
-    if "value" in side:
-        return side["value"], 1
-    sel = rows[_matches(rows, side)][column].dropna()
-    return (float(sel.mean()), len(sel)) if len(sel) else (None, 0)
-
-
-def evaluate(claim: Claim, df, tables: dict | None = None) -> Verdict:
-    """Check one claim on the summary table (one row per result) or on ``tables[claim.table]``."""
-    if claim.table != "summary":
-        df = (tables or {}).get(claim.table)
-    if df is None or df.empty:
-        return Verdict(claim, NOT_RUN, [], f"no {claim.table} results")
-    for column in dict.fromkeys((claim.lhs_column, claim.rhs_column)):
-        if column not in df.columns:
-            return Verdict(claim, NOT_RUN, [], f"column {column} is not in the {claim.table} table (nothing measured it)")
-    rows = df[_matches(df, claim.where)]
-    missing_per = [p for p in claim.per if p not in rows.columns]
-    if missing_per:
-        return Verdict(claim, NOT_RUN, [], f"per column(s) {', '.join(missing_per)} not in the summary")
-    if claim.per:
-        selected = rows[_matches(rows, claim.lhs) | _matches(rows, claim.rhs)]
-        groups = [(k if isinstance(k, tuple) else (k,), g) for k, g in selected.groupby(list(claim.per), sort=True)]
-    else:
-        groups = [((), rows)]
-    comparisons = []
-    for key, grows in groups:
-        lhs, nl = _side(grows, claim.lhs, claim.lhs_column)
-        rhs, nr = _side(grows, claim.rhs, claim.rhs_column)
-        holds = None if lhs is None or rhs is None else _holds(claim.op, lhs, rhs, claim.tolerance)
-        comparisons.append(Comparison(dict(zip(claim.per, key)), lhs, rhs, nl, nr, holds))
-    ran = [c for c in comparisons if c.holds is not None]
-    if not ran:
-        return Verdict(claim, NOT_RUN, comparisons, "no group has results on both sides")
-    failed = [c for c in ran if not c.holds]
-    status = NOT_REPRODUCED if failed else REPRODUCED
-    skipped = len(comparisons) - len(ran)
-    reason = f"{len(ran) - len(failed)} of {len(ran)} group(s) hold" + (f"; {skipped} not run" if skipped else "")
-    return Verdict(claim, status, comparisons, reason)
-
-
-def kernel_rows(results_dir: Path):
-    """Every row of ``results_dir/kernels/*.json`` (the kernel suite), with its ``profile``; None if none."""
-    import json
-
-    import pandas as pd
-
-    rows = []
-    for path in sorted(Path(results_dir).glob("kernels/*.json")):
-        try:
-            doc = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue  # a partial file from a killed run: its rows count once it is whole
-        for row in doc.get("rows", []) if isinstance(doc, dict) else []:
-            rows.append({"profile": doc.get("profile", path.stem), "device": doc.get("device"), **row})
-    return pd.DataFrame(rows) if rows else None
-
-
-def scorecard(claims: list[Claim], df, results_dir: Path | None = None) -> list[Verdict]:
-    tables = {}
-    if results_dir is not None and any(c.table == "kernels" for c in claims):
-        tables["kernels"] = kernel_rows(results_dir)
-    return [evaluate(c, df, tables) for c in claims]
+        return getattr(verdicts, name)
+    raise AttributeError(f"module 'sparsebench.claims' has no attribute {name!r}")

@@ -9,6 +9,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from sparsebench.stats import interval_columns
+
 SCHEMA_VERSION = 1
 STATUSES = ("ok", "invalid")  # "invalid": a complete result whose numbers must not be used (invalid_reason says why)
 
@@ -117,6 +119,7 @@ def flatten(result: dict) -> dict:
     }
     for k, v in result.get("metrics", {}).items():
         row[f"metric.{k}"] = v
+    row.update(interval_columns(result))  # ci_lo.<metric>, ci_hi.<metric>: 95 % interval from its samples
     for k, v in result.get("timings", {}).items():
         row[f"time.{k}"] = v
     for k, v in result.get("memory", {}).items():

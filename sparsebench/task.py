@@ -80,6 +80,11 @@ class Task(Configurable):
     def evaluate(self, model: nn.Module) -> dict[str, float]:
         raise NotImplementedError
 
+    def evaluate_with_samples(self, model: nn.Module) -> tuple[dict[str, float], dict]:
+        """The metrics and, for those that average over units (windows, samples, images), their per-unit
+        values: ``{metric: sparsebench.stats.samples_entry(...)}`` (the result's ``samples``). Default: none."""
+        return self.evaluate(model), {}
+
     def data_info(self) -> dict:
         """Sizes and hashes of the data this task evaluates and calibrates on."""
         return {}

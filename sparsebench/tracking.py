@@ -26,6 +26,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from sparsebench.stats import interval_columns
+
 RUN_ID_TAG = "sparsebench.run_id"
 KIND_TAG = "sparsebench.kind"
 RESULT_HASH_TAG = "sparsebench.result_sha256"
@@ -73,6 +75,9 @@ def _number(v) -> float | None:
 
 def _metrics(result: dict) -> dict[str, float]:
     out = {k: _number(v) for k, v in result.get("metrics", {}).items()}
+    for k, v in interval_columns(result).items():  # ci_lo.<metric> -> <metric>.ci_lo
+        kind, metric = k.split(".", 1)
+        out[f"{metric}.{kind}"] = _number(v)
     sp = result.get("sparsity", {}) or {}
     out["measured_sparsity"] = _number(sp.get("measured"))
     for k, v in sp.items():  # scalar extras (density, recall, ...); per-layer tables stay in result.json

@@ -163,8 +163,8 @@ def expected_run_names(results: Path) -> set[str]:
 def test_report_in_the_browser_shows_its_figures_and_scorecard(served, shots):
     dom = chromium(f"{served['web']}/index.html", served["profile"], shots / "report.png")
     assert "<h2>Claims scorecard</h2>" in dom
-    assert "1 reproduced, 1 not reproduced, 1 not run" in dom
-    for cls, text in (("ok", "reproduced"), ("fail", "not reproduced"), ("skip", "not run")):
+    assert "1 reproduced, 1 contradicted, 0 inconclusive, 0 invalid, 1 not run" in dom
+    for cls, text in (("ok", "reproduced"), ("fail", "contradicted"), ("skip", "not run")):
         assert f'<span class="badge {cls}">{text}</span>' in dom
     assert 'alt="quality_vs_sparsity_lm-smollm2" src="data:image/png;base64,' in dom
     assert "<h2>Task lm-smollm2</h2>" in dom and "<h2>Environment</h2>" in dom

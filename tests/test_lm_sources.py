@@ -1,5 +1,6 @@
 """Text and model sources: the offline stdlib split, and the hub / datasets loaders on local fixtures."""
 
+import math
 from dataclasses import dataclass
 
 import pandas as pd
@@ -79,6 +80,11 @@ def test_lm_task_on_hub_fixture_gives_finite_perplexity_and_disjoint_calibration
     model = task.load_model()
     ppl = task.evaluate(model)["perplexity"]
     assert 1 < ppl < 10 * len(task.tokenizer)  # a random tiny model: near-uniform, but finite
+    metrics, samples = task.evaluate_with_samples(model)
+    per_window = samples["perplexity"]  # per-window mean NLL: exp(their mean) is the perplexity
+    assert per_window["unit"] == "window" and per_window["statistic"] == "exp_mean"
+    assert per_window["ids"] == ["w0", "w1", "w2"] and metrics["perplexity"] == pytest.approx(ppl)
+    assert math.exp(sum(per_window["values"]) / 3) == pytest.approx(ppl, rel=1e-5)
     assert len(task.prunable_layers(model)) == 2 * 7
     cal = task.calibration_windows(seed=0)
     assert cal.shape == (2, 16) and torch.equal(cal, task.calibration_windows(seed=0))

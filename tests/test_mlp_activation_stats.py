@@ -49,6 +49,17 @@ def test_relu_mlp_nonzero_fraction_is_the_fraction_of_positive_pre_activations()
     assert f["above"]["0.01"] == pytest.approx(0.6 - small)
 
 
+def test_counter_keeps_per_window_fractions_whose_mean_is_the_fraction():
+    model = TinyMLP(nn.ReLU())
+    x = inputs_with_known_signs().reshape(4, 50, 10)  # 4 windows of 50 tokens
+    with torch.no_grad(), OutputCounter(model, ["act_fn"], [0.01]) as counter:
+        model(x[:2])
+        model(x[2:])
+    per_window = counter.row_fractions("positive")
+    assert len(per_window) == 4 and sum(per_window) / 4 == pytest.approx(counter.fractions()["act_fn"]["positive"])
+    assert per_window == pytest.approx([float((w > 0).double().mean()) for w in x])
+
+
 def test_silu_mlp_has_no_exact_zeros_but_the_same_positive_fraction():
     model = TinyMLP(nn.SiLU())
     x = inputs_with_known_signs()
@@ -84,6 +95,9 @@ def test_mlp_activation_stats_job_leaves_the_model_dense_and_stores_per_layer_fr
     m = stats["metrics"]
     assert m["mlp_nonzero_fraction"] == pytest.approx(sum(lay["nonzero"] for lay in layers) / 30)
     assert set(m) >= {"mlp_positive_fraction", "mlp_above_0p01_fraction"}
+    positive = stats["samples"]["mlp_positive_fraction"]  # per window, for the claims' intervals
+    assert sum(positive["values"]) / len(positive["values"]) == pytest.approx(m["mlp_positive_fraction"], rel=1e-5)
+    assert dense["samples"]["perplexity"]["statistic"] == "exp_mean"
     assert stats["sparsity"]["measured"] < 0.01  # nothing thresholded
 
     df = summarize([tmp_path / "s.json", tmp_path / "d.json"])

@@ -25,7 +25,7 @@ CLAIMS = textwrap.dedent("""\
       per: task
     - id: random-beats-magnitude-at-2-4
       paper: "test"
-      statement: "random beats magnitude at 2:4 (false: must show as not reproduced)"
+      statement: "random beats magnitude at 2:4 (false: must show as contradicted)"
       metric: perplexity
       lhs: {method: random, pattern: "2:4"}
       op: "<"
@@ -84,7 +84,7 @@ def test_report_has_a_section_per_task_and_family_with_a_paper_style_table(repor
     # the papers' order: dense, then 50 % unstructured, then 2:4; baselines random before magnitude
     assert [(r[0], r[1]) for r in rows] == [("0% (dense)", "dense"), ("50%", "random"), ("", "magnitude"),
                                             ("2:4", "random"), ("", "magnitude")]
-    assert "±" in rows[1][2]  # random at 50 % ran with two seeds: mean ± s.d.
+    assert re.fullmatch(r"\S+ \[\S+, \S+\]", rows[1][2])  # mean [95 % interval]
     assert rows[1][-2] == "2" and rows[2][-2] == "1"  # the seeds column
 
 
@@ -102,7 +102,7 @@ def test_scorecard_marks_each_claim_with_the_numbers_it_compared(report, results
     out, page = report
     verdicts = {v["id"]: v for v in json.loads((out / "claims.json").read_text())}
     assert verdicts["magnitude-beats-random-at-50"]["status"] == "reproduced"
-    assert verdicts["random-beats-magnitude-at-2-4"]["status"] == "not reproduced"
+    assert verdicts["random-beats-magnitude-at-2-4"]["status"] == "contradicted"
     assert verdicts["sparsegpt-beats-magnitude-at-50"]["status"] == "not run"
     df = pd.read_csv(results / "summary.csv")
     mag = df[(df.method == "magnitude") & (df.target_label == "50%")]["metric.perplexity"].mean()
@@ -111,9 +111,10 @@ def test_scorecard_marks_each_claim_with_the_numbers_it_compared(report, results
     assert cmp["lhs"] == pytest.approx(mag) and cmp["rhs"] == pytest.approx(rnd) and cmp["rhs_rows"] == 2
     card = page[page.index("<section id='claims'>"):]
     card = card[:card.index("</section>")]
-    assert "1 reproduced, 1 not reproduced, 1 not run" in card
+    assert "1 reproduced, 1 contradicted, 0 inconclusive, 0 invalid, 1 not run" in card
+    assert "paired t over 4 windows" in cmp["interval"]["method"] and cmp["interval"]["hi"] < 0  # few windows: t
     row = card[card.index("id='claim-magnitude-beats-random-at-50'"):]
-    assert "<span class='badge ok'>reproduced</span>" in card and f"{mag:.4g}" in row[:row.index("</tr>")]
+    assert "<span class='badge ok'>reproduced</span>" in card and f"{mag:.4g}" in row[:row.index("</table>")]
 
 
 def test_environment_section_names_versions_commit_and_hardware(report, results):
@@ -162,24 +163,24 @@ def test_bad_claims_file_stops_the_report_with_a_clear_error(results, tmp_path, 
     assert "bad.yaml[0] (id 'x'): op='=' is not allowed; allowed: <, <=, >, >=, ~=" in capsys.readouterr().err
 
 
-def test_seed_interval_is_shaded_only_where_several_seeds_ran(results):
-    from matplotlib.collections import PolyCollection
+def test_intervals_are_95_percent_t_over_seeds_else_the_rows_own_interval(results):
+    from matplotlib.container import ErrorbarContainer
 
     from sparsebench.report.figures.pruning import quality_vs_sparsity
     from sparsebench.report.summary import load_summary
-
-    from matplotlib.container import ErrorbarContainer
+    from sparsebench.stats import t_interval
 
     df = load_summary(results)
     ax = quality_vs_sparsity(df)["quality_vs_sparsity_lm-smollm2"].axes[0]
-    assert any(isinstance(c, PolyCollection) for c in ax.collections)
-    (bars,) = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]  # random at 50 %, two seeds
     rnd = df[(df.method == "random") & (df.target_label == "50%")]["metric.perplexity"]
-    (segment,) = bars.lines[2][0].get_segments()
-    assert segment[:, 1] == pytest.approx([rnd.mean() - rnd.std(), rnd.mean() + rnd.std()])
-    one_seed = df[df.seed == 0]
+    t = t_interval(rnd.to_numpy())  # random at 50 %: two seeds
+    segments = [seg for c in ax.containers if isinstance(c, ErrorbarContainer) for seg in c.lines[2][0].get_segments()]
+    assert any(list(seg[:, 1]) == pytest.approx([t.lo, t.hi]) for seg in segments)
+    one_seed = df[df.seed == 0]  # one result per point: its own interval over the task's windows
     ax = quality_vs_sparsity(one_seed)["quality_vs_sparsity_lm-smollm2"].axes[0]
-    assert not any(isinstance(c, PolyCollection) for c in ax.collections) and not ax.containers
+    mag = one_seed[(one_seed.method == "magnitude") & (one_seed.target_label == "50%")].iloc[0]
+    segments = [seg for c in ax.containers if isinstance(c, ErrorbarContainer) for seg in c.lines[2][0].get_segments()]
+    assert any(list(seg[:, 1]) == pytest.approx([mag["ci_lo.perplexity"], mag["ci_hi.perplexity"]]) for seg in segments)
 
 
 def test_every_method_keeps_one_distinct_style_across_figures():

@@ -69,3 +69,23 @@ def test_the_report_says_above_each_family_what_its_rows_measure():
     assert "second half of each sequence" in family_note("activation_sparsity")
     assert "phases its paper sparsifies" in family_note("sparse_attention")
     assert family_note("no-such-family") == ""
+
+
+def test_density_figures_plot_measured_density_with_the_target_as_label_and_95_percent_bars():
+    from sparsebench.report.figures import sparse_attention as figs
+
+    df = summary()
+    for phase in ("prefill", "decode"):
+        df[f"metric.density_{phase}"] = (1 - df["target_sparsity"]) * 0.9  # spends 10 % under its budget
+        df[f"ci_lo.perplexity_{phase}"] = df[f"metric.perplexity_{phase}"] - 0.1
+        df[f"ci_hi.perplexity_{phase}"] = df[f"metric.perplexity_{phase}"] + 0.2
+    fig = figs.attention_quality_vs_density(df)["perplexity_vs_density_lm-smollm2-2k"]
+    ax = fig.axes[1]
+    quest = next(line for line in ax.get_lines() if line.get_label() == "quest")
+    assert list(quest.get_xdata()) == [0.9 * d for d in (1 / 16, 1 / 8, 1 / 4, 1 / 2)]
+    assert "measured density" in ax.get_xlabel()
+    assert "1/16" in [t.get_text() for t in ax.texts]
+    bars = [c for c in ax.collections if c.__class__.__name__ == "LineCollection"]
+    segs = bars[0].get_segments()
+    assert segs[0][1][1] - segs[0][0][1] == __import__("pytest").approx(0.3)  # lo .. hi of one point
+    assert "95 % interval" in fig._suptitle.get_text()

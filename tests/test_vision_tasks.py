@@ -21,6 +21,15 @@ def test_digits_split_is_fixed_stratified_and_disjoint():
         assert set(y.tolist()) == set(range(10))
 
 
+def test_vision_evaluation_records_each_test_image_as_a_sample_whose_mean_is_top1():
+    task = registry.task("vision-digits").cls()
+    torch.manual_seed(0)
+    metrics, samples = task.evaluate_with_samples(task.load_model())  # untrained: near chance, still real
+    top1 = samples["top1"]
+    assert top1["unit"] == "item" and len(top1["values"]) == 359 and set(top1["values"]) <= {0.0, 100.0}
+    assert sum(top1["values"]) / 359 == pytest.approx(metrics["top1"])
+
+
 def test_digits_shift_augmentation_moves_by_at_most_one_pixel_and_never_flips():
     x = torch.zeros(1, 1, 8, 8)
     x[0, 0, 4, 4] = 1.0

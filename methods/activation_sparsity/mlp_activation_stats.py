@@ -76,6 +76,19 @@ class MLPActivationStats(ActivationSparsityMethod):
             return {}
         return {"measured_at": "mlp.act_fn output", "layers": self._per_layer()}
 
+    def samples(self) -> dict:
+        """Per evaluation window: the non-zero and positive fractions averaged over blocks (their mean over
+        windows is the metric), so claims on these fractions get an interval."""
+        if self.counter is None:
+            return {}
+        from sparsebench.stats import samples_entry
+
+        out = {}
+        for kind in ("nonzero", "positive"):
+            values = self.counter.row_fractions(kind)
+            out[f"mlp_{kind}_fraction"] = samples_entry(values, "window", "mean", [f"w{i}" for i in range(len(values))])
+        return out
+
     def metrics(self) -> dict[str, float]:
         if self.counter is None:
             return {}

@@ -22,10 +22,15 @@ class OutputCounter:
         self.nonzero = {n: 0 for n in self.names}
         self.positive = {n: 0 for n in self.names}
         self.above = {n: [0] * len(self.magnitudes) for n in self.names}
+        # per input row (evaluation window), in call order: entries, non-zero, positive
+        self.rows = {n: [] for n in self.names}
         self._handles: list = []
 
     def _count(self, name: str, out: torch.Tensor) -> None:
         a = out.detach()
+        flat = a.reshape(a.shape[0], -1) if a.dim() > 1 else a.reshape(1, -1)
+        self.rows[name].extend(zip([flat.shape[1]] * flat.shape[0], torch.count_nonzero(flat, dim=1).tolist(),
+                                   (flat > 0).sum(dim=1).tolist()))
         self.total[name] += a.numel()
         self.nonzero[name] += int(torch.count_nonzero(a))
         self.positive[name] += int((a > 0).sum())
@@ -56,3 +61,11 @@ class OutputCounter:
             out[n] = {"entries": self.total[n], "nonzero": self.nonzero[n] / t, "positive": self.positive[n] / t,
                       "above": {f"{m:g}": c / t for m, c in zip(self.magnitudes, self.above[n])}}
         return out
+
+    def row_fractions(self, kind: str) -> list[float]:
+        """Per input row (window): the fraction of ``kind`` ("nonzero" or "positive") entries, averaged over
+        the watched modules; with equal rows their mean is the mean over modules of :meth:`fractions`."""
+        col = {"nonzero": 1, "positive": 2}[kind]
+        n_rows = min((len(r) for r in self.rows.values()), default=0)
+        return [sum(self.rows[n][i][col] / max(self.rows[n][i][0], 1) for n in self.names) / len(self.names)
+                for i in range(n_rows)]

@@ -66,6 +66,10 @@ class LongContextTask(LanguageModelTask):
     def score_continuations(self, logits: list[torch.Tensor]) -> dict[str, float]:
         raise NotImplementedError
 
+    def continuation_samples(self, logits: list[torch.Tensor]) -> dict:
+        """Per-unit values of the metrics of :meth:`score_continuations` (``samples``, CONTRACT); default none."""
+        return {}
+
     def cached_samples(self) -> tuple[torch.Tensor, int]:
         if self._samples is None:
             self._samples = self.samples()
@@ -84,8 +88,13 @@ class LongContextTask(LanguageModelTask):
     def evaluate(self, model: nn.Module) -> dict[str, float]:
         """Dense scores (whatever attention the model is set to), one forward per batch."""
         _, prompt_len = self.cached_samples()
+        return self.evaluate_with_samples(model)[0]
+
+    @torch.no_grad()
+    def evaluate_with_samples(self, model: nn.Module) -> tuple[dict[str, float], dict]:
+        _, prompt_len = self.cached_samples()
         logits = [model(ids, use_cache=False).logits[:, prompt_len:-1].float() for ids, _ in self.attention_batches()]
-        return self.score_continuations(logits)
+        return self.score_continuations(logits), self.continuation_samples(logits)
 
     def data_info(self) -> dict:
         ids, prompt_len = self.cached_samples()
@@ -123,6 +132,16 @@ class LongContextPerplexity(LongContextTask):
         lg = torch.cat(logits)
         nll = nn.functional.cross_entropy(lg.reshape(-1, lg.shape[-1]), self.targets().reshape(-1), reduction="mean")
         return {"perplexity": float(torch.exp(nll.double())), "nll": float(nll)}
+
+    def continuation_samples(self, logits: list[torch.Tensor]) -> dict:
+        """Each scored token's NLL (unit ``token``, ids ``s<sequence>:t<position>``): with one or two
+        sequences, tokens are the only units there are; intervals resample them in contiguous blocks."""
+        from sparsebench.stats import samples_entry
+
+        lg, tg = torch.cat(logits), self.targets()
+        nll = nn.functional.cross_entropy(lg.reshape(-1, lg.shape[-1]), tg.reshape(-1), reduction="none")
+        ids = [f"s{i}:t{j}" for i in range(tg.shape[0]) for j in range(tg.shape[1])]
+        return {"perplexity": samples_entry(nll.double().tolist(), "token", "exp_mean", ids)}
 
 
 class PasskeyRetrieval(LongContextTask):
@@ -180,3 +199,12 @@ class PasskeyRetrieval(LongContextTask):
     def score_continuations(self, logits: list[torch.Tensor]) -> dict[str, float]:
         hits = torch.cat(logits).argmax(dim=-1) == self.targets()
         return {"accuracy": float(hits.all(dim=-1).double().mean()), "token_accuracy": float(hits.double().mean())}
+
+    def continuation_samples(self, logits: list[torch.Tensor]) -> dict:
+        """Per passkey sample: retrieved (0/1) and the share of its answer tokens predicted."""
+        from sparsebench.stats import samples_entry
+
+        hits = torch.cat(logits).argmax(dim=-1) == self.targets()
+        ids = [f"passkey{i}" for i in range(hits.shape[0])]
+        return {"accuracy": samples_entry(hits.all(dim=-1).double().tolist(), "sample", "mean", ids),
+                "token_accuracy": samples_entry(hits.double().mean(dim=-1).tolist(), "sample", "mean", ids)}

@@ -14,7 +14,8 @@ def register(sub):
 
 
 def run(args) -> int:
-    from sparsebench.claims import load_claims, scorecard
+    from sparsebench.claims import load_claims
+    from sparsebench.verdicts import scorecard
     from sparsebench.report.build import default_claims_dir
     from sparsebench.report.scorecard import counts_line
 
@@ -27,9 +28,9 @@ def run(args) -> int:
 
     verdicts = scorecard(claims, load_summary(Path(args.results)), Path(args.results))
     for v in verdicts:
-        print(f"[{v.status:^14}] {v.claim.id}: {v.claim.statement}")
-        print(f"{'':17}{v.reason}")
+        print(f"[{v.status:^12}] {v.claim.id}: {v.claim.statement}")
+        print(f"{'':15}{v.reason}")
         for cmp in v.comparisons:
-            print(f"{'':17}- {cmp.describe(v.claim)}")
+            print(f"{'':15}- {cmp.describe(v.claim)}")
     print(counts_line(verdicts))
     return 0

@@ -132,6 +132,10 @@ class ActivationSparsityMethod(Method):
         """Metrics this method adds to the task's (after the evaluation)."""
         return {}
 
+    def samples(self) -> dict:
+        """Per-unit values of the metrics this method adds (``samples``, CONTRACT), if any."""
+        return {}
+
 
 BASE = ActivationSparsityMethod
 
@@ -184,13 +188,14 @@ def run(ctx) -> dict:
             zero = torch.zeros(())
             thresholds = {site: zero for site in method.sites(blocks)}
         with ActivationSparsifier(model, blocks, thresholds) as sparsifier, method.watch(model, blocks):
-            metrics = ctx.timed("eval", ctx.task.evaluate, model)
+            metrics, samples = ctx.timed("eval", ctx.task.evaluate_with_samples, model)
         zeroshot, zeroshot_zeros = {}, None
         if getattr(ctx.task.params, "zeroshot", None):  # its own hooks: the counters above see the eval text only
             with ActivationSparsifier(model, blocks, thresholds) as zs_sparsifier:
                 zeroshot = ctx.timed("zeroshot", ctx.task.zeroshot, model)
             zeroshot_zeros = zs_sparsifier.fractions()
     metrics.update(method.metrics())
+    samples.update(method.samples())
     zeros = sparsifier.fractions()
     modules = dict(model.named_modules())
     skip = weight_skip_fractions(blocks, zeros)
@@ -218,6 +223,7 @@ def run(ctx) -> dict:
         ctx.extra["activation"]["zeroshot_sites_weighted_mean"] = site_weighted_mean(blocks, zs_sites, sizes)
     return merge_zeroshot({
         "metrics": metrics,
+        **({"samples": samples} if samples else {}),
         "sparsity": {
             "target": target.sparsity,
             "pattern": str(target.pattern),

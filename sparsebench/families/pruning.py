@@ -92,6 +92,6 @@ def run(ctx) -> dict:
     with torch.no_grad():
         blocks = ctx.task.decoder_blocks(model) if offload else None
         with streamed(model, blocks, ctx.device) if offload else contextlib.nullcontext():
-            metrics = ctx.timed("eval", ctx.task.evaluate, model)
+            metrics, samples = ctx.timed("eval", ctx.task.evaluate_with_samples, model)
             zeroshot = ctx.timed("zeroshot", ctx.task.zeroshot, model) if hasattr(ctx.task, "zeroshot") else {}
-    return merge_zeroshot({"metrics": metrics, **pruned}, zeroshot)
+    return merge_zeroshot({"metrics": metrics, **({"samples": samples} if samples else {}), **pruned}, zeroshot)

@@ -36,7 +36,7 @@ layers) and ``metric.attention_speedup``; per-layer times under
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 import torch
@@ -113,7 +113,7 @@ DENSITY_TOLERANCE = 0.01  # absolute; cumulative rounding keeps every method far
 class PhaseOutcome:
     metrics: dict
     stats: dict
-    samples: dict | None = None  # per-sample values of the phase's accuracy (CONTRACT.md), when the task has them
+    samples: dict = field(default_factory=dict)  # per-unit values of the phase's metrics (CONTRACT)
 
 
 def forward_phase(model, session: SparseAttention, ids: torch.Tensor, prompt_len: int, phase: str,
@@ -153,10 +153,11 @@ def run_phase(ctx, model, session: SparseAttention, phase: str) -> PhaseOutcome:
     logits = [forward_phase(model, session, ids, prompt_len, phase, source, origins).cpu()
               for ids, prompt_len in task.attention_batches()]
     metrics = {f"{k}_{phase}": v for k, v in task.score_continuations(logits).items()}
+    samples = {f"{k}_{phase}": v for k, v in task.continuation_samples(logits).items()}
     stats = session.summary(phase)
     for key in ("density", "recall", "tile_density"):
         metrics[f"{key}_{phase}"] = stats[key]
-    return PhaseOutcome(metrics, stats)
+    return PhaseOutcome(metrics, stats, samples)
 
 
 def run(ctx) -> dict:
@@ -204,10 +205,9 @@ def run(ctx) -> dict:
         metrics["attention_speedup"] = timing["speedup"]
         ctx.extra["attention_latency"] = timing
     mean_density = sum(layers[p]["density"] for p in layers) / len(layers)
-    extra = {"samples": samples} if samples else {}
     return {
-        **extra,
         "metrics": metrics,
+        **({"samples": samples} if samples else {}),
         "sparsity": {
             "target": 1.0 - density,
             "pattern": str(ctx.target.pattern),

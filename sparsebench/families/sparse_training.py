@@ -106,7 +106,7 @@ def run(ctx) -> dict:
     ctx.log(f"trained {trainer.samples_seen} samples in {time.perf_counter() - t0:.1f} s")
     trainer.check_budget(ctx.target.sparsity)
     with autocast(ctx.device, amp):
-        metrics = ctx.timed("eval", task.evaluate, model)
+        metrics, samples = ctx.timed("eval", task.evaluate_with_samples, model)
     dense_one_run = flops.dense_training(len(data.train_y) * task.recipe().epochs)
     metrics["train_flops"] = flops.total
     metrics["train_flops_rel_dense"] = flops.total / dense_one_run
@@ -115,5 +115,6 @@ def run(ctx) -> dict:
     ctx.extra["threads"] = torch.get_num_threads()
     return {
         "metrics": metrics,
+        **({"samples": samples} if samples else {}),
         "sparsity": sparsity_record(layers, ctx.target),
     }

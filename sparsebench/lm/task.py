@@ -154,20 +154,33 @@ class LanguageModelTask(Task):
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module) -> dict[str, float]:
+        return self.evaluate_with_samples(model)[0]
+
+    @torch.no_grad()
+    def evaluate_with_samples(self, model: nn.Module) -> tuple[dict[str, float], dict]:
+        """Perplexity over all windows, and each window's mean NLL as its sample (windows have equal
+        token counts, so exp(mean of the window NLLs) is the perplexity)."""
+        from sparsebench.stats import samples_entry
+
         ids = self.eval_ids()
         device = next(model.parameters()).device
-        total = torch.zeros((), dtype=torch.float64)
-        count = 0
+        window_nll = []
         for start in range(0, ids.shape[0], self.params.batch_size):
             batch = ids[start : start + self.params.batch_size].to(device)
             logits = model(batch, use_cache=False).logits
             nll = nn.functional.cross_entropy(
-                logits[:, :-1].reshape(-1, logits.shape[-1]).float(), batch[:, 1:].reshape(-1), reduction="sum"
+                logits[:, :-1].reshape(-1, logits.shape[-1]).float(), batch[:, 1:].reshape(-1), reduction="none"
             )
-            total += nll.double().cpu()
-            count += batch[:, 1:].numel()
-        mean_nll = (total / count).item()
-        return {"perplexity": float(torch.exp(torch.tensor(mean_nll, dtype=torch.float64))), "nll": mean_nll}
+            window_nll.append(nll.double().cpu().reshape(batch.shape[0], -1).sum(dim=1))
+        sums = torch.cat(window_nll)
+        count = ids.shape[0] * (ids.shape[1] - 1)
+        mean_nll = (sums.sum() / count).item()
+        metrics = {"perplexity": float(torch.exp(torch.tensor(mean_nll, dtype=torch.float64))), "nll": mean_nll}
+        per_window = (sums / (ids.shape[1] - 1)).tolist()
+        ids_ = [f"w{i}" for i in range(len(per_window))]
+        samples = {"perplexity": samples_entry(per_window, "window", "exp_mean", ids_),
+                   "nll": samples_entry(per_window, "window", "mean", ids_)}
+        return metrics, samples
 
     def zeroshot(self, model: nn.Module) -> dict:
         """lm-eval zero-shot accuracy of the live ``model`` on the configured tasks (``{}`` when none are)."""

@@ -80,7 +80,8 @@ def build_figure(results_dir: Path, out_dir: Path, name: str) -> list[Path]:
 
 
 def _claims(df: pd.DataFrame, claims_dir: Path, out_dir: Path, results_dir: Path):
-    from sparsebench.claims import load_claims, scorecard
+    from sparsebench.claims import load_claims
+    from sparsebench.verdicts import scorecard
 
     verdicts = scorecard(load_claims(claims_dir), df, results_dir) if claims_dir.is_dir() else []
     write_atomic(out_dir / "claims.json", json.dumps([v.to_dict() for v in verdicts], indent=2, default=str) + "\n")

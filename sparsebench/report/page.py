@@ -21,6 +21,7 @@ table.kv th{text-align:left;font-weight:600;vertical-align:top;white-space:nowra
 table.scorecard td,table.scorecard th{text-align:left;vertical-align:top}table.scorecard ul{margin:.3em 0;padding-left:1.2em}
 .badge{display:inline-block;padding:2px 8px;border-radius:10px;font-size:.85em;white-space:nowrap;color:#fff}
 .badge.ok{background:#2e7d32}.badge.fail{background:#c62828}.badge.skip{background:#9e9e9e}
+.badge.unsure{background:#ef6c00}.badge.invalid{background:#6a1b9a}table.comparisons{margin:.4em 0;font-size:.85em}table.comparisons td,table.comparisons th{text-align:left}
 .paper,.cid,.why,.note{font-size:.85em;color:#555}.warn{background:#fff3cd;padding:.5em;border-left:4px solid #e0a800}
 code{background:#f4f4f4;padding:0 3px}tr.differs th,tr.differs td{background:#fff3cd}
 """

@@ -1,18 +1,55 @@
-"""The claims scorecard as HTML: one row per claim, its status and the numbers it compared."""
+"""The claims scorecard as HTML: one row per claim, its verdict, and per group the two numbers, their
+difference with its 95 % interval and the group's verdict."""
 
 from __future__ import annotations
 
 import html
 from collections import Counter
 
-from sparsebench.claims import NOT_REPRODUCED, NOT_RUN, REPRODUCED, Verdict
+from sparsebench.verdicts import CONTRADICTED, INCONCLUSIVE, INVALID, NOT_RUN, REPRODUCED, STATUSES, Verdict
 
-BADGE = {REPRODUCED: ("reproduced", "ok"), NOT_REPRODUCED: ("not reproduced", "fail"), NOT_RUN: ("not run", "skip")}
+BADGE = {REPRODUCED: "ok", CONTRADICTED: "fail", INCONCLUSIVE: "unsure", INVALID: "invalid", NOT_RUN: "skip"}
 
 
 def counts_line(verdicts: list[Verdict]) -> str:
     c = Counter(v.status for v in verdicts)
-    return f"{c[REPRODUCED]} reproduced, {c[NOT_REPRODUCED]} not reproduced, {c[NOT_RUN]} not run"
+    return ", ".join(f"{c[s]} {s}" for s in STATUSES)
+
+
+def _number(v) -> str:
+    if v is None or v != v:
+        return "–"
+    return f"{v:.4g}" if abs(v) < 1e4 else f"{v:.3e}"
+
+
+def _interval_cell(cmp) -> str:
+    q = cmp.quantity
+    if q is None:
+        return ""
+    if cmp.relative:
+        text = f"{q.estimate:+.2%}" + (f" [{q.lo:+.2%}, {q.hi:+.2%}]" if q.lo == q.lo and q.hi == q.hi else "")
+    else:
+        text = f"{q.estimate:+.4g}" + (f" [{q.lo:+.4g}, {q.hi:+.4g}]" if q.lo == q.lo and q.hi == q.hi else "")
+    return f"{html.escape(text)}<div class='why'>{html.escape(q.method)}</div>"
+
+
+def comparisons_table(v: Verdict) -> str:
+    """Per group: the two numbers, the difference (relative where the claim has a tolerance), its 95 % interval
+    and the group's verdict."""
+    if not v.comparisons:
+        return ""
+    rel = v.claim.tolerance > 0
+    head = ("<tr><th>group</th><th>lhs</th><th>rhs</th><th>" + ("(lhs − rhs) / |rhs|" if rel else "lhs − rhs")
+            + " [95 % CI]</th><th>verdict</th></tr>")
+    body = []
+    for cmp in v.comparisons:
+        group = ", ".join(str(x) for x in cmp.group.values()) or "all rows"
+        note = f"<div class='why'>{html.escape(cmp.note)}</div>" if cmp.note else ""
+        body.append(f"<tr><td>{html.escape(group)}</td><td>{_number(cmp.lhs)} <span class='why'>({cmp.lhs_rows})</span>"
+                    f"</td><td>{_number(cmp.rhs)} <span class='why'>({cmp.rhs_rows})</span></td>"
+                    f"<td>{_interval_cell(cmp)}</td><td><span class='badge {BADGE[cmp.verdict]}'>"
+                    f"{html.escape(cmp.verdict)}</span>{note}</td></tr>")
+    return f"<table class='comparisons'><thead>{head}</thead><tbody>{''.join(body)}</tbody></table>"
 
 
 def scorecard_html(verdicts: list[Verdict], claims_dir: str) -> str:
@@ -21,10 +58,9 @@ def scorecard_html(verdicts: list[Verdict], claims_dir: str) -> str:
                 "(one YAML file per family, format in claims/README.md).</p>")
     rows = []
     for v in verdicts:
-        text, cls = BADGE[v.status]
+        text, cls = v.status, BADGE[v.status]
         c = v.claim
-        numbers = "".join(f"<li>{html.escape(cmp.describe(c))}</li>" for cmp in v.comparisons)
-        detail = f"<ul>{numbers}</ul>" if numbers else ""
+        detail = comparisons_table(v)
         why = f"<div class='why'>{html.escape(v.reason)}</div>" if v.reason else ""
         note = f"<div class='note'>{html.escape(c.note)}</div>" if c.note else ""
         rows.append(

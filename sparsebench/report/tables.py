@@ -2,8 +2,8 @@
 
 Rows are grouped by sparsity (dense first, then unstructured levels, then N:M
 with 4:8 before 2:4), one row per method inside a group; columns are models
-(tasks) or metrics. The best value of each group is bold; with several seeds a
-cell reads ``mean ± s.d.``.
+(tasks) or metrics. The best value of each group is bold; a metric cell reads
+``mean [lo, hi]``, its 95 % interval (``sparsebench.report.curves.interval_of``).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import html
 import numpy as np
 import pandas as pd
 
+from sparsebench.report.curves import interval_of
 from sparsebench.report.style import method_order
 from sparsebench.report.summary import higher_is_better, target_sort_key
 
@@ -25,6 +26,19 @@ def _cell(values: pd.Series, digits: int = 2) -> tuple[str, float | None]:
     text = _num(mean, digits)
     if len(values) > 1:
         text += f" ± {_num(float(values.std(ddof=1)), digits)}"
+    return text, mean
+
+
+def _metric_cell(rows: pd.DataFrame, col: str, digits: int = 2) -> tuple[str, float | None]:
+    """``mean [lo, hi]``: the 95 % interval (t over seeds, else bootstrap over the task's units)."""
+    if col not in rows.columns:
+        return "", None
+    mean, lo, hi, n = interval_of(rows, col)
+    if n == 0:
+        return "", None
+    text = _num(mean, digits)
+    if np.isfinite(lo) and np.isfinite(hi):
+        text += f" [{_num(lo, digits)}, {_num(hi, digits)}]"
     return text, mean
 
 
@@ -82,7 +96,7 @@ def task_table(df: pd.DataFrame, task: str, family: str) -> str:
     groups = []
     for label, rows in _groups(tdf):
         methods = method_order(rows["method"])
-        cells = {m: [_cell(rows[rows["method"] == m][f"metric.{x}"], 2) for x in metrics] for m in methods}
+        cells = {m: [_metric_cell(rows[rows["method"] == m], f"metric.{x}", 2) for x in metrics] for m in methods}
         bold = [_bold_best([cells[m][j][1] for m in methods], higher_is_better(df, task, x), methods)
                 for j, x in enumerate(metrics)]
         group = []
@@ -96,8 +110,8 @@ def task_table(df: pd.DataFrame, task: str, family: str) -> str:
             row.append((_cell(mr["time.total_s"], 1)[0] if "time.total_s" in mr else "", False))
             group.append(row)
         groups.append(group)
-    caption = (f"{task}, {family}: mean over seeds (± s.d. where several); bold = best of its sparsity group; "
-               "↑/↓ = higher/lower is better")
+    caption = (f"{task}, {family}: mean over seeds [95 % interval: t over seeds where several, else "
+               "over the task's units]; bold = best of its sparsity group; ↑/↓ = higher/lower is better")
     return _render(header, groups, caption)
 
 
@@ -111,7 +125,8 @@ def paper_table(df: pd.DataFrame, family: str, metric: str, tasks: list[str]) ->
     groups = []
     for label, rows in _groups(fdf):
         methods = method_order(rows["method"])
-        cells = {m: [_cell(rows[(rows["method"] == m) & (rows["task"] == t)][col]) for t in tasks] for m in methods}
+        cells = {m: [_metric_cell(rows[(rows["method"] == m) & (rows["task"] == t)], col) for t in tasks]
+                 for m in methods}
         bold = [_bold_best([cells[m][j][1] for m in methods], higher_is_better(df, t, metric), methods)
                 for j, t in enumerate(tasks)]
         groups.append([[(label if i == 0 else "", False), (m, False)]

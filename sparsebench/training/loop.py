@@ -64,19 +64,25 @@ class TrainData:
     augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None
 
 
-def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 500,
-             amp: torch.dtype | None = None) -> float:
-    """Top-1 accuracy, batches moved to the model's device (run under autocast to ``amp`` when given)."""
+def correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 500,
+            amp: torch.dtype | None = None) -> torch.Tensor:
+    """Per example: whether the model's top-1 class is the label (bool tensor on the host, in the order of
+    ``x``); batches move to the model's device (run under autocast to ``amp`` when given)."""
     was = model.training
     model.eval()
-    correct = 0
+    hits = []
     device = next(model.parameters()).device
     with torch.no_grad(), autocast(device, amp):
         for i in range(0, len(x), batch):
             xb, yb = x[i:i + batch].to(device), y[i:i + batch].to(device)
-            correct += int((model(xb).argmax(1) == yb).sum())
+            hits.append((model(xb).argmax(1) == yb).cpu())
     model.train(was)
-    return correct / max(len(x), 1)
+    return torch.cat(hits) if hits else torch.zeros(0, dtype=torch.bool)
+
+
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 500,
+             amp: torch.dtype | None = None) -> float:
+    return int(correct(model, x, y, batch, amp).sum()) / max(len(x), 1)
 
 
 def autocast(device: torch.device, amp: torch.dtype | None):

@@ -8,7 +8,7 @@ from typing import ClassVar
 from torch import nn
 
 from sparsebench.task import Metric, Task
-from sparsebench.training.loop import Recipe, TrainData, accuracy
+from sparsebench.training.loop import Recipe, TrainData, accuracy, correct
 from sparsebench.vision.data import ImageSplits
 from sparsebench.vision.models import conv_and_linear_layers
 
@@ -77,9 +77,17 @@ class VisionTask(Task):
         return conv_and_linear_layers(model)
 
     def evaluate(self, model: nn.Module) -> dict[str, float]:
+        return self.evaluate_with_samples(model)[0]
+
+    def evaluate_with_samples(self, model: nn.Module) -> tuple[dict[str, float], dict]:
+        """Top-1 (%) on the test and validation splits; each test image's 0/100 correctness is a sample."""
+        from sparsebench.stats import samples_entry
+
         s = self.splits()
-        return {"top1": 100.0 * accuracy(model, s.test_x, s.test_y),
-                "val_top1": 100.0 * accuracy(model, s.val_x, s.val_y)}
+        hits = correct(model, s.test_x, s.test_y)
+        metrics = {"top1": 100.0 * float(hits.double().mean()) if len(hits) else 0.0,
+                   "val_top1": 100.0 * accuracy(model, s.val_x, s.val_y)}
+        return metrics, {"top1": samples_entry(100.0 * hits.double(), "item", "mean")}
 
     def data_info(self) -> dict:
         return self.splits().info()

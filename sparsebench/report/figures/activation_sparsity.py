@@ -17,6 +17,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+import numpy as np  # noqa: E402
+
+from sparsebench.report.curves import INTERVAL_LABEL, draw_interval, interval_of, interval_stats  # noqa: E402
 from sparsebench.report.style import method_style  # noqa: E402
 
 
@@ -28,18 +31,25 @@ def quality_vs_activation_sparsity(df: pd.DataFrame) -> dict:
         col = f"metric.{metric}"
         fig, ax = plt.subplots(figsize=(6.4, 4.4))
         dense = df[(df["task"] == task) & (df["method"] == "dense")]
+        drew = False
         if not dense.empty:
-            ax.axhline(dense[col].mean(), color="black", ls="--", lw=1, label="dense")
+            mean, lo, hi, _ = interval_of(dense, col)
+            ax.axhline(mean, color="black", ls="--", lw=1, label="dense")
+            if np.isfinite(lo) and np.isfinite(hi):
+                ax.axhspan(lo, hi, color="black", alpha=0.07, lw=0)
         for method, mdf in tdf.groupby("method"):
             st = method_style(method)
             pts = mdf.groupby("target_sparsity")[[col, "measured_sparsity"]].mean().sort_index()
             ax.plot(pts["measured_sparsity"] * 100, pts[col], color=st["color"], marker=st["marker"], label=method)
+            iv = interval_stats(mdf, "target_sparsity", col).reindex(pts.index)
+            drew |= draw_interval(ax, pts["measured_sparsity"] * 100, iv, st["color"], band=False)
             for target, row in pts.iterrows():
                 ax.annotate(f"{target * 100:g}%", (row["measured_sparsity"] * 100, row[col]), textcoords="offset points",
                             xytext=(4, -10), fontsize=7, color=st["color"])
         ax.set_xlabel("measured activation sparsity, model-wide (% of weight entries skipped)")
         ax.set_ylabel(metric)
-        ax.set_title(f"{task}: {metric} vs activation sparsity (labels: target level)")
+        ax.set_title(f"{task}: {metric} vs activation sparsity (labels: target level)"
+                     + (f"\n{INTERVAL_LABEL}" if drew else ""), fontsize=10)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
         fig.tight_layout()

@@ -8,7 +8,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from sparsebench.report.curves import INTERVAL_LABEL, plot_seed_curve  # noqa: E402
+from sparsebench.report.curves import INTERVAL_LABEL, interval_of, plot_seed_curve  # noqa: E402
 from sparsebench.report.style import method_order, method_style  # noqa: E402
 
 
@@ -23,7 +23,10 @@ def quality_vs_sparsity(df: pd.DataFrame) -> dict:
         fig, ax = plt.subplots(figsize=(6.4, 4.4))
         dense = tdf[tdf["method"] == "dense"]
         if not dense.empty:
-            ax.axhline(dense[col].mean(), color="black", ls="--", lw=1, label="dense")
+            mean, lo, hi, _ = interval_of(dense, col)
+            ax.axhline(mean, color="black", ls="--", lw=1, label="dense")
+            if lo == lo and hi == hi:
+                ax.axhspan(lo, hi, color="black", alpha=0.07, lw=0)
         shaded = False
         for method in method_order(tdf["method"]):
             if method == "dense":
@@ -32,10 +35,14 @@ def quality_vs_sparsity(df: pd.DataFrame) -> dict:
             st = method_style(method)
             uns = mdf[mdf["pattern"] == "unstructured"]
             shaded |= plot_seed_curve(ax, uns, "target_sparsity", col, method, 100)
-            nm = mdf[mdf["pattern"] != "unstructured"].groupby(["pattern", "target_sparsity"])[col].mean()
-            for i, ((pattern, s), v) in enumerate(nm.items()):
+            nm = mdf[mdf["pattern"] != "unstructured"].groupby(["pattern", "target_sparsity"])
+            for i, ((pattern, s), g) in enumerate(nm):
+                v, lo, hi, _ = interval_of(g, col)
                 label = method if uns.empty and i == 0 else None  # N:M-only methods still get a legend entry
                 ax.plot([s * 100], [v], ls="none", marker=st["marker"], mfc="none", mec=st["color"], ms=9, label=label)
+                if lo == lo and hi == hi:
+                    ax.errorbar([s * 100], [v], yerr=[[v - lo], [hi - v]], fmt="none", ecolor=st["color"], capsize=3)
+                    shaded = True
                 ax.annotate(pattern, (s * 100, v), textcoords="offset points", xytext=(6, 0), fontsize=7,
                             color=st["color"])
         ax.set_xlabel("sparsity (%)")

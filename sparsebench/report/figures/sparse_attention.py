@@ -10,15 +10,18 @@
   causal SDPA (``metric.attention_speedup``, measured on CUDA profiles with the
   ``flex`` executor), one point per method and density, labelled with the
   density; built only where such rows exist (CPU runs time nothing).
-The density axis is the target (1 - target sparsity); the measured density is
-in the result files and the summary (``metric.density_<phase>``). A method
-plots only the phases it sparsifies (Quest and Mustafar: decode; MInference's
-vertical-slash: prefill). Methods whose density counts kept K/V cache entries
-rather than query-key pairs (Mustafar) are not on the pair-density axes: they
-get their own figure, ``kv_pruning_quality_vs_density``.
+The density axis is the *measured* density of the phase (``metric.density_<phase>``, mean over
+seeds; the target where none was recorded); each point is labelled with its target density. Error
+bars: 95 % intervals (``sparsebench.report.curves``: t over seeds, else the bootstrap over the task's
+units, tokens or passkey samples). A method plots only the phases it sparsifies (Quest and Mustafar:
+decode; MInference's vertical-slash: prefill). Methods whose density counts kept K/V cache entries
+rather than query-key pairs (Mustafar) are not on the pair-density axes: they get their own figure,
+``kv_pruning_quality_vs_density``.
 """
 
 from __future__ import annotations
+
+import math
 
 import matplotlib
 
@@ -26,6 +29,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from sparsebench.report.curves import INTERVAL_LABEL, draw_interval, interval_of  # noqa: E402
 from sparsebench.report.style import method_style  # noqa: E402
 
 PHASES = ("prefill", "decode")
@@ -42,6 +46,11 @@ def density_kind(method: str) -> str:
         return "pairs"
 
 
+def _target_text(density: float) -> str:
+    inv = 1 / density if density > 0 else math.inf
+    return f"1/{inv:.0f}" if abs(inv - round(inv)) < 1e-6 and inv > 1 else f"{density:g}"
+
+
 def _phase_panels(df: pd.DataFrame, metric: str, ylabel: str, title: str, log_y: bool, kind: str = "pairs",
                   prefix: str = "") -> dict:
     figs = {}
@@ -55,29 +64,36 @@ def _phase_panels(df: pd.DataFrame, metric: str, ylabel: str, title: str, log_y:
         if f"metric.{metric}_decode" not in tdf or tdf[f"metric.{metric}_decode"].isna().all():
             continue
         fig, axes = plt.subplots(1, 2, figsize=(10, 4.2), sharey=True)
+        drew_interval = False
         for ax, phase in zip(axes, PHASES):
             col = f"metric.{metric}_{phase}"
             ref = tdf[tdf["method"] == REFERENCE]
             if not ref.empty:
-                ax.axhline(ref[col].mean(), color="black", ls="--", lw=1, label=REFERENCE)
+                mean, lo, hi, _ = interval_of(ref, col)
+                ax.axhline(mean, color="black", ls="--", lw=1, label=REFERENCE)
+                if math.isfinite(lo) and math.isfinite(hi):
+                    ax.axhspan(lo, hi, color="black", alpha=0.07, lw=0)
             for method, mdf in tdf[tdf["method"] != REFERENCE].groupby("method"):
                 if col not in mdf or mdf[col].isna().all():
                     continue  # a phase the method leaves dense: nothing measured
                 st = method_style(method)
-                if kind == "pairs":
-                    line = mdf.assign(density=1 - mdf["target_sparsity"]).groupby("density")[col].mean().sort_index()
-                else:  # the K/V density read (the dense window included), measured
-                    line = mdf.groupby(f"metric.density_{phase}")[col].mean().sort_index()
-                ax.plot(line.index, line.values, color=st["color"], marker=st["marker"], label=method)
+                pts = _points(mdf, col, f"metric.density_{phase}")
+                if pts.empty:
+                    continue
+                ax.plot(pts["x"], pts["mean"], color=st["color"], marker=st["marker"], label=method)
+                drew_interval |= draw_interval(ax, pts["x"], pts, st["color"], band=False)
+                for target, r in pts.iterrows():
+                    ax.annotate(_target_text(1 - target), (r["x"], r["mean"]), textcoords="offset points",
+                                xytext=(3, 3), fontsize=6, color=st["color"])
             ax.set_xscale("log", base=2)
-            ax.set_xlabel(xlabel)
+            ax.set_xlabel("measured " + xlabel)
             ax.set_title(f"sparse {phase}")
             ax.grid(alpha=0.3)
             if log_y:
                 ax.set_yscale("log")
         axes[0].set_ylabel(ylabel)
-        axes[1].legend(fontsize=7)
-        fig.suptitle(f"{task}: {title}")
+        axes[1].legend(fontsize=7, title="point labels: target density", title_fontsize=7)
+        fig.suptitle(f"{task}: {title}" + (f"\n{INTERVAL_LABEL}" if drew_interval else ""), fontsize=10)
         fig.tight_layout()
         figs[f"{prefix}{metric}_vs_density_{task}"] = fig
     return figs
@@ -86,6 +102,19 @@ def _phase_panels(df: pd.DataFrame, metric: str, ylabel: str, title: str, log_y:
 def kv_pruning_quality_vs_density(df: pd.DataFrame) -> dict:
     return _phase_panels(df, "perplexity", "continuation perplexity (log)",
                          "perplexity vs K/V cache density (KV-cache pruning)", True, kind="kv", prefix="kv_")
+
+
+def _points(mdf: pd.DataFrame, col: str, density_col: str) -> pd.DataFrame:
+    """Per target sparsity: x = measured density (mean over rows; the target density where none was
+    recorded), mean/lo/hi/n of ``col``."""
+    out = {}
+    for target, g in mdf.groupby("target_sparsity"):
+        mean, lo, hi, n = interval_of(g, col)
+        if n == 0:
+            continue
+        measured = g[density_col].dropna() if density_col in g else pd.Series(dtype=float)
+        out[target] = (float(measured.mean()) if len(measured) else 1 - float(target), mean, lo, hi, n)
+    return pd.DataFrame.from_dict(out, orient="index", columns=["x", "mean", "lo", "hi", "n"]).sort_values("x")
 
 
 def attention_quality_vs_density(df: pd.DataFrame) -> dict:
