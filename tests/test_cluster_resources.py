@@ -42,7 +42,8 @@ def test_run_jobs_ask_for_their_tasks_memory_and_no_gpu_on_a_cpu_profile(root, t
     from sparsebench.config import load_config
     from sparsebench.plan import plan_jobs
 
-    pattern = r"^rule run_job:\n(?:    .*\n)*?    wildcards: task=([^,]+),.*\n(?:    .*\n)*?    resources: (.*)$"
+    # each run_job prints its message: "<task> <method> -> <output> (log: ...; asks mem_mb=.., runtime=.., gpu=..)"
+    pattern = r"^Job \d+: (\S+) \S+ -> \S+/result\.json \(log: \S+; asks (mem_mb=\d+, runtime=\d+, gpu=\d+)\)$"
     jobs = re.findall(pattern, out, flags=re.M)
     assert len(jobs) == len(plan_jobs(load_config(root / "config" / "ci.yaml"))), out[-3000:]
     for task, line in jobs:

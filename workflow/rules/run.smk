@@ -39,6 +39,6 @@ rule run_job:
     # What the terminal shows for the job (the shell command, with its JSON spec, is not printed).
     # Only wildcards here: a new param would change every job's recorded params and rerun them all.
     message:
-        "{wildcards.task} {wildcards.method} -> {output} (log: {log})"
+        "{wildcards.task} {wildcards.method} -> {output} (log: {log}; asks mem_mb={resources.mem_mb}, runtime={resources.runtime}, gpu={resources.gpu})"
     shell:
         "sparsebench run --spec {params.spec:q} --out {output} > {log} 2>&1"

@@ -55,7 +55,7 @@ def _phase_panels(df: pd.DataFrame, metric: str, ylabel: str, title: str, log_y:
                   prefix: str = "") -> dict:
     figs = {}
     att = df[df["family"] == "sparse_attention"]
-    att = att[att["method"].map(lambda m: m == REFERENCE or density_kind(m) == kind)]
+    att = att[att["method"].map(lambda m: m == REFERENCE or density_kind(m) == kind).astype(bool)]
     if kind != "pairs" and not (att["method"] != REFERENCE).any():
         return figs
     xlabel = ("density (kept / causal query-key pairs)" if kind == "pairs"
