@@ -70,7 +70,9 @@ def load_summary(results_dir: Path) -> pd.DataFrame:
         raise ConfigError(f"--results {results_dir}: no such directory; allowed: a results directory "
                           f"(`make run` writes results/)")
     csv = results_dir / "summary.csv"
-    df = pd.read_csv(csv) if csv.exists() else summarize(find_results(results_dir))
+    # an aggregate of no results writes a CSV with no columns: read it as the empty summary it is
+    df = (pd.read_csv(csv) if csv.stat().st_size else pd.DataFrame()) if csv.exists() else \
+        summarize(find_results(results_dir))
     info = read_info(results_dir)
     if df.empty:
         df = pd.DataFrame(columns=["task", "family", "method", "pattern", "target_sparsity", "target_label", "seed",
