@@ -177,3 +177,20 @@ def test_activation_sparsity_stays_on_while_lm_eval_scores_the_model(tmp_path):
 
     assert abs(result["sparsity"]["sites_weighted_mean"] - 0.5) <= TOLERANCE  # the eval text's own count
     assert abs(result["extra"]["activation"]["zeroshot_sites_weighted_mean"] - 0.5) <= 0.1
+
+
+def test_mean_accuracy_gets_its_own_items_when_every_task_has_as_many():
+    from sparsebench.lm.zeroshot import _collect
+
+    def task(values):
+        return {"acc,none": sum(values) / len(values),
+                "samples": [{"doc_id": i, "doc": {"id": f"d{i}"}, "acc": v} for i, v in enumerate(values)]}
+
+    a, b = task([1, 0, 1, 1]), task([0, 0, 1, 0])
+    out = {"results": {"boolq": a, "rte": b}, "samples": {"boolq": a["samples"], "rte": b["samples"]}}
+    got = _collect(out, ["boolq", "rte"], {"boolq": [0] * 4, "rte": [0] * 4}, None)
+    mean = got["samples"]["zeroshot.mean_acc"]
+    assert sum(mean["values"]) / len(mean["values"]) == got["metrics"]["zeroshot.mean_acc"] == 0.5
+    assert mean["ids"][0] == "boolq/d0" and mean["ids"][-1] == "rte/d3"
+    uneven = {"results": {"boolq": a, "rte": task([1, 0])}, "samples": {"boolq": a["samples"], "rte": task([1, 0])["samples"]}}
+    assert "zeroshot.mean_acc" not in _collect(uneven, ["boolq", "rte"], {"boolq": [0] * 4, "rte": [0] * 2}, None)["samples"]

@@ -168,6 +168,15 @@ def _collect(out: dict, names, chosen: dict, items_file) -> dict:
         record[name] = entry
     accs = [metrics[f"zeroshot.{n}.acc"] for n in names]
     metrics["zeroshot.mean_acc"] = sum(accs) / len(accs)
+    per_task = [samples.get(f"zeroshot.{n}.acc") for n in names]
+    if all(per_task) and len({len(t["values"]) for t in per_task}) == 1:
+        # equal item counts: the mean over all items is the mean of the task means, so the items are the
+        # mean accuracy's own units (claims pair them across methods)
+        samples["zeroshot.mean_acc"] = {
+            "unit": "item", "statistic": "mean",
+            "values": [v for t in per_task for v in t["values"]],
+            "ids": [f"{n}/{i}" for n, t in zip(names, per_task) for i in t["ids"]],
+        }
     return {"metrics": metrics, "samples": samples, "zeroshot": record}
 
 
