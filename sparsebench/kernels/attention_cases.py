@@ -51,7 +51,8 @@ def _compiled_flex():
     return torch.compile(flex_attention, dynamic=False)
 
 
-def build_flex_attention(case: Case, env: Env) -> Bench:
+def rotated_qkv(case: Case, env: Env):
+    """The case's head counts, head dim and length, and rotated copies of q, k, v (kept out of L2)."""
     shape = ATTENTION[case.model]
     h, kvh, d, s = shape.heads, shape.kv_heads, shape.head_dim, case.tokens
     per_copy = (2 * h + 2 * kvh) * s * d * torch.tensor([], dtype=env.dtype).element_size()
@@ -59,6 +60,11 @@ def build_flex_attention(case: Case, env: Env) -> Bench:
     qs = [random_normal((1, h, s, d), env) for _ in range(copies)]
     ks = [random_normal((1, kvh, s, d), env) for _ in range(copies)]
     vs = [random_normal((1, kvh, s, d), env) for _ in range(copies)]
+    return h, kvh, d, s, qs, ks, vs
+
+
+def build_flex_attention(case: Case, env: Env) -> Bench:
+    h, kvh, d, s, qs, ks, vs = rotated_qkv(case, env)
     keep = block_table(s // BLOCK, case.density, env.generator)
     mask = block_mask_from_table(keep, s, env.device)
     density = float(keep.float().mean())  # exact kept share (rounding per row)
@@ -107,13 +113,7 @@ def build_block_attention(case: Case, env: Env) -> Bench:
     """Our Triton block-sparse attention (``block_attention.py``) on the same block tables as FlexAttention."""
     from sparsebench.kernels.block_attention import CONFIGS, block_sparse_attention, prepare
 
-    shape = ATTENTION[case.model]
-    h, kvh, d, s = shape.heads, shape.kv_heads, shape.head_dim, case.tokens
-    per_copy = (2 * h + 2 * kvh) * s * d * torch.tensor([], dtype=env.dtype).element_size()
-    copies = copies_for(per_copy, env.rotate_mb, cap=8)
-    qs = [random_normal((1, h, s, d), env) for _ in range(copies)]
-    ks = [random_normal((1, kvh, s, d), env) for _ in range(copies)]
-    vs = [random_normal((1, kvh, s, d), env) for _ in range(copies)]
+    h, kvh, d, s, qs, ks, vs = rotated_qkv(case, env)
     keep = block_table(s // BLOCK, case.density, env.generator).to(env.device)
     density = float(keep.float().mean())
     gqa = h != kvh

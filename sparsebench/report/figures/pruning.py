@@ -21,37 +21,12 @@ def quality_vs_sparsity(df: pd.DataFrame) -> dict:
         metric = tdf["primary_metric"].iloc[0]
         col = f"metric.{metric}"
         fig, ax = plt.subplots(figsize=(6.4, 4.4))
-        dense = tdf[tdf["method"] == "dense"]
-        if not dense.empty:
-            mean, lo, hi, _ = interval_of(dense, col)
-            ax.axhline(mean, color="black", ls="--", lw=1, label="dense")
-            if lo == lo and hi == hi:
-                ax.axhspan(lo, hi, color="black", alpha=0.07, lw=0)
-        shaded = False
-        for method in method_order(tdf["method"]):
-            if method == "dense":
-                continue
-            mdf = tdf[tdf["method"] == method]
-            st = method_style(method)
-            uns = mdf[mdf["pattern"] == "unstructured"]
-            shaded |= plot_seed_curve(ax, uns, "target_sparsity", col, method, 100)
-            nm = mdf[mdf["pattern"] != "unstructured"].groupby(["pattern", "target_sparsity"])
-            for i, ((pattern, s), g) in enumerate(nm):
-                v, lo, hi, _ = interval_of(g, col)
-                label = method if uns.empty and i == 0 else None  # N:M-only methods still get a legend entry
-                ax.plot([s * 100], [v], ls="none", marker=st["marker"], mfc="none", mec=st["color"], ms=9, label=label)
-                if lo == lo and hi == hi:
-                    ax.errorbar([s * 100], [v], yerr=[[v - lo], [hi - v]], fmt="none", ecolor=st["color"], capsize=3)
-                    shaded = True
-                ax.annotate(pattern, (s * 100, v), textcoords="offset points", xytext=(6, 0), fontsize=7,
-                            color=st["color"])
-        ax.set_xlabel("sparsity (%)")
+        shaded = _sparsity_panel(ax, tdf, col)
         ax.set_ylabel(metric + (" (log scale)" if metric == "perplexity" else ""))
         if metric == "perplexity":
             ax.set_yscale("log")
         ax.set_title(f"{task}: {metric} vs sparsity (hollow: N:M)" + (f"\n{INTERVAL_LABEL}" if shaded else ""),
                      fontsize=10)
-        ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
         fig.tight_layout()
         figs[f"quality_vs_sparsity_{task}"] = fig
@@ -89,10 +64,14 @@ def perplexity_table(df: pd.DataFrame) -> dict:
 
 
 def _sparsity_panel(ax, tdf: pd.DataFrame, col: str) -> bool:
-    """One metric versus sparsity: unstructured targets as lines, N:M as hollow markers, dense as a dashed line."""
+    """One metric versus sparsity: unstructured targets as lines, N:M as hollow markers, dense as a dashed line,
+    each with its 95 % interval; True when an interval was drawn."""
     dense = tdf[tdf["method"] == "dense"]
     if not dense.empty:
-        ax.axhline(dense[col].mean(), color="black", ls="--", lw=1, label="dense")
+        mean, lo, hi, _ = interval_of(dense, col)
+        ax.axhline(mean, color="black", ls="--", lw=1, label="dense")
+        if lo == lo and hi == hi:
+            ax.axhspan(lo, hi, color="black", alpha=0.07, lw=0)
     shaded = False
     for method in method_order(tdf["method"]):
         if method == "dense":
@@ -101,11 +80,16 @@ def _sparsity_panel(ax, tdf: pd.DataFrame, col: str) -> bool:
         st = method_style(method)
         uns = mdf[mdf["pattern"] == "unstructured"]
         shaded |= plot_seed_curve(ax, uns, "target_sparsity", col, method, 100)
-        nm = mdf[mdf["pattern"] != "unstructured"].groupby(["pattern", "target_sparsity"])[col].mean()
-        for i, ((pattern, s), v) in enumerate(nm.items()):
-            ax.plot([s * 100], [v], ls="none", marker=st["marker"], mfc="none", mec=st["color"], ms=9,
-                    label=method if uns.empty and i == 0 else None)
-            ax.annotate(pattern, (s * 100, v), textcoords="offset points", xytext=(6, 0), fontsize=7, color=st["color"])
+        nm = mdf[mdf["pattern"] != "unstructured"].groupby(["pattern", "target_sparsity"])
+        for i, ((pattern, s), g) in enumerate(nm):
+            v, lo, hi, _ = interval_of(g, col)
+            label = method if uns.empty and i == 0 else None  # N:M-only methods still get a legend entry
+            ax.plot([s * 100], [v], ls="none", marker=st["marker"], mfc="none", mec=st["color"], ms=9, label=label)
+            if lo == lo and hi == hi:
+                ax.errorbar([s * 100], [v], yerr=[[v - lo], [hi - v]], fmt="none", ecolor=st["color"], capsize=3)
+                shaded = True
+            ax.annotate(pattern, (s * 100, v), textcoords="offset points", xytext=(6, 0), fontsize=7,
+                        color=st["color"])
     ax.set_xlabel("sparsity (%)")
     ax.grid(alpha=0.3)
     return shaded
