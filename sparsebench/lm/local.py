@@ -17,6 +17,8 @@ from typing import Iterator
 
 import torch
 
+from sparsebench.imports import causal_lm_classes
+
 TEXT_SUFFIXES = (".txt", ".jsonl", ".parquet")
 
 
@@ -168,7 +170,7 @@ class LocalCheckpoint:
         return Path(self.directory)
 
     def load(self, dtype: torch.dtype = torch.float32):
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        AutoModelForCausalLM, AutoTokenizer = causal_lm_classes()
 
         d = Path(self.directory).expanduser()
         model = AutoModelForCausalLM.from_pretrained(d, dtype=dtype, local_files_only=True)

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from sparsebench.cache import build_once, cache_dir
+from sparsebench.imports import causal_lm_classes
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ class GGUFPackageModel:
 
     def _build(self, out: Path) -> None:
         from safetensors.torch import save_model
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        AutoModelForCausalLM, AutoTokenizer = causal_lm_classes()
 
         src = self.gguf_dir()
         tok = AutoTokenizer.from_pretrained(src, gguf_file=self.gguf_file)
@@ -65,7 +66,7 @@ class GGUFPackageModel:
         )
 
     def load(self, dtype: torch.dtype = torch.float32):
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        AutoModelForCausalLM, AutoTokenizer = causal_lm_classes()
 
         d = self.prepare()
         model = AutoModelForCausalLM.from_pretrained(d, dtype=dtype)
@@ -134,7 +135,7 @@ class HubModel:
         return None
 
     def load(self, dtype: torch.dtype = torch.float32):
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        AutoModelForCausalLM, AutoTokenizer = causal_lm_classes()
 
         model = AutoModelForCausalLM.from_pretrained(self.repo, revision=self.revision, dtype=dtype)
         tok = AutoTokenizer.from_pretrained(self.repo, revision=self.revision)
