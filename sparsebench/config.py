@@ -17,6 +17,7 @@ import yaml
 from sparsebench import registry
 from sparsebench.errors import ConfigError
 from sparsebench.hardware import profile
+from sparsebench.plan import experiment_task_params
 from sparsebench.targets import Target
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / "config.schema.yaml"
@@ -141,6 +142,16 @@ def _experiment_problems(config: dict, ename: str, exp: dict, source: str) -> li
             problems.append(f"{where}.tasks[{i}]={tname!r} is not configured under 'tasks'; "
                             f"allowed: {', '.join(sorted(config['tasks']))}")
     exp_tasks = [t for t in exp_tasks if t in config["tasks"] and t in registry.tasks()]
+    overrides = exp.get("task_params") if isinstance(exp.get("task_params"), dict) else {}
+    for tname, tparams in overrides.items():
+        if tname not in exp_tasks:
+            problems.append(f"{where}.task_params.{tname}: not a task of this experiment; "
+                            f"allowed: {', '.join(exp_tasks) or '(none)'}")
+        elif isinstance(tparams, dict):
+            task = problems.check(registry.task(tname).cls.build, experiment_task_params(config, exp, tname),
+                                  f"{where}.task_params.{tname}")
+            for msg in task.limit_problems() if task is not None else []:
+                problems.append(f"{where}.task_params.{tname}.{msg}")
     targets = [problems.check(Target.from_config, t, f"{where}.targets[{i}]")
                for i, t in enumerate(exp.get("targets") or [])]
     methods = exp.get("methods") if isinstance(exp.get("methods"), dict) else {}

@@ -115,6 +115,11 @@ def runnable_profiles(names, only_available: bool = True, log=sys.stderr) -> lis
     return kept
 
 
+def experiment_task_params(config: dict, exp: dict, tname: str) -> dict:
+    """The parameters of task ``tname`` in experiment ``exp``: 'tasks' with the experiment's task_params on top."""
+    return {**(config["tasks"].get(tname) or {}), **((exp.get("task_params") or {}).get(tname) or {})}
+
+
 def plan_jobs(config: dict, only_available: bool = False, log=sys.stderr) -> list[Job]:
     """All jobs of a validated config, in a stable order, without duplicates.
 
@@ -128,7 +133,7 @@ def plan_jobs(config: dict, only_available: bool = False, log=sys.stderr) -> lis
         targets = [Target.from_config(t) for t in exp.get("targets") or []]
         for tname in exp["tasks"]:
             tentry = registry.task(tname)
-            tparams = params_dict(tentry.cls.build(config["tasks"].get(tname), f"tasks.{tname}").params)
+            tparams = params_dict(tentry.cls.build(experiment_task_params(config, exp, tname), f"tasks.{tname}").params)
             for mname, mraw in exp["methods"].items():
                 mentry = registry.method(mname)
                 mparams = params_dict(mentry.cls.build(mraw, f"methods.{mname}").params)

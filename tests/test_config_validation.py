@@ -121,3 +121,26 @@ def test_cli_plan_prints_one_experiments_result_paths_and_names_an_unknown_one(t
     assert printed and all(p.endswith("result.json") for p in printed)
     assert main(["plan", str(path), "--experiment", "nope"]) == 2
     assert "--experiment='nope'" in capsys.readouterr().err
+
+
+def test_experiment_task_params_reach_only_that_experiments_jobs(good):
+    from sparsebench.plan import plan_jobs
+
+    good["experiments"]["llm-pruning"]["task_params"] = {"lm-smollm2": {"eval_windows": 3}}
+    jobs = plan_jobs(validate_config(good))
+    pruning = [j for j in jobs if j.family == "pruning" and j.task == "lm-smollm2"]
+    assert pruning and all(j.task_params["eval_windows"] == 3 for j in pruning)
+    others = [j for j in jobs if j.task == "lm-smollm2" and j.family != "pruning"]
+    assert all(j.task_params["eval_windows"] != 3 for j in others)
+
+
+def test_experiment_task_params_for_a_task_not_in_the_experiment_is_named(good):
+    good["experiments"]["llm-pruning"]["task_params"] = {"vision-digits": {"epochs": 1}}
+    msg = rejected(good)
+    assert "experiments.llm-pruning.task_params.vision-digits" in msg and "lm-smollm2" in msg
+
+
+def test_experiment_task_params_bad_value_is_named(good):
+    good["experiments"]["llm-pruning"]["task_params"] = {"lm-smollm2": {"zeroshot": ["no-such-task"]}}
+    msg = rejected(good)
+    assert "experiments.llm-pruning.task_params.lm-smollm2" in msg and "no-such-task" in msg
