@@ -43,7 +43,7 @@ class SynFlow(SparseTrainingMethod):
             for t in net.state_dict().values():
                 if t.is_floating_point():
                     t.abs_()
-        x = torch.ones((1, *trainer.data.train_x.shape[1:]), dtype=torch.float64)
+        x = torch.ones((1, *trainer.data.train_x.shape[1:]), dtype=torch.float64, device=trainer.device)
         n_total = sum(trainer.numels.values())
         final_keep = total_keep(trainer.numels, trainer.target.sparsity)
         rho = final_keep / n_total
