@@ -53,3 +53,31 @@ def test_models_with_one_layer_kind_share_block_zeros_arguments():
     shared = [{"x": 1}]
     assert all(kw is shared for kw in block_kwargs(model, model.model.layers, torch.zeros(1, 4, dtype=torch.long), 1,
                                                    shared))
+
+
+class _Tokenizer:
+    """Whitespace words as ids (enough for token_stream): BOS 1, EOS 2."""
+
+    bos_token_id, eos_token_id = 1, 2
+
+    def __call__(self, text, add_special_tokens=False):
+        return {"input_ids": [3 + len(w) % 50 for w in text.split()]}
+
+
+def test_a_bos_first_task_starts_every_window_with_bos_and_keeps_the_text_order():
+    from sparsebench import registry
+
+    entry = registry.task("lm-gemma3")
+    plain_cls = type("Plain", (entry.cls,), {"bos_first": False})
+    params = {"window": 16, "eval_windows": 3, "calibration_window": 8, "calibration_windows": 4}
+    tasks = []
+    for cls in (entry.cls, plain_cls):
+        task = cls(cls.Params(**params))
+        task._tokenizer = _Tokenizer()
+        tasks.append(task)
+    bos, plain = tasks
+    ids = bos.eval_ids()
+    assert ids.shape == (3, 16) and (ids[:, 0] == 1).all()
+    assert torch.equal(ids[:, 1:].flatten(), plain.eval_ids().flatten()[: 3 * 15])
+    calib = bos.calibration_windows(0)
+    assert calib.shape == (4, 8) and (calib[:, 0] == 1).all() and not (plain.calibration_windows(0)[:, 0] == 1).all()
