@@ -155,6 +155,48 @@ def capture_block_inputs(model: nn.Module, block: nn.Module, ids: torch.Tensor, 
     return inputs, kwargs
 
 
+class _KwargsRecorder(nn.Module):
+    """Stands in for a decoder block while the model's loop hands it its keyword arguments; passes the
+    hidden states through untouched (nothing is computed) and stops the forward after the last block."""
+
+    def __init__(self, block: nn.Module, record: list, last: bool):
+        super().__init__()
+        self.record, self.last = record, last
+        if hasattr(block, "attention_type"):  # some loops read the block's own kind
+            self.attention_type = block.attention_type
+
+    def forward(self, hidden_states, *args, **kwargs):
+        self.record.append({k: v for k, v in kwargs.items() if k not in ("past_key_values", "past_key_value",
+                                                                            "use_cache", "cache")})
+        if self.last:
+            raise _StopForward
+        return hidden_states
+
+
+def block_kwargs(model: nn.Module, blocks: nn.ModuleList, ids: torch.Tensor, batch_size: int, shared: list):
+    """Each block's keyword arguments per batch: ``shared`` (block 0's) for every block, unless the model
+    mixes layer kinds (``config.layer_types``: Gemma 3's sliding-window and global layers get different
+    masks and rotary tables), where each block's own are recorded by a forward through stand-ins."""
+    types = getattr(getattr(model, "config", None), "layer_types", None)
+    if not types or len(set(types)) < 2:
+        return [shared] * len(blocks)
+    records = [[] for _ in blocks]
+    originals = list(blocks)
+    device = module_device(model)
+    try:
+        for i, block in enumerate(originals):
+            blocks[i] = _KwargsRecorder(block, records[i], i == len(originals) - 1)
+        for start in range(0, ids.shape[0], batch_size):
+            try:
+                model(ids[start : start + batch_size].to(device), use_cache=False)
+            except _StopForward:
+                pass
+    finally:
+        for i, block in enumerate(originals):
+            blocks[i] = block
+    return records
+
+
 def run_block(block: nn.Module, inputs: list[torch.Tensor], kwargs: list[dict],
               device: torch.device | None = None) -> list[torch.Tensor]:
     """The block's outputs for each batch; with ``device``, inputs held elsewhere (offloaded to the host)
@@ -259,13 +301,14 @@ def module_device_dtype(model: nn.Module) -> torch.dtype:
 
 
 @torch.no_grad()
-def dense_layer_inputs(blocks, linears_of, inputs, kwargs, with_moments: bool = False, offload: bool = False,
+def dense_layer_inputs(blocks, linears_of, inputs, kwargs_of, with_moments: bool = False, offload: bool = False,
                        device: torch.device | None = None, on: torch.device | None = None) -> dict[str, LayerInputs]:
     """``||X_j||^2`` (and the mean and variance ``with_moments``) of every linear's input with the model
     still dense: each block runs on the dense outputs of the block before it (the statistics a per-layer
-    plan such as OWL's, or a structured plan such as FLAP's, reads)."""
+    plan such as OWL's, or a structured plan such as FLAP's, reads). ``kwargs_of[i]``: block i's keyword
+    arguments per batch (:func:`block_kwargs`)."""
     stats: dict[str, LayerInputs] = {}
-    for block in blocks:
+    for block, kwargs in zip(blocks, kwargs_of):
         if offload:
             block.to(device)
         stats.update(collect_layer_inputs(block, linears_of(block), inputs, kwargs, with_gram=False,
@@ -283,7 +326,7 @@ class _Calibration:
     blocks: nn.ModuleList
     linears_of: object
     inputs: list
-    kwargs: list
+    kwargs: list  # per block, its keyword arguments per batch (block_kwargs)
     device: torch.device
     on: torch.device | None  # where to compute when the activations live elsewhere (offloaded to the host)
 
@@ -299,8 +342,9 @@ def _calibration_inputs(ctx, model: nn.Module, layers: dict[str, nn.Module], off
         ctx.extra["calibration"]["activations_on"] = str(home)
         ctx.log(f"calibration: {ids.shape[0]} x {ids.shape[1]} tokens, seed {ctx.seed}, activations on {home}")
         with streamed(model, blocks, device, with_blocks=False) if offload else contextlib.nullcontext():
-            inputs, kwargs = capture_block_inputs(model, blocks[0], ids, getattr(ctx.task.params, "batch_size", 4),
-                                                  keep_on=home)
+            batch_size = getattr(ctx.task.params, "batch_size", 4)
+            inputs, kwargs = capture_block_inputs(model, blocks[0], ids, batch_size, keep_on=home)
+            kwargs = block_kwargs(model, blocks, ids, batch_size, kwargs)
 
     def linears_of(block):
         prefix = module_names[block]
@@ -355,7 +399,7 @@ def prune_sequentially(ctx, model: nn.Module, layers: dict[str, nn.Module], offl
         if offload:
             block.to(device)
         with ctx.timer("calibration"):
-            stats = collect_layer_inputs(block, linears, inputs, kwargs, with_gram, with_moments, on)
+            stats = collect_layer_inputs(block, linears, inputs, kwargs[i], with_gram, with_moments, on)
         with ctx.timer("prune_layers"), one_thread(device):
             for name, mod in linears.items():
                 layer = LayerToPrune(name, mod.weight.data, ctx.generator, stats[name])
@@ -363,7 +407,7 @@ def prune_sequentially(ctx, model: nn.Module, layers: dict[str, nn.Module], offl
                 apply_mask(mod, masks[name])
         del stats
         with ctx.timer("calibration"):
-            inputs = run_block(block, inputs, kwargs, on)
+            inputs = run_block(block, inputs, kwargs[i], on)
         if offload:
             block.to(host)
             masks.update({n: get_mask(m) for n, m in linears.items()})  # the host copies, not device ones

@@ -251,3 +251,36 @@ def test_the_rigl_cifar10_paper_preset_plans_five_seeds_of_the_papers_schedule()
     assert sorted({j.seed for j in rigl}) == [0, 1, 2, 3, 4] and len(rigl) == 5 * 2
     assert rigl[0].method_params["delta_t"] == 100 and rigl[0].method_params["alpha"] == 0.3
     assert rigl[0].task_params["epochs"] == 250
+
+
+def test_the_sparse_frontier_paper_preset_validates_and_plans_the_suite_at_16k_and_32k(local_lm):
+    import yaml
+
+    from sparsebench.attention.ruler import KINDS
+    from sparsebench.config import validate_config
+    from sparsebench.plan import plan_jobs
+
+    ckpt, _ = local_lm
+    cfg = yaml.safe_load(open("config/paper/sparse-frontier.yaml"))
+    assert len(cfg["tasks"]) == 2 * len(KINDS)
+    for name in cfg["tasks"]:
+        cfg["tasks"][name] = {**cfg["tasks"][name], "model": str(ckpt)}
+    jobs = plan_jobs(validate_config(cfg, "sparse-frontier.yaml"), log=None)
+    assert {j.task for j in jobs} == set(cfg["tasks"])
+    assert {j.task_params["seq_len"] for j in jobs} == {16384, 32768}
+    assert all(j.task_params["sequences"] >= 100 for j in jobs)
+    assert len({j.task_params["model_sha256"] for j in jobs}) == 1 and jobs[0].task_params["model_sha256"]
+    assert {"quest", "vertical-slash", "full-attention"} <= {j.method for j in jobs}
+
+
+def test_the_sparse_frontier_preset_names_the_checkpoint_key_when_its_directory_is_missing(tmp_path):
+    import yaml
+
+    from sparsebench.config import validate_config
+    from sparsebench.errors import ConfigError
+
+    cfg = yaml.safe_load(open("config/paper/sparse-frontier.yaml"))
+    for name in cfg["tasks"]:
+        cfg["tasks"][name] = {**cfg["tasks"][name], "model": str(tmp_path / "no-such-ckpt")}
+    with pytest.raises((ConfigError, ValueError), match="model=.*no-such-ckpt.*no such directory"):
+        validate_config(cfg, "sparse-frontier.yaml")

@@ -130,11 +130,13 @@ class BlockSearch:
 
 def dense_block_inputs(model: nn.Module, modules: nn.ModuleList, windows: torch.Tensor):
     """Yield (index, dense inputs, kwargs) of every block, running the dense blocks in order."""
-    from sparsebench.calibration import capture_block_inputs
+    from sparsebench.calibration import block_kwargs, capture_block_inputs
 
     inputs, kwargs = capture_block_inputs(model, modules[0], windows, windows.shape[0])
-    x, kw = inputs[0], kwargs[0]
+    kwargs_of = block_kwargs(model, modules, windows, windows.shape[0], kwargs)
+    x = inputs[0]
     for i, module in enumerate(modules):
+        kw = kwargs_of[i][0]
         yield i, x, kw
         out = module(x, **kw)
         x = out[0] if isinstance(out, tuple) else out

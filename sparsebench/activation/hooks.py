@@ -28,6 +28,8 @@ def sparsify(x: torch.Tensor, threshold: torch.Tensor) -> torch.Tensor:
 
 
 class _Counter:
+    """Zeros seen (a 0-dim tensor on the activations' device, read once by ``fraction``) of ``total`` entries."""
+
     __slots__ = ("zeros", "total")
 
     def __init__(self):
@@ -35,7 +37,8 @@ class _Counter:
 
     @property
     def fraction(self) -> float:
-        return self.zeros / self.total if self.total else float("nan")
+        zeros = self.zeros.item() if isinstance(self.zeros, torch.Tensor) else self.zeros
+        return zeros / self.total if self.total else float("nan")
 
 
 # linears that read one and the same tensor: their inputs are sparsified and counted once when
@@ -75,7 +78,7 @@ class ActivationSparsifier:
             y, zeros = cache["y"], cache["zeros"]
         else:
             y = x if t is None else sparsify(x, t)
-            zeros = y.numel() - int(torch.count_nonzero(y))
+            zeros = y.numel() - torch.count_nonzero(y)  # no host read per call: the counter sums on the device
             cache.update(x=x, t=t, y=y, zeros=zeros)
         counter.zeros += zeros
         counter.total += y.numel()

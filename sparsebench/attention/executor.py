@@ -7,7 +7,13 @@ of each row, the share of its dense (causal) attention mass that falls on the
 kept keys. Rows are processed in chunks, each over its causal keys only, and a
 method's pattern is asked for one chunk's mask at a time: no (rows x keys)
 mask of a whole prompt is built (at 2k tokens that is 29 M entries per layer,
-and building it cost more than the attention itself).
+and building it cost more than the attention itself). On the CPU a chunk is
+128 rows, whose masks stay in cache; on a GPU it is as many rows as a fixed
+element budget allows (at 32k tokens a 128-row chunk is too small a kernel, and
+256 of them per layer cost more in launches than the attention itself).
+
+The counts stay on the tensors' device until they are read (:meth:`MaskStats.to_dict`),
+so a layer's bookkeeping never waits for the device.
 """
 
 from __future__ import annotations
@@ -18,9 +24,16 @@ import torch
 import torch.nn.functional as F
 
 
+def _value(x):
+    """A count or sum kept on the device as a 0-dim tensor, read as a Python number."""
+    return x.item() if isinstance(x, torch.Tensor) else x
+
+
 @dataclass
 class MaskStats:
-    """Totals over the calls of one layer in one phase."""
+    """Totals over the calls of one layer in one phase. ``kept_pairs``, ``recall_sum`` and ``tiles_kept``
+    may be 0-dim tensors on the device (int64, float64, int64): read them through the properties or
+    :meth:`to_dict`, which bring them to the host once."""
 
     kept_pairs: int = 0
     causal_pairs: int = 0
@@ -43,9 +56,15 @@ class MaskStats:
         self.tiles_causal += other.tiles_causal
         self.dense_layer |= other.dense_layer
 
+    def on_host(self) -> "MaskStats":
+        """The same totals as Python numbers (one device read per tensor)."""
+        for name in ("kept_pairs", "recall_sum", "tiles_kept"):
+            setattr(self, name, _value(getattr(self, name)))
+        return self
+
     @property
     def pair_density(self) -> float:
-        return self.kept_pairs / self.causal_pairs if self.causal_pairs else 1.0
+        return _value(self.kept_pairs) / self.causal_pairs if self.causal_pairs else 1.0
 
     @property
     def kv_density(self) -> float:
@@ -58,13 +77,14 @@ class MaskStats:
 
     @property
     def tile_density(self) -> float:
-        return self.tiles_kept / self.tiles_causal if self.tiles_causal else 1.0
+        return _value(self.tiles_kept) / self.tiles_causal if self.tiles_causal else 1.0
 
     @property
     def recall(self) -> float:
-        return self.recall_sum / self.recall_rows if self.recall_rows else 1.0
+        return _value(self.recall_sum) / self.recall_rows if self.recall_rows else 1.0
 
     def to_dict(self) -> dict:
+        self.on_host()
         return {"density": self.density, "pair_density": self.pair_density, "kv_density": self.kv_density,
                 "recall": self.recall, "tile_density": self.tile_density, "kept_pairs": self.kept_pairs,
                 "causal_pairs": self.causal_pairs}
@@ -84,7 +104,17 @@ def dense_attention(q, k, v, scaling: float, q0: int) -> torch.Tensor:
     return F.scaled_dot_product_attention(q, k, v, attn_mask=causal_keep(rows, keys, q0, q.device), scale=scaling)
 
 
-ROW_CHUNK = 128  # rows per step: the masks of a chunk stay in cache (a 2k-token mask is 116 MB as floats)
+ROW_CHUNK = 128  # rows per step on the CPU: the masks of a chunk stay in cache (a 2k-token mask is 116 MB as floats)
+GPU_CHUNK_ELEMENTS = 1 << 28  # (batch x heads x rows x keys) entries per step on a GPU: 256 MB as a bool mask
+
+
+def row_chunk(q, keys: int, chunk: int | None = None) -> int:
+    """Rows per step: ``chunk`` when given, ROW_CHUNK on the CPU, else as many as GPU_CHUNK_ELEMENTS allows."""
+    if chunk is not None:
+        return chunk
+    if q.device.type == "cpu":
+        return ROW_CHUNK
+    return max(ROW_CHUNK, GPU_CHUNK_ELEMENTS // max(1, q.shape[0] * q.shape[1] * keys))
 
 
 def _rows_of(keep):
@@ -102,17 +132,18 @@ def _chunk_keep(keep_rows, r0: int, r1: int, q0: int, device) -> torch.Tensor:
     return kept
 
 
-def _recall_rows(r0: int, r1: int, rows: int, stride: int) -> torch.Tensor:
+def _recall_rows(r0: int, r1: int, rows: int, stride: int, device=None) -> torch.Tensor:
     """The sampled rows (every ``stride``-th, and the last) inside r0..r1-1, relative to r0."""
-    i = torch.arange(r0, r1)
-    return (i[(i % stride == 0) | (i == rows - 1)] - r0)
+    every = torch.arange(min(-(-r0 // stride) * stride, r1), r1, stride, device=device)
+    if r0 <= rows - 1 < r1 and (rows - 1) % stride:  # the last row, when the stride missed it
+        every = torch.cat([every, torch.arange(rows - 1, rows, device=device)])
+    return every - r0  # built from ranges, not a boolean selection: no wait for the device
 
 
 def _recall(q, k, kept: torch.Tensor, sample: torch.Tensor, scaling: float, first: int) -> torch.Tensor:
     """Per sampled row of ``q`` (rows from absolute position ``first``), the share of its dense causal
     softmax mass that falls on the kept keys."""
     keys = kept.shape[-1]
-    sample = sample.to(q.device)
     scores = torch.matmul(q[:, :, sample], k[:, :, :keys].transpose(-1, -2)) * scaling
     causal = torch.arange(keys, device=q.device)[None, :] <= (first + sample)[:, None]
     lse_dense = torch.logsumexp(scores.masked_fill(~causal, float("-inf")), dim=-1)
@@ -120,32 +151,34 @@ def _recall(q, k, kept: torch.Tensor, sample: torch.Tensor, scaling: float, firs
     return torch.exp(lse_kept - lse_dense)
 
 
-def _chunks(q, k, keep, scaling: float, q0: int, chunk: int, recall_stride: int, stats: MaskStats):
-    """Yield (r0, r1, kept) per row chunk, counting kept pairs into ``stats``; afterwards ``stats`` holds the
-    recall of the sampled rows too."""
+def _chunks(q, k, keep, scaling: float, q0: int, chunk: int | None, recall_stride: int, stats: MaskStats):
+    """Yield (r0, r1, kept) per row chunk, counting kept pairs into ``stats`` (on the device, no host read);
+    afterwards ``stats`` holds the recall of the sampled rows too."""
     rows = q.shape[2]
+    chunk = row_chunk(q, q0 + rows, chunk)
     keep_rows = _rows_of(keep)
-    recall = []
+    recall, kept_pairs = [], []
     for r0 in range(0, rows, chunk):
         r1 = min(rows, r0 + chunk)
         kept = _chunk_keep(keep_rows, r0, r1, q0, q.device)
-        stats.kept_pairs += int(torch.count_nonzero(kept))
+        kept_pairs.append(torch.count_nonzero(kept))
         yield r0, r1, kept
-        recall.append(_recall(q[:, :, r0:r1], k, kept, _recall_rows(r0, r1, rows, recall_stride), scaling,
-                              q0 + r0))
+        recall.append(_recall(q[:, :, r0:r1], k, kept, _recall_rows(r0, r1, rows, recall_stride, q.device),
+                              scaling, q0 + r0))
+    stats.kept_pairs = stats.kept_pairs + torch.stack(kept_pairs).sum()
     r = torch.cat(recall, dim=-1)
-    stats.recall_sum = float(r.double().sum().item())
+    stats.recall_sum = r.double().sum()
     stats.recall_rows = r.numel()
 
 
-def masked_attention(q, k, v, keep, scaling: float, q0: int, recall_stride: int = 8, chunk: int = ROW_CHUNK):
+def masked_attention(q, k, v, keep, scaling: float, q0: int, recall_stride: int = 8, chunk: int | None = None):
     """Attention of rows q0.. restricted to ``keep`` and the causal triangle.
 
     ``keep``: a (B, H, rows, keys) bool mask, or a function ``(r0, r1) -> mask of rows r0..r1-1`` over at
     least their causal keys (a pattern's ``token_mask``), so no full mask is ever built. Returns
     (output (B, H, rows, D), MaskStats). Every row keeps its own position even when the mask forgot it,
     so no row is left without a key. Rows are processed ``chunk`` at a time, each over its causal keys
-    only; the output is exact (SDPA over an additive mask of the kept keys: -inf elsewhere). Recall is
+    only (:func:`row_chunk`); the output is exact (SDPA over an additive mask of the kept keys: -inf elsewhere). Recall is
     computed exactly on every ``recall_stride``-th row (and the last), which keeps the extra softmax off
     the hot path while estimating the mean recall closely.
     """
@@ -153,6 +186,7 @@ def masked_attention(q, k, v, keep, scaling: float, q0: int, recall_stride: int 
     stats = MaskStats(causal_pairs=_causal_pairs(rows, q0) * b * h)
     zero = torch.zeros((), device=q.device, dtype=q.dtype)
     minus_inf = torch.full((), float("-inf"), device=q.device, dtype=q.dtype)
+    chunk = row_chunk(q, q0 + rows, chunk)
     buffer = torch.empty(b * h * min(chunk, rows) * (q0 + rows), device=q.device, dtype=q.dtype)
     outs = []
     for r0, r1, kept in _chunks(q, k, keep, scaling, q0, chunk, recall_stride, stats):
@@ -164,7 +198,7 @@ def masked_attention(q, k, v, keep, scaling: float, q0: int, recall_stride: int 
     return torch.cat(outs, dim=2), stats
 
 
-def mask_stats(q, k, keep, scaling: float, q0: int, recall_stride: int = 8, chunk: int = ROW_CHUNK) -> MaskStats:
+def mask_stats(q, k, keep, scaling: float, q0: int, recall_stride: int = 8, chunk: int | None = None) -> MaskStats:
     """Kept and causal pairs of the causal keep-mask ``keep`` (a mask or a function of a row range, as in
     :func:`masked_attention`) and the recall of its rows (every ``recall_stride``-th and the last),
     whichever executor ran it."""

@@ -21,6 +21,7 @@ side of an eager compiled-flex call, so timing eager calls would time Python.
 from __future__ import annotations
 
 import functools
+import time
 import warnings
 from dataclasses import dataclass, field
 
@@ -104,12 +105,18 @@ class PrefillLatency:
     budget_s: float = 0.3  # per layer; the timing loop shortens its repetitions to fit
     calls: int = 8  # kernel calls per timed graph replay (the time is per call)
     layers: dict = field(default_factory=dict)  # layer -> {"flex_ms", "sdpa_ms", "timing"}
+    spent_s: float = 0.0  # wall time the measurements took (warm-up and repetitions): part of a job's time
 
     def measure(self, layer: int, q, k, v, mask, scaling: float) -> None:
-        from sparsebench.kernels.timing import time_pair
-
         if layer in self.layers or not q.is_cuda:
             return
+        t0 = time.perf_counter()
+        self._measure(layer, q, k, v, mask, scaling)
+        self.spent_s += time.perf_counter() - t0
+
+    def _measure(self, layer: int, q, k, v, mask, scaling: float) -> None:
+        from sparsebench.kernels.timing import time_pair
+
         q, k, v = (x.to(self.dtype) for x in (q, k, v))
         gqa = k.shape[1] != q.shape[1]
 
@@ -129,5 +136,6 @@ class PrefillLatency:
         flex = sum(x["flex_ms"] for x in self.layers.values())
         sdpa = sum(x["sdpa_ms"] for x in self.layers.values())
         return {"flex_ms": flex, "sdpa_ms": sdpa, "speedup": sdpa / flex, "dtype": str(self.dtype).split(".")[-1],
+                "measure_s": self.spent_s,
                 "timing": ",".join(sorted({x["timing"] for x in self.layers.values()})),
                 "layers": {str(k): v for k, v in sorted(self.layers.items())}}

@@ -138,7 +138,7 @@ class SparseAttention:
         else:
             out, stats = masked_attention(query, key_h, _expand_kv(value, heads), pattern.token_mask, scaling, q0)
         tiling = pattern.tiling()
-        stats.tiles_kept = int(pattern.tiles(tiling)[0].sum())
+        stats.tiles_kept = pattern.tiles(tiling)[0].sum()  # stays on the device until the summary
         stats.tiles_causal = int(tiling.causal_tiles()[0].sum()) * query.shape[0] * heads
         stats.kv_kept, stats.kv_total = kv_stats
         self.stats[self.phase][layer].add(stats)

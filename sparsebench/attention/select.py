@@ -12,6 +12,8 @@ decision at block granularity); the executors add causality.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from sparsebench.attention.budget import Budget, units_per_row
@@ -81,6 +83,20 @@ def select_blocks(scores: torch.Tensor, budget: Budget, block: int, local: int =
     b, h = scores.shape[:2]
     if budget.density >= 1:  # the whole causal triangle
         return BlockPattern(budget, block, b, h, local_start=torch.zeros(budget.rows, dtype=torch.long))
+    region_start, candidate, n = _selection_plan(budget, block, local, scores.shape[-1], scores.device)
+    nb = scores.shape[-1]
+    ranked = scores.masked_fill(~candidate, float("-inf"))
+    order = ranked.argsort(dim=-1, descending=True, stable=True)
+    rank = torch.empty_like(order).scatter_(-1, order, torch.arange(nb, device=order.device).expand_as(order))
+    keep_blocks = (rank < n[:, None]) & candidate
+    return BlockPattern(budget, block, b, h, blocks=keep_blocks, local_start=region_start)
+
+
+@functools.lru_cache(maxsize=32)
+def _selection_plan(budget: Budget, block: int, local: int, key_blocks: int, device):
+    """What :func:`select_blocks` needs besides the scores, on ``device``: every row's local-region start,
+    each group's candidate blocks (groups, key_blocks) and how many of them it keeps. It depends on the
+    budget alone, so the layers of one forward share it (computed on the host once, copied once)."""
     g = budget.row_block
     pos = positions(budget)
     idx = torch.arange(budget.rows) // g
@@ -96,10 +112,5 @@ def select_blocks(scores: torch.Tensor, budget: Budget, block: int, local: int =
     rows_g = torch.bincount(idx, minlength=groups)
     available = region_start[::g] // block  # blocks wholly before the group's first local region: exact costs
     n = units_per_row(allowance_g, first_g, block * rows_g, available)
-    nb = scores.shape[-1]
-    candidate = torch.arange(nb)[None, :] < available[:, None]  # (groups, key_blocks)
-    ranked = scores.masked_fill(~candidate.to(scores.device), float("-inf"))
-    order = ranked.argsort(dim=-1, descending=True, stable=True)
-    rank = torch.empty_like(order).scatter_(-1, order, torch.arange(nb, device=order.device).expand_as(order))
-    keep_blocks = (rank < n.to(rank.device)[:, None]) & candidate.to(rank.device)
-    return BlockPattern(budget, block, b, h, blocks=keep_blocks, local_start=region_start.to(keep_blocks.device))
+    candidate = torch.arange(key_blocks)[None, :] < available[:, None]  # (groups, key_blocks)
+    return region_start.to(device), candidate.to(device), n.to(device)

