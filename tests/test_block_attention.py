@@ -139,3 +139,21 @@ def test_block_sparse_attention_matches_the_reference_on_cuda(heads, kv_heads, s
     for cfg in CONFIGS:
         out = block_sparse_attention(q, k, v, keep, 128, cfg)
         assert float((out[:, :, tok].float() - ref).norm() / ref.norm()) < 1e-2, cfg
+
+
+CASE_CHECK = """
+import torch
+from sparsebench.kernels.attention_cases import build_block_attention
+from sparsebench.kernels.cases import Case, Env
+env = Env("cpu", torch.float32, 1, torch.Generator().manual_seed(0))
+bench = build_block_attention(Case("block_attention", "smollm2-135m", "attention", 0, 0, 256, 0.5), env)
+assert bench.copies >= 2 and bench.rel_error < 1e-4, (bench.copies, bench.rel_error)
+bench.sparse(bench.copies - 1)
+print("ok")
+"""
+
+
+def test_block_attention_case_builds_and_checks_itself_in_the_triton_interpreter(root):
+    env = dict(os.environ, TRITON_INTERPRET="1", PYTHONPATH=str(root))
+    out = subprocess.run([sys.executable, "-c", CASE_CHECK], env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0 and "ok" in out.stdout, out.stderr[-2000:]
