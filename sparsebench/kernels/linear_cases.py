@@ -171,9 +171,10 @@ TUNE_ACT = [("fma", 16, 64, 1, 4, 1, "atomic"), ("fma", 16, 64, 1, 1, 1, "atomic
             ("fma", 16, 64, 1, 4, 1, "last"), ("fma", 16, 64, 1, 8, 1, "last"), ("fma", 8, 64, 1, 8, 1, "last"),
             ("mma", 128, 64, 4, 8, 3, "last"), ("mma", 128, 128, 4, 8, 3, "last"), ("mma", 64, 64, 2, 16, 3, "last"),
             ("mma", 128, 64, 4, 16, 3, "last"), ("mma", 32, 128, 4, 16, 4, "last"),
-            ("mma", 32, 256, 4, 16, 4, "atomic")]
-# (Six candidates with more bytes in flight per program -- fma 16x64 x16 tiles, 16x128 and 32x64 x8; mma
-# 128x128 x16, 64x128 and 128x64 with 4 stages -- won no LLaMA shape on the H200 at 50 %: not kept.)
+            ("mma", 32, 256, 4, 16, 4, "atomic"),
+            ("mma", 128, 128, 4, 16, 3, "last")]  # chosen for LLaMA-7B's fused gate/up (22016x4096) by bench decode
+# (Five more candidates with more bytes in flight per program -- fma 16x64 x16 tiles, 16x128 and 32x64 x8;
+# mma 64x128 and 128x64 with 4 stages -- won no shape on the H200 at 50 %: not kept.)
 # (block_k, block_n, num_warps, float32 output)
 TUNE_COMPACT = [(64, 128, 2, False), (32, 128, 2, False), (64, 64, 2, False), (128, 128, 4, False),
                 (32, 256, 4, False), (16, 256, 2, False), (128, 64, 4, False), (64, 256, 4, False),

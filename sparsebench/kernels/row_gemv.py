@@ -158,4 +158,5 @@ TUNE_DENSE = [(4, 512, 4, 1 << 20, "store"), (8, 256, 4, 4, "last"), (8, 256, 4,
 TUNE_2_4 = [("streamed", 16, 64, 4, 8, "last"), ("streamed", 8, 128, 4, 8, "last"), ("streamed", 4, 256, 4, 4, "last"),
             ("streamed", 16, 64, 4, 4, "last"), ("streamed", 8, 128, 4, 4, "last"), ("streamed", 16, 64, 4, 16, "last"),
             ("streamed", 8, 128, 4, 1 << 20, "store"), ("streamed", 4, 256, 4, 1 << 20, "store"),
-            ("simple", 16, 64, 4, 0, False), ("simple", 16, 64, 4, 1, False), ("simple", 2, 512, 4, 1 << 20, False)]
+            ("simple", 16, 64, 4, 0, False), ("simple", 16, 64, 4, 1, False), ("simple", 2, 512, 4, 1 << 20, False),
+            ("streamed", 8, 128, 4, 8, "atomic")]  # chosen for LLaMA-7B's fused qkv (12288x4096) by bench decode
