@@ -30,6 +30,16 @@ sparsity pay off on memory-bound hardware)::
 
 The layer shapes come from the task's own model (``task.load_model()``; its
 ``prunable_layers`` say which layers carry the pattern).
+
+Measured, not estimated, where an end-to-end measurement exists: a committed
+``hardware/baselines/<profile>_decode.json`` (``sparsebench bench decode``: ms per
+decoded token of a LLaMA-shaped model, every layer, attention and launches
+included) replaces the estimate for a result whose model has exactly that
+model's linear layers and whose variant was measured (dense; 2:4 pruning;
+activation sparsity at a measured TEAL share, within 0.02). ``latency_kind.<profile>``
+says which a value is. Vision tasks get no latency: their models' convolutions
+are not in the kernel tables, so a linear-layer estimate would count only the
+classifier head.
 """
 
 from __future__ import annotations
@@ -132,6 +142,55 @@ def task_linear_layers(task_name: str) -> tuple[tuple[int, int, bool], ...]:
 
 
 COMMITTED_SUFFIX = "_measurements"
+DECODE_SUFFIX = "_decode"
+TEAL_TOLERANCE = 0.02  # measured activation sparsity within this of a measured TEAL share counts as that share
+
+
+def llama_linear_layers(shape: dict, layers: int) -> list[tuple[int, int]]:
+    """(out, in) of every nn.Linear of an unfused LLaMA of ``shape`` (q, k, v, o, gate, up, down; the LM head)."""
+    h, m = shape["hidden"], shape["intermediate"]
+    kv = shape.get("kv_heads", shape["heads"]) * shape["head_dim"]
+    per = [(shape["heads"] * shape["head_dim"], h), (kv, h), (kv, h), (h, shape["heads"] * shape["head_dim"]),
+           (m, h), (m, h), (h, m)]
+    return per * layers + [(shape["vocab"], h)]
+
+
+def measured_ms(doc: dict, layers: list[tuple[int, int, bool]], family: str, pattern: Pattern,
+                sparsity: float) -> float | None:
+    """ms per decoded token from an end-to-end measurement ``doc`` if it measured this model and variant."""
+    if sorted((o, i) for o, i, _ in layers) != sorted(llama_linear_layers(doc["shape"], doc["layers"])):
+        return None
+    rows = {r["variant"]: r for r in doc["rows"]}
+    sparsity = float(sparsity or 0.0)
+    if sparsity == 0.0 and "dense" in rows:
+        variant = "dense"
+    elif family in ("pruning", "sparse_training") and pattern.kind == "n:m" and (pattern.n, pattern.m) == (2, 4):
+        variant = "2:4"
+    elif family == "activation_sparsity":
+        variant = next((v for v, r in rows.items() if v.startswith("teal-")
+                        and abs(r.get("zero_share", r.get("target_share", -1)) - sparsity) <= TEAL_TOLERANCE), None)
+    else:
+        variant = None
+    return rows[variant]["step_ms"] if variant in rows else None
+
+
+def decode_measurements(committed_dir: Path | None) -> dict[str, dict]:
+    """profile -> its committed end-to-end decode measurement (``<profile>_decode.json``)."""
+    if committed_dir is None:
+        return {}
+    docs = {}
+    for p in sorted(Path(committed_dir).glob(f"*{DECODE_SUFFIX}.json")):
+        try:
+            doc = json.loads(p.read_text())
+            if {"shape", "layers", "rows"} <= doc.keys():
+                docs[p.stem[: -len(DECODE_SUFFIX)]] = doc
+        except (ValueError, OSError) as exc:
+            print(f"latency: skipping {p}: {exc}", file=sys.stderr)
+    return docs
+
+
+def is_vision_task(task: str) -> bool:
+    return task.startswith("vision-")
 
 
 def committed_measurements_dir() -> Path:
@@ -160,25 +219,49 @@ def kernel_tables(kernels_dir: Path, committed_dir: Path | None = None) -> dict[
 
 
 def add_latency_columns(df, kernels_dir: Path, layers_of=task_linear_layers, committed_dir: Path | None = None):
-    """Add ``latency_ms.<profile>`` (and ``latency_from.<profile>``, the kernel file it was built from) for
-    every profile of :func:`kernel_tables` (NaN where the task's model cannot be loaded or the family is
-    not one the model covers)."""
+    """Add ``latency_ms.<profile>``, ``latency_kind.<profile>`` (``measured`` end to end, or ``estimated``
+    from the kernel tables) and ``latency_from.<profile>`` (the kernel file of the estimates) for every
+    profile of :func:`kernel_tables` (NaN where the task's model cannot be loaded, for vision tasks, and
+    where the family is not one the model covers)."""
     tables = kernel_tables(kernels_dir, committed_dir)
     if df.empty or not tables:
         return df
+    measured = decode_measurements(committed_dir)
     for name, (table, path) in tables.items():
-        values = []
+        values, kinds = [], []
         for _, row in df.iterrows():
+            if is_vision_task(row["task"]):
+                values.append(float("nan"))
+                kinds.append(None)
+                continue
             try:
-                layers = layers_of(row["task"])
+                layers = list(layers_of(row["task"]))
                 sparsity = row.get("measured_sparsity")
                 if sparsity is None or sparsity != sparsity:  # NaN
                     sparsity = row["target_sparsity"]
-                values.append(estimate_ms(table, list(layers), row["family"], Pattern.parse(row["pattern"]),
-                                          float(sparsity)))
+                pattern = Pattern.parse(row["pattern"])
+                ms = measured_ms(measured[name], layers, row["family"], pattern, float(sparsity)) \
+                    if name in measured else None
+                kind = "measured" if ms is not None else "estimated"
+                if ms is None:
+                    ms = estimate_ms(table, layers, row["family"], pattern, float(sparsity))
+                values.append(ms)
+                kinds.append(kind)
             except Exception as exc:  # noqa: BLE001 - one task without a loadable model must not stop aggregation
                 print(f"latency: {row['task']}/{row['method']}: {exc}", file=sys.stderr)
                 values.append(float("nan"))
+                kinds.append(None)
         df[f"latency_ms.{name}"] = values
+        df[f"latency_kind.{name}"] = kinds
         df[f"latency_from.{name}"] = str(path)
     return df
+
+
+def latency_label(kinds) -> str:
+    """What a latency axis shows: measured end to end, estimated from kernel tables, or both."""
+    kinds = {k for k in kinds if isinstance(k, str)}
+    if kinds == {"measured"}:
+        return "measured end to end"
+    if "measured" in kinds:
+        return "measured where available, else estimated from kernel tables"
+    return "estimated from kernel tables: linear layers only"

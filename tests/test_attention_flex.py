@@ -139,3 +139,71 @@ def test_a_flex_job_on_a_profile_without_flex_attention_fails_naming_the_key(tmp
         run_job(attention_job("quest-prefill", 0.75, executor="flex"), tmp_path / "r.json")
     with pytest.raises(ConfigError, match=r"executor='fast'; allowed: auto, reference, flex"):
         attention_job("quest-prefill", 0.75, executor="fast")
+
+
+TRITON_BACKEND_CHECK = """
+import torch
+from sparsebench import registry
+from sparsebench.attention import SparseAttention, masked_attention
+from sparsebench.attention.flex import triton_attention_forward
+from sparsebench.families.sparse_attention import forward_phase
+from tests.test_attention_flex import decide, qkv
+from transformers import LlamaConfig, LlamaForCausalLM
+for name in ("quest-prefill", "sparge"):  # whole key blocks per query block: exact on whole tiles
+    for density in (1 / 4, 1 / 8):
+        q, k, v = qkv(seq=384)
+        pattern, kk, vv = decide(name, q, k, v, density, "prefill", 0)
+        scaling = q.shape[-1] ** -0.5
+        rep = q.shape[1] // k.shape[1]
+        ref, _ = masked_attention(q, kk.repeat_interleave(rep, 1), vv.repeat_interleave(rep, 1), pattern.token_mask(),
+                                  scaling, 0)
+        out, _ = triton_attention_forward(q, kk, vv, pattern, scaling)
+        assert float((out - ref).norm() / ref.norm()) < 1e-5, (name, density)
+q, k, v = qkv(seq=384)
+pattern, kk, vv = decide("sliding-window", q, k, v, 1 / 4, "prefill", 0)
+try:
+    triton_attention_forward(q, kk, vv, pattern, q.shape[-1] ** -0.5)
+    raise SystemExit("a window that cuts tiles must be refused")
+except ValueError as exc:
+    assert "attention_kernel=flex" in str(exc), exc
+# inside a model: the flex executor on the Triton kernel equals the reference session (prefill)
+torch.manual_seed(0)  # heads of 16 (the kernel's smallest head_dim)
+model = LlamaForCausalLM(LlamaConfig(vocab_size=64, hidden_size=64, intermediate_size=64, num_hidden_layers=2,
+                                     num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256)).eval()
+ids = torch.randint(0, 64, (1, 160), generator=torch.Generator().manual_seed(3))
+outs = {}
+with torch.no_grad():
+    for executor, kernel in (("reference", "flex"), ("flex", "triton")):
+        session = SparseAttention(registry.method("quest-prefill").cls(), 0.25, query_block=16, executor=executor,
+                                  kernel=kernel).install(model)
+        with session.active():
+            outs[kernel] = forward_phase(model, session, ids, 128, "prefill")
+assert float((outs["triton"] - outs["flex"]).norm() / outs["flex"].norm()) < 1e-5
+print("ok")
+"""
+
+
+def test_flex_executor_on_the_triton_kernel_runs_block_methods_exactly_and_refuses_cut_tiles(root):
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, TRITON_INTERPRET="1", PYTHONPATH=str(root))
+    out = subprocess.run([sys.executable, "-c", TRITON_BACKEND_CHECK], env=env, capture_output=True, text=True,
+                         timeout=600, cwd=str(root))
+    assert out.returncode == 0 and "ok" in out.stdout, out.stderr[-3000:]
+
+
+def test_attention_kernel_is_checked_against_the_profile_and_the_executor(tmp_path):
+    from sparsebench.attention.flex import resolve_kernel
+    from sparsebench.hardware import profile
+    from sparsebench.runner import run_job
+    from tests.test_sparse_attention_tasks import attention_job
+
+    assert resolve_kernel("triton", profile("h200")) == "triton"
+    with pytest.raises(ConfigError, match=r"attention_kernel='triton'.*no 'triton_block_attention' backend"):
+        resolve_kernel("triton", profile("cpu"), "task.attention_kernel")
+    with pytest.raises(ConfigError, match=r"task.attention_kernel='cuda'; allowed: flex, triton"):
+        resolve_kernel("cuda", profile("h200"))
+    with pytest.raises(ConfigError, match=r"attention_kernel='triton' needs executor 'flex'"):
+        run_job(attention_job("quest-prefill", 0.75, attention_kernel="triton"), tmp_path / "r.json")

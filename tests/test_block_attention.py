@@ -72,8 +72,49 @@ assert float((out - ref).norm() / ref.norm()) < 1e-5, "causal"
 full = block_sparse_attention(q, k, v, torch.tril(torch.ones(3, 3, dtype=torch.bool)), 64, (64, 32, 4, 1), causal=True)
 sdpa = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
 assert torch.allclose(full, sdpa, atol=1e-5), "causal full"
+# a chunk of 64 queries (positions 128..191) after a 128-key prefix; query blocks of 32, key blocks of 64
+q = torch.randn(1, 2, 64, 16, generator=g)
+k, v = (torch.randn(1, 1, 192, 16, generator=g) for _ in range(2))
+keep = torch.rand(2, 3, generator=g) < 0.6
+keep[:, 2] = True
+out = block_sparse_attention(q, k, v, keep, 64, (32, 32, 4, 1), causal=True, q_block=32)
+pos = torch.arange(128, 192)[:, None]
+mask = keep.repeat_interleave(32, 0).repeat_interleave(64, 1) & (torch.arange(192)[None, :] <= pos)
+want = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=True)
+assert float((out - want).norm() / want.norm()) < 1e-5, "chunk after a prefix"
 print("ok")
 """
+
+
+DECODE_CHECK = """
+import torch
+from sparsebench.kernels.block_attention import block_decode_attention, decode_reference
+g = torch.Generator().manual_seed(0)
+# 4 query heads on 2 kv heads, a cache of 300 filled of 320, blocks of 64 (the last one ragged); per-head
+# lists of different lengths in no particular order, one head with none
+q = torch.randn(2, 4, 16, generator=g)
+k, v = (torch.randn(2, 2, 320, 16, generator=g) for _ in range(2))
+idx = torch.stack([torch.randperm(5, generator=g)[:4] for _ in range(8)]).reshape(2, 4, 4).to(torch.int32)
+counts = torch.tensor([[4, 1, 3, 0], [2, 4, 4, 1]], dtype=torch.int32)
+ref = decode_reference(q, k, v, idx, counts, 64, seq=300)
+for splits, block_n in ((1, 64), (3, 32), (0, 16)):
+    out = block_decode_attention(q, k, v, idx, counts, 64, seq=300, splits=splits, block_n=block_n)
+    assert float((out - ref).norm() / ref.norm()) < 1e-5, (splits, block_n)
+    assert out[0, 3].abs().max() == 0  # an empty list: zeros
+# every block listed = dense attention of the token over the cache
+idx = torch.arange(5, dtype=torch.int32).expand(2, 4, 5).contiguous()
+out = block_decode_attention(q, k, v, idx, torch.full((2, 4), 5, dtype=torch.int32), 64, seq=300, splits=2)
+sdpa = torch.nn.functional.scaled_dot_product_attention(q[:, :, None], k[:, :, :300], v[:, :, :300],
+                                                        enable_gqa=True)[:, :, 0]
+assert torch.allclose(out, sdpa, atol=1e-5), "all blocks"
+print("ok")
+"""
+
+
+def test_block_decode_attention_matches_dense_attention_on_its_blocks_in_the_triton_interpreter(root):
+    env = dict(os.environ, TRITON_INTERPRET="1", PYTHONPATH=str(root))
+    out = subprocess.run([sys.executable, "-c", DECODE_CHECK], env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0 and "ok" in out.stdout, out.stderr[-2000:]
 
 
 def test_block_sparse_attention_matches_the_reference_in_the_triton_interpreter(root):
@@ -98,3 +139,21 @@ def test_block_sparse_attention_matches_the_reference_on_cuda(heads, kv_heads, s
     for cfg in CONFIGS:
         out = block_sparse_attention(q, k, v, keep, 128, cfg)
         assert float((out[:, :, tok].float() - ref).norm() / ref.norm()) < 1e-2, cfg
+
+
+CASE_CHECK = """
+import torch
+from sparsebench.kernels.attention_cases import build_block_attention
+from sparsebench.kernels.cases import Case, Env
+env = Env("cpu", torch.float32, 1, torch.Generator().manual_seed(0))
+bench = build_block_attention(Case("block_attention", "smollm2-135m", "attention", 0, 0, 256, 0.5), env)
+assert bench.copies >= 2 and bench.rel_error < 1e-4, (bench.copies, bench.rel_error)
+bench.sparse(bench.copies - 1)
+print("ok")
+"""
+
+
+def test_block_attention_case_builds_and_checks_itself_in_the_triton_interpreter(root):
+    env = dict(os.environ, TRITON_INTERPRET="1", PYTHONPATH=str(root))
+    out = subprocess.run([sys.executable, "-c", CASE_CHECK], env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0 and "ok" in out.stdout, out.stderr[-2000:]

@@ -116,6 +116,61 @@ def test_triton_gemvs_match_dense_in_the_triton_interpreter(root):
     assert out.returncode == 0 and "ok" in out.stdout, out.stderr[-2000:]
 
 
+ROW_GEMV_CHECK = """
+import torch
+from sparsebench.kernels.cases import Env, mask_2_4
+from sparsebench.kernels.row_gemv import dense_gemv, gemv_2_4_streamed, run_gemv_2_4
+from sparsebench.kernels.triton_gemv import pack_2_4
+g = torch.Generator().manual_seed(0)
+w = torch.randn(40, 200, generator=g)  # ragged: neither dimension a multiple of a tile
+x = torch.randn(200, generator=g)
+ref = w @ x
+# split-K by every reduction, twice each (the "last" reduction must leave its counters at zero), one split
+for cfg in [(16, 32, 4, 2, "last"), (8, 64, 4, 1, "atomic"), (16, 32, 4, 100, "store"), (4, 128, 4, 1, "last")]:
+    for _ in range(2):
+        y = dense_gemv(x, w, *cfg)
+        assert ((y - ref).norm() / ref.norm()) < 1e-5, ("dense", cfg)
+w24 = w * mask_2_4(40, 200, Env("cpu", torch.float32, 1, g))
+ref = w24 @ x
+v, m = pack_2_4(w24)
+for cfg in [(16, 8, 4, 2, "last"), (8, 16, 4, 1, "atomic"), (16, 8, 4, 100, "store"), (4, 32, 4, 1, "last")]:
+    for _ in range(2):
+        y = gemv_2_4_streamed(x, v, m, *cfg)
+        assert ((y - ref).norm() / ref.norm()) < 1e-5, ("2:4 streamed", cfg)
+y = run_gemv_2_4(x, v, m, ("simple", 16, 8, 4, 1))
+assert ((y - ref).norm() / ref.norm()) < 1e-5, "2:4 simple"
+print("ok")
+"""
+
+
+@pytest.mark.slow
+def test_row_gemvs_dense_and_2_4_match_the_reference_in_the_triton_interpreter(root):
+    env = dict(os.environ, TRITON_INTERPRET="1", PYTHONPATH=str(root))
+    out = subprocess.run([sys.executable, "-c", ROW_GEMV_CHECK], env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0 and "ok" in out.stdout, out.stderr[-2000:]
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("out_f,in_f", [(576, 1536), (11008, 4096), (4096, 11008)])
+def test_every_row_gemv_candidate_matches_dense_on_cuda(out_f, in_f):
+    from sparsebench.kernels.row_gemv import TUNE_2_4, TUNE_DENSE, dense_gemv, run_gemv_2_4
+    from sparsebench.kernels.triton_gemv import pack_2_4
+
+    env = Env("cuda", torch.float16, 1, torch.Generator().manual_seed(0))
+    w = (torch.randn(out_f, in_f, device="cuda") * 0.02).half()
+    x = torch.randn(in_f, device="cuda").half()
+    ref = w.float() @ x.float()
+    for cfg in TUNE_DENSE:
+        for _ in range(2):
+            assert float((dense_gemv(x, w, *cfg).float() - ref).norm() / ref.norm()) < 1e-2, cfg
+    w24 = w * mask_2_4(out_f, in_f, env)
+    ref = w24.float() @ x.float()
+    packed = pack_2_4(w24)
+    for cfg in TUNE_2_4:
+        for _ in range(2):
+            assert float((run_gemv_2_4(x, *packed, cfg).float() - ref).norm() / ref.norm()) < 1e-2, cfg
+
+
 @pytest.mark.gpu
 @pytest.mark.parametrize("out_f,in_f,density", [(576, 1536, 0.5), (11008, 4096, 0.5), (4096, 11008, 0.2)])
 def test_triton_gemvs_match_dense_on_cuda(out_f, in_f, density):

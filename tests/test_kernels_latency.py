@@ -79,6 +79,31 @@ def test_profiles_not_run_here_use_their_committed_measurements_and_say_so(tmp_p
     assert out["latency_from.gpu"][0] == str(committed / "gpu_measurements.json")
 
 
+def test_measured_end_to_end_latency_replaces_the_estimate_where_that_model_and_variant_ran(tmp_path):
+    from sparsebench.latency import llama_linear_layers
+
+    committed = tmp_path / "baselines"
+    committed.mkdir()
+    shape = {"hidden": 32, "intermediate": 64, "heads": 2, "head_dim": 16, "vocab": 100}
+    (committed / "toy_measurements.json").write_text(json.dumps(TABLE))
+    (committed / "toy_decode.json").write_text(json.dumps({"shape": shape, "layers": 2, "rows": [
+        {"variant": "dense", "step_ms": 5.0}, {"variant": "2:4", "step_ms": 4.5},
+        {"variant": "teal-0.5", "step_ms": 4.0, "target_share": 0.5, "zero_share": 0.507}]}))
+    llama = [(o, i, o != 100) for o, i in llama_linear_layers(shape, 2)]  # the decode measurement's model
+    rows = [("llama", "pruning", "unstructured", 0.0), ("llama", "pruning", "2:4", 0.5),
+            ("llama", "activation_sparsity", "unstructured", 0.5), ("llama", "activation_sparsity", "unstructured", 0.4),
+            ("llama", "pruning", "unstructured", 0.5), ("other", "pruning", "2:4", 0.5),
+            ("vision-digits", "pruning", "2:4", 0.5)]
+    df = pd.DataFrame([{"task": t, "method": "m", "family": f, "pattern": p, "target_sparsity": s,
+                        "measured_sparsity": s} for t, f, p, s in rows])
+    out = add_latency_columns(df, tmp_path / "none", layers_of=lambda task: llama if task == "llama" else LAYERS,
+                              committed_dir=committed)
+    assert list(out["latency_ms.toy"][:3]) == [5.0, 4.5, 4.0]
+    assert list(out["latency_kind.toy"][:6]) == ["measured"] * 3 + ["estimated"] * 3
+    assert out["latency_ms.toy"][6] != out["latency_ms.toy"][6]  # vision: no latency (NaN), no kind
+    assert not isinstance(out["latency_kind.toy"][6], str)
+
+
 def test_cpu_profile_measures_its_peaks_once_and_caches_them(tmp_path, monkeypatch):
     import sparsebench.hardware as hw
 

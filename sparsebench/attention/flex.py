@@ -32,6 +32,9 @@ from sparsebench.attention.pattern import block_mask
 
 EXECUTORS = ("auto", "reference", "flex")
 BACKEND = "flex_attention"  # the hardware profile's backend name that enables the executor
+# the block-sparse kernel the flex executor runs: FlexAttention, or our Triton kernel
+# (sparsebench/kernels/block_attention.py), each enabled by its profile backend
+KERNELS = {"flex": BACKEND, "triton": "triton_block_attention"}
 
 
 def resolve_executor(executor: str, profile, where: str = "task.executor") -> str:
@@ -47,6 +50,66 @@ def resolve_executor(executor: str, profile, where: str = "task.executor") -> st
         raise ConfigError(f"{where}='flex': hardware profile {profile.name!r} has no {BACKEND!r} backend "
                           f"(backends: {', '.join(profile.backends)}); allowed here: auto, reference")
     return executor
+
+
+def resolve_kernel(kernel: str, profile, where: str = "task.attention_kernel") -> str:
+    """``flex`` or ``triton``: the block-sparse kernel of the flex executor, if the profile lists its backend."""
+    from sparsebench.errors import ConfigError
+
+    if kernel not in KERNELS:
+        raise ConfigError(f"{where}={kernel!r}; allowed: {', '.join(KERNELS)}")
+    if KERNELS[kernel] not in profile.backends:
+        raise ConfigError(f"{where}={kernel!r}: hardware profile {profile.name!r} has no {KERNELS[kernel]!r} backend "
+                          f"(backends: {', '.join(profile.backends)})")
+    return kernel
+
+
+def whole_tile_table(pattern) -> tuple[torch.Tensor, "object"]:
+    """(B, H, n_q, n_kv) table of the tiles our Triton kernel runs whole (with the causal rule inside), and the
+    tiling; raises ValueError if that differs from the pattern's exact rule anywhere (a window, sinks or
+    token-level lines cut tiles in part, which only FlexAttention's mask_mod evaluates)."""
+    tiling = pattern.tiling()
+    any_, _ = pattern.tiles(tiling)
+    b = pattern.budget
+    step = max(tiling.q_tile, 256 // tiling.q_tile * tiling.q_tile)
+    for r0 in range(0, b.rows, step):  # chunks of rows: never the whole (rows x keys) mask at once
+        r1 = min(b.rows, r0 + step)
+        exact = pattern.token_mask(r0, r1)
+        keys = exact.shape[-1]
+        rows = torch.arange(r0, r1, device=any_.device)
+        blocks = torch.arange(keys, device=any_.device) // tiling.kv_block
+        run = any_[:, :, rows // tiling.q_tile][..., blocks]
+        run = run & (torch.arange(keys, device=any_.device)[None, :] <= (rows + b.q0)[:, None])
+        if not torch.equal(run.to(exact.device), exact):
+            raise ValueError(f"{type(pattern).__name__}: the pattern keeps tiles of {tiling.q_tile} x "
+                             f"{tiling.kv_block} in part (a window, sinks or token lines), which the Triton kernel "
+                             f"cannot run exactly (it keeps whole tiles under the causal rule); allowed for this "
+                             f"method: attention_kernel=flex")
+    return any_, tiling
+
+
+def triton_attention_forward(q, k, v, pattern, scaling: float):
+    """The pattern run by our Triton block-sparse kernel (tile table checked exact by :func:`whole_tile_table`);
+    returns (output (B, H, rows, D), a callable re-running it on (q, k, v) for the latency recorder)."""
+    from sparsebench.kernels.block_attention import block_sparse_attention, prepare
+
+    table, tiling = whole_tile_table(pattern)
+    bm = min(64, tiling.q_tile)
+    bn = min(64, tiling.kv_block)
+    if tiling.q_tile % bm or tiling.kv_block % bn or bm < 16 or bn < 16:
+        raise ValueError(f"tiles of {tiling.q_tile} x {tiling.kv_block}: the Triton kernel needs both multiples of 16")
+    config = (bm, bn, 4, 2)
+    keys = k.shape[2]
+    if q.shape[2] != pattern.budget.rows or keys != pattern.budget.keys:
+        raise ValueError(f"q {tuple(q.shape)} / k {tuple(k.shape)} do not match the pattern's {pattern.budget.rows} rows "
+                         f"and {pattern.budget.keys} keys")
+    lists = [prepare(table[i].contiguous(), tiling.kv_block, config) for i in range(q.shape[0])]
+
+    def run(q, k, v):
+        return torch.cat([block_sparse_attention(q[i : i + 1], k[i : i + 1], v[i : i + 1], table[i], tiling.kv_block,
+                                                 config, lists[i], scale=scaling, causal=True,
+                                                 q_block=tiling.q_tile) for i in range(q.shape[0])])
+    return run(q, k, v), run
 
 
 @functools.lru_cache(maxsize=None)
@@ -107,14 +170,16 @@ class PrefillLatency:
     layers: dict = field(default_factory=dict)  # layer -> {"flex_ms", "sdpa_ms", "timing"}
     spent_s: float = 0.0  # wall time the measurements took (warm-up and repetitions): part of a job's time
 
-    def measure(self, layer: int, q, k, v, mask, scaling: float) -> None:
+    def measure(self, layer: int, q, k, v, mask, scaling: float, run=None) -> None:
+        """``run``: the block-sparse kernel as a callable of (q, k, v) (the Triton backend); else FlexAttention
+        on ``mask``."""
         if layer in self.layers or not q.is_cuda:
             return
         t0 = time.perf_counter()
-        self._measure(layer, q, k, v, mask, scaling)
+        self._measure(layer, q, k, v, mask, scaling, run)
         self.spent_s += time.perf_counter() - t0
 
-    def _measure(self, layer: int, q, k, v, mask, scaling: float) -> None:
+    def _measure(self, layer: int, q, k, v, mask, scaling: float, run=None) -> None:
         from sparsebench.kernels.timing import time_pair
 
         q, k, v = (x.to(self.dtype) for x in (q, k, v))
@@ -124,7 +189,7 @@ class PrefillLatency:
             return F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scaling, enable_gqa=gqa)
 
         def sparse(i):
-            return compiled_call(q, k, v, mask, scaling)
+            return run(q, k, v) if run is not None else compiled_call(q, k, v, mask, scaling)
 
         t = time_pair(dense, sparse, self.calls, "cuda", self.warmup, self.repeats, graph=True, budget_s=self.budget_s)
         self.layers[layer] = {"flex_ms": t.sparse_ms, "sdpa_ms": t.dense_ms, "timing": t.method}

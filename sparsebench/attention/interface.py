@@ -65,9 +65,12 @@ class SparseAttention:
     """
 
     def __init__(self, method, density: float, query_block: int = 64, keep_queries: int = 64,
-                 executor: str = "reference", latency=None):
+                 executor: str = "reference", latency=None, kernel: str = "flex"):
         if executor not in ("reference", "flex"):
             raise ValueError(f"executor={executor!r}; allowed: reference, flex")
+        if kernel not in ("flex", "triton"):
+            raise ValueError(f"kernel={kernel!r}; allowed: flex, triton")
+        self.kernel = kernel  # the flex executor's block-sparse kernel: FlexAttention or our Triton kernel
         self.method = method
         # a method without a block-sparse kernel (Mustafar) stays on the reference path
         self.executor = "reference" if method.no_block_kernel else executor
@@ -129,12 +132,16 @@ class SparseAttention:
         key_h = _expand_kv(key, heads)
         pattern = self.method.decide(query, key_h, budget, self._recent_q.get(layer))
         if self.executor == "flex":
-            from sparsebench.attention.flex import flex_attention_forward
+            from sparsebench.attention.flex import flex_attention_forward, triton_attention_forward
 
-            out, mask = flex_attention_forward(query, key, value, pattern, scaling)
+            if self.kernel == "triton":
+                out, run = triton_attention_forward(query, key, value, pattern, scaling)
+                mask = None
+            else:
+                (out, mask), run = flex_attention_forward(query, key, value, pattern, scaling), None
             stats = mask_stats(query, key_h, pattern.token_mask, scaling, q0)
             if self.latency is not None and self.phase == "prefill" and q0 == 0:
-                self.latency.measure(layer, query, key, value, mask, scaling)
+                self.latency.measure(layer, query, key, value, mask, scaling, run=run)
         else:
             out, stats = masked_attention(query, key_h, _expand_kv(value, heads), pattern.token_mask, scaling, q0)
         tiling = pattern.tiling()

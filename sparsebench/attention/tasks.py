@@ -15,7 +15,7 @@ that long, so the context is one document; perplexity on the last
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 import torch
@@ -23,6 +23,7 @@ from torch import nn
 
 from sparsebench.lm import LanguageModelTask
 from sparsebench.lm.task import tokens_sha256
+from sparsebench.params import OMIT_DEFAULT
 from sparsebench.task import Metric, check_threads
 
 
@@ -41,6 +42,9 @@ class LongContextTask(LanguageModelTask):
         # how the sparse rows run: "reference" (masked dense attention), "flex" (FlexAttention on a BlockMask
         # of the method's blocks, prefill timed against SDPA), "auto" (flex where the hardware has it)
         executor: str = "auto"
+        # the flex executor's block-sparse kernel: "flex" (FlexAttention) or "triton" (ours, whole tiles under
+        # the causal rule; a method whose pattern cuts tiles in part is refused with the allowed value)
+        attention_kernel: str = field(default="flex", metadata=OMIT_DEFAULT)
         threads: int = 0  # intra-op threads of a job; 0: the hardware profile's (every core it may use)
         # reuse the decode phase's dense prompt across jobs (sparsebench.attention.prompt_cache); false: recompute
         prompt_cache: bool = True
@@ -52,6 +56,8 @@ class LongContextTask(LanguageModelTask):
             check_threads(self.threads)
             if self.executor not in ("auto", "reference", "flex"):
                 raise ValueError(f"executor={self.executor!r}; allowed: auto, reference, flex")
+            if self.attention_kernel not in ("flex", "triton"):
+                raise ValueError(f"attention_kernel={self.attention_kernel!r}; allowed: flex, triton")
             if not 2 <= self.continuation < self.seq_len:
                 raise ValueError(f"continuation={self.continuation} must be in [2, seq_len={self.seq_len})")
 

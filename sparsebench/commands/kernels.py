@@ -123,12 +123,17 @@ def baseline(args) -> int:
 
 
 def format_table(rows: list[dict]) -> str:
-    lines = [f"{'kernel':<58} {'dense ms':>9} {'sparse ms':>9} {'speedup':>7} {'ideal':>6} {'%peak':>6}"]
+    """One line per row: dense (cuBLAS / SDPA) and sparse time, speed-up over it, and for GEMVs also our
+    Triton dense GEMV's time and the speed-up over the faster of the two dense GEMVs."""
+    lines = [f"{'kernel':<58} {'dense ms':>9} {'sparse ms':>9} {'speedup':>7} {'ideal':>6} {'%peak':>6} "
+             f"{'triton dense ms':>15} {'vs best dense':>13}"]
     for r in rows:
         if r["status"] != "ok":
             lines.append(f"{r['id']:<58} {r['status']}: {r.get('reason', '')[:60]}")
             continue
         frac = max(r.get("sparse_frac_peak_flops") or 0, r.get("sparse_frac_peak_bandwidth") or 0)
+        best = (f" {r['dense_triton_ms']:>15.4f} {r['speedup_best_dense']:>12.2f}x"
+                if r.get("dense_triton_ms") is not None else "")
         lines.append(f"{r['id']:<58} {r['dense_ms']:>9.4f} {r['sparse_ms']:>9.4f} {r['speedup']:>6.2f}x "
-                     f"{r['ideal_speedup']:>5.2f}x {100 * frac:>5.1f}%")
+                     f"{r['ideal_speedup']:>5.2f}x {100 * frac:>5.1f}%{best}")
     return "\n".join(lines)

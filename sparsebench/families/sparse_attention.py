@@ -43,7 +43,7 @@ import torch
 
 from sparsebench.attention import Budget, SparseAttention, check_density, density_of
 from sparsebench.attention.budget import PHASES
-from sparsebench.attention.flex import PrefillLatency, resolve_executor
+from sparsebench.attention.flex import PrefillLatency, resolve_executor, resolve_kernel
 from sparsebench.attention.prompt_cache import dense_prompt
 from sparsebench.errors import ConfigError
 from sparsebench.method import Method
@@ -178,9 +178,17 @@ def run(ctx) -> dict:
         t = ctx.profile.timing
         latency = PrefillLatency(getattr(torch, ctx.profile.dtype), warmup=t.get("warmup", 10),
                                  repeats=t.get("repeats", 50))
+    kernel = ctx.task.params.attention_kernel
+    if executor == "flex":
+        kernel = resolve_kernel(kernel, ctx.profile, "job.task_params.attention_kernel")
+    elif kernel != "flex":
+        raise ConfigError(f"job.task_params.attention_kernel={kernel!r} needs executor 'flex' (the kernel of the "
+                          f"flex executor); executor here is {executor!r}")
     session = SparseAttention(ctx.method, density, query_block=ctx.task.params.query_block, executor=executor,
-                              latency=latency).install(model)
+                              latency=latency, kernel=kernel).install(model)
     ctx.extra["executor"] = session.executor
+    if session.executor == "flex":
+        ctx.extra["attention_kernel"] = kernel  # which block-sparse kernel ran
     if executor == "flex" and ctx.method.no_block_kernel:
         ctx.extra["no_block_kernel"] = ctx.method.no_block_kernel
     metrics, layers, samples = {}, {}, {}

@@ -87,7 +87,7 @@ def build_flex_attention(case: Case, env: Env) -> Bench:
         err = _sampled_error(sparse(0), qs[0], ks[0], vs[0], keep, env)
     flops = 4.0 * h * s * s * d
     io = nbytes(qs[0], ks[0], vs[0]) + nbytes(qs[0])
-    return Bench(dense, sparse, copies, flops, flops * density, io, io, 1.0 / density, err, graph=False,
+    return Bench(dense, sparse, len(qs), flops, flops * density, io, io, 1.0 / density, err, graph=False,
                  min_calls=_min_calls(flops),
                  info={"block": BLOCK, "block_density": density, "heads": h, "kv_heads": kvh, "head_dim": d})
 
@@ -130,7 +130,7 @@ def build_block_attention(case: Case, env: Env) -> Bench:
     err = _sampled_error(sparse(0), qs[0], ks[0], vs[0], keep, env, n_rows=4 if s > 8192 else 8)
     flops = 4.0 * h * s * s * d
     io = nbytes(qs[0], ks[0], vs[0]) + nbytes(qs[0])
-    return Bench(dense, sparse, copies, flops, flops * density, io, io, 1.0 / density, err,
+    return Bench(dense, sparse, len(qs), flops, flops * density, io, io, 1.0 / density, err,
                  min_calls=_min_calls(flops),
                  info={"block": BLOCK, "block_density": density, "heads": h, "kv_heads": kvh, "head_dim": d,
                        "config": dict(zip(("block_m", "block_n", "num_warps", "num_stages"), config))})

@@ -41,7 +41,7 @@ def kv_lists(keep: torch.Tensor, sub: int = 1) -> tuple[torch.Tensor, torch.Tens
 @triton.jit
 def _block_attn_fwd(Q, K, V, O, Counts, Idx, scale_log2,
                     sqb, sqh, sqs, skb, skh, sks, svb, svh, svs, sob, soh, sos,
-                    s_ch, s_ih, s_iq, H: tl.constexpr, GROUP: tl.constexpr, SEQ,
+                    s_ch, s_ih, s_iq, H: tl.constexpr, GROUP: tl.constexpr, SEQ_Q, SEQ_K, Q0,
                     D: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, Q_PER_TABLE: tl.constexpr,
                     EVEN: tl.constexpr, CAUSAL: tl.constexpr):
     qb = tl.program_id(0)
@@ -52,42 +52,45 @@ def _block_attn_fwd(Q, K, V, O, Counts, Idx, scale_log2,
     offs_m = qb * BLOCK_M + tl.arange(0, BLOCK_M)
     offs_n = tl.arange(0, BLOCK_N)
     offs_d = tl.arange(0, D)
-    if EVEN:  # seq a multiple of both tiles: no bounds masks in the loop
+    if EVEN:  # both lengths multiples of the tiles: no bounds masks in the loop
         q = tl.load(Q + b * sqb + h * sqh + offs_m[:, None] * sqs + offs_d[None, :])
     else:
-        q = tl.load(Q + b * sqb + h * sqh + offs_m[:, None] * sqs + offs_d[None, :], mask=offs_m[:, None] < SEQ)
+        q = tl.load(Q + b * sqb + h * sqh + offs_m[:, None] * sqs + offs_d[None, :], mask=offs_m[:, None] < SEQ_Q)
     tq = qb // Q_PER_TABLE  # the table's query block (it may be coarser than the kernel's query tile)
     count = tl.load(Counts + h * s_ch + tq)
     idx_row = Idx + h * s_ih + tq * s_iq
     k_base = K + b * skb + kvh * skh
     v_base = V + b * svb + kvh * svh
+    pos = offs_m + Q0  # absolute positions of the tile's queries (the last SEQ_Q of SEQ_K)
+    first_pos = qb * BLOCK_M + Q0
     m_i = tl.full([BLOCK_M], float("-inf"), tl.float32)
     l_i = tl.zeros([BLOCK_M], tl.float32)
     acc = tl.zeros([BLOCK_M, D], tl.float32)
     for j in range(0, count):
         start = tl.load(idx_row + j) * BLOCK_N
         cols = start + offs_n
-        # the running max m_i is kept in units of the raw scores; scaling by scale_log2 is folded into
-        # one multiply-add per score (s * scale - m * scale)
+        # the running max m_i is kept in units of the raw scores times scale_log2; the scale is folded into
+        # one multiply-add per score (s * scale - m)
         if EVEN:
             k = tl.load(k_base + cols[None, :] * sks + offs_d[:, None])
             s = tl.dot(q, k)
-            m_new = tl.maximum(m_i, tl.max(s, 1) * scale_log2)
         else:
-            k = tl.load(k_base + cols[None, :] * sks + offs_d[:, None], mask=cols[None, :] < SEQ, other=0.0)
-            s = tl.where(cols[None, :] < SEQ, tl.dot(q, k), float("-inf"))
-            # a tile wholly past the end as a row's first: keep exp2 away from (-inf) - (-inf)
-            m_new = tl.maximum(tl.maximum(m_i, tl.max(s, 1) * scale_log2), -1e30)
-        if CAUSAL:  # keys after the query masked (the diagonal tiles); kept tiles past it are all masked
-            s = tl.where(cols[None, :] <= offs_m[:, None], s, float("-inf"))
-            m_new = tl.maximum(tl.maximum(m_i, tl.max(s, 1) * scale_log2), -1e30)
+            k = tl.load(k_base + cols[None, :] * sks + offs_d[:, None], mask=cols[None, :] < SEQ_K, other=0.0)
+            s = tl.where(cols[None, :] < SEQ_K, tl.dot(q, k), float("-inf"))
+        if CAUSAL:
+            # only a tile that reaches past its first query can hold a key after a query: the mask is paid
+            # on the diagonal tiles alone
+            if start + BLOCK_N - 1 > first_pos:
+                s = tl.where(cols[None, :] <= pos[:, None], s, float("-inf"))
+        # a row whose keys so far are all masked: keep exp2 away from (-inf) - (-inf)
+        m_new = tl.maximum(tl.maximum(m_i, tl.max(s, 1) * scale_log2), -1e30)
         p = tl.math.exp2(s * scale_log2 - m_new[:, None])
         alpha = tl.math.exp2(m_i - m_new)
         l_i = l_i * alpha + tl.sum(p, 1)
         if EVEN:
             v = tl.load(v_base + cols[:, None] * svs + offs_d[None, :])
         else:
-            v = tl.load(v_base + cols[:, None] * svs + offs_d[None, :], mask=cols[:, None] < SEQ, other=0.0)
+            v = tl.load(v_base + cols[:, None] * svs + offs_d[None, :], mask=cols[:, None] < SEQ_K, other=0.0)
         acc = tl.dot(p.to(v.dtype), v, acc * alpha[:, None])
         m_i = m_new
     out = acc / tl.where(l_i > 0, l_i, 1.0)[:, None]
@@ -95,49 +98,59 @@ def _block_attn_fwd(Q, K, V, O, Counts, Idx, scale_log2,
     if EVEN:
         tl.store(o_ptrs, out.to(O.dtype.element_ty))
     else:
-        tl.store(o_ptrs, out.to(O.dtype.element_ty), mask=offs_m[:, None] < SEQ)
+        tl.store(o_ptrs, out.to(O.dtype.element_ty), mask=offs_m[:, None] < SEQ_Q)
 
 
 # (BLOCK_M, BLOCK_N, num_warps, num_stages): candidates for Hopper at head_dim 64-128, the first the default.
 # Swept on an H200 at 8k and 32k tokens, LLaMA-7B heads (32 x 128), densities 0.05 / 0.5 / 1: 128x64 with 4
 # warps and 3 stages won everywhere (485-524 TFLOP/s), 128x128 with 8 warps next (429-458); the suite's
 # per-case timing then picked 2 stages on most LLaMA-7B cases and 64x64 on SmolLM2's 64-wide heads.
-CONFIGS = [(128, 64, 4, 3), (128, 64, 4, 4), (128, 64, 4, 2), (128, 128, 8, 3), (64, 64, 4, 3), (128, 32, 4, 3)]
+CONFIGS = [(128, 64, 4, 3), (128, 64, 4, 4), (128, 64, 4, 2), (128, 128, 8, 3), (64, 64, 4, 3), (128, 32, 4, 3),
+           (128, 128, 8, 4), (128, 64, 8, 3)]
 
 
 def block_sparse_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, keep: torch.Tensor, block: int,
-                           config=None, lists=None, scale: float | None = None, causal: bool = False) -> torch.Tensor:
+                           config=None, lists=None, scale: float | None = None, causal: bool = False,
+                           q_block: int | None = None) -> torch.Tensor:
     """softmax(q k^T * scale) v over the key blocks that ``keep`` lists for each query block; ``causal``:
     also no key after its query (within the kept blocks; a causal table keeps no block above the diagonal).
+
+    ``q`` may hold fewer rows than ``k`` (a chunk of queries continuing a prefix): they are the last
+    ``q.shape[2]`` positions, and ``keep`` is (query blocks of ``q_block`` rows, key blocks of ``block`` keys),
+    ``q_block`` defaulting to ``block``.
 
     ``lists``: (counts, indices) from :func:`kv_lists` at the kernel's key tile, to skip re-building them
     per call (build them once per pattern: ``prepare(keep, block, config)``).
     """
-    bsz, heads, seq, dim = q.shape
-    kvh = k.shape[1]
-    if k.shape != (bsz, kvh, seq, dim) or v.shape != k.shape or heads % kvh:
-        raise ValueError(f"q {tuple(q.shape)} / k {tuple(k.shape)} / v {tuple(v.shape)}: need (b, h, s, d) and "
-                         f"(b, kv_h, s, d) with h a multiple of kv_h")
+    bsz, heads, seq_q, dim = q.shape
+    kvh, seq_k = k.shape[1], k.shape[2]
+    q_block = q_block or block
+    if k.shape != (bsz, kvh, seq_k, dim) or v.shape != k.shape or heads % kvh or seq_q > seq_k:
+        raise ValueError(f"q {tuple(q.shape)} / k {tuple(k.shape)} / v {tuple(v.shape)}: need (b, h, s_q, d) and "
+                         f"(b, kv_h, s_k, d) with h a multiple of kv_h and s_q <= s_k")
     if dim not in (16, 32, 64, 128, 256):
         raise ValueError(f"head_dim={dim}; allowed: 16, 32, 64, 128, 256")
-    n_blocks = -(-seq // block)
-    if keep.shape[-2:] != (n_blocks, n_blocks) or (keep.dim() == 3 and keep.shape[0] != heads):
-        raise ValueError(f"keep has shape {tuple(keep.shape)}; need ({n_blocks}, {n_blocks}) or "
-                         f"({heads}, {n_blocks}, {n_blocks}) for seq {seq} at block {block}")
+    n_q, n_k = -(-seq_q // q_block), -(-seq_k // block)
+    if keep.shape[-2:] != (n_q, n_k) or (keep.dim() == 3 and keep.shape[0] != heads):
+        raise ValueError(f"keep has shape {tuple(keep.shape)}; need ({n_q}, {n_k}) or ({heads}, {n_q}, {n_k}) for "
+                         f"{seq_q} queries in blocks of {q_block} and {seq_k} keys in blocks of {block}")
     bm, bn, warps, stages = config or CONFIGS[0]
-    if block % bm or block % bn:
-        raise ValueError(f"block={block} must be a multiple of the tile sizes BLOCK_M={bm}, BLOCK_N={bn}")
+    if q_block % bm or block % bn:
+        raise ValueError(f"q_block={q_block} / block={block} must be multiples of the tile sizes BLOCK_M={bm} / "
+                         f"BLOCK_N={bn}")
     counts, idx = lists if lists is not None else prepare(keep, block, (bm, bn, warps, stages))
     per_head = counts.dim() == 2
     s_ch = counts.stride(0) if per_head else 0
     s_ih, s_iq = (idx.stride(0), idx.stride(1)) if per_head else (0, idx.stride(0))
     o = torch.empty_like(q)
     scale = 1.0 / math.sqrt(dim) if scale is None else scale
-    grid = (triton.cdiv(seq, bm), bsz * heads)
+    grid = (triton.cdiv(seq_q, bm), bsz * heads)
     _block_attn_fwd[grid](q, k, v, o, counts, idx, scale * 1.4426950408889634,
                           *q.stride()[:3], *k.stride()[:3], *v.stride()[:3], *o.stride()[:3],
-                          s_ch, s_ih, s_iq, H=heads, GROUP=heads // kvh, SEQ=seq, D=dim, BLOCK_M=bm, BLOCK_N=bn,
-                          Q_PER_TABLE=block // bm, EVEN=seq % bm == 0 and seq % bn == 0, CAUSAL=causal, num_warps=warps, num_stages=stages)
+                          s_ch, s_ih, s_iq, H=heads, GROUP=heads // kvh, SEQ_Q=seq_q, SEQ_K=seq_k,
+                          Q0=seq_k - seq_q, D=dim, BLOCK_M=bm, BLOCK_N=bn, Q_PER_TABLE=q_block // bm,
+                          EVEN=seq_q % bm == 0 and seq_k % bn == 0, CAUSAL=causal, num_warps=warps,
+                          num_stages=stages)
     return o
 
 
@@ -165,3 +178,123 @@ def reference(q, k, v, keep: torch.Tensor, block: int, rows: torch.Tensor | None
     s = s.masked_fill(~sel.to(q.device), float("-inf"))
     p = torch.softmax(s, -1).nan_to_num(0.0)  # a fully masked row: zeros, as the kernel
     return p @ vf, tok
+
+
+@triton.jit
+def _block_decode_split(Q, K, V, Idx, Counts, Part, scale_log2, sqb, sqh, skb, skh, sks, svb, svh, svs,
+                        s_ib, s_ih, s_cb, H: tl.constexpr, GROUP: tl.constexpr, SEQ, PER_SPLIT, SPLITS,
+                        D: tl.constexpr, BLOCK: tl.constexpr, BLOCK_N: tl.constexpr):
+    """One query token, one head, one share of the head's key-block list: (m, l, acc) of that share."""
+    bh = tl.program_id(0)
+    sp = tl.program_id(1)
+    b = bh // H
+    h = bh % H
+    kvh = h // GROUP
+    offs_n = tl.arange(0, BLOCK_N)
+    offs_d = tl.arange(0, D)
+    q = tl.load(Q + b * sqb + h * sqh + offs_d).to(tl.float32)
+    sub: tl.constexpr = BLOCK // BLOCK_N
+    count = tl.load(Counts + b * s_cb + h) * sub  # kernel tiles in the list
+    lo = sp * PER_SPLIT
+    hi = tl.minimum(lo + PER_SPLIT, count)
+    k_base = K + b * skb + kvh * skh
+    v_base = V + b * svb + kvh * svh
+    idx_row = Idx + b * s_ib + h * s_ih
+    m_i = tl.full([], float("-inf"), tl.float32)
+    l_i = tl.full([], 0.0, tl.float32)
+    acc = tl.zeros([D], tl.float32)
+    for e in range(lo, hi):
+        cols = tl.load(idx_row + e // sub) * BLOCK + (e % sub) * BLOCK_N + offs_n
+        ok = cols < SEQ
+        k = tl.load(k_base + cols[:, None] * sks + offs_d[None, :], mask=ok[:, None], other=0.0)
+        s = tl.where(ok, tl.sum(k.to(tl.float32) * q[None, :], 1) * scale_log2, float("-inf"))
+        m_new = tl.maximum(tl.maximum(m_i, tl.max(s, 0)), -1e30)
+        p = tl.math.exp2(s - m_new)
+        alpha = tl.math.exp2(m_i - m_new)
+        v = tl.load(v_base + cols[:, None] * svs + offs_d[None, :], mask=ok[:, None], other=0.0)
+        acc = acc * alpha + tl.sum(p[:, None] * v.to(tl.float32), 0)
+        l_i = l_i * alpha + tl.sum(p, 0)
+        m_i = m_new
+    base = Part + (bh * SPLITS + sp) * (D + 2)
+    tl.store(base + offs_d, acc)
+    tl.store(base + D, m_i)
+    tl.store(base + D + 1, l_i)
+
+
+@triton.jit
+def _block_decode_combine(Part, O, sob, soh, H: tl.constexpr, SPLITS, D: tl.constexpr, SPLITS_P2: tl.constexpr):
+    """Merge the shares of one head: rescale each by exp2(m_s - max m), sum, divide by the summed l."""
+    bh = tl.program_id(0)
+    b = bh // H
+    h = bh % H
+    s = tl.arange(0, SPLITS_P2)
+    offs_d = tl.arange(0, D)
+    ok = s < SPLITS
+    base = Part + (bh * SPLITS + s) * (D + 2)
+    m = tl.load(base + D, mask=ok, other=float("-inf"))
+    l = tl.load(base + D + 1, mask=ok, other=0.0)
+    acc = tl.load(base[:, None] + offs_d[None, :], mask=ok[:, None], other=0.0)
+    m_max = tl.maximum(tl.max(m, 0), -1e30)
+    w = tl.where(ok, tl.math.exp2(m - m_max), 0.0)
+    total = tl.sum(w * l, 0)
+    out = tl.sum(w[:, None] * acc, 0) / tl.where(total > 0, total, 1.0)
+    tl.store(O + b * sob + h * soh + offs_d, out.to(O.dtype.element_ty))
+
+
+def block_decode_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, indices: torch.Tensor,
+                           counts: torch.Tensor, block: int, seq: int | None = None, splits: int = 0,
+                           block_n: int = 64, num_warps: int = 4, scale: float | None = None) -> torch.Tensor:
+    """Decode attention of one query token over a blocked KV cache, reading only the listed key blocks.
+
+    ``q`` (b, h, d); ``k``/``v`` the cache (b, kv_h, capacity, d) in blocks of ``block`` tokens, the first
+    ``seq`` (default: all) filled; ``indices`` (b, h, width) int32 key-block numbers per head (the first
+    ``counts[b, h]`` of a row are read, in any order), as Quest- or NSA-style selection produces them.
+    Split-K over the list (flash-decoding): ``splits`` programs per head (0: enough to fill the GPU) each
+    keep a running max / sum / output over their share, and a second kernel merges the shares. A head
+    whose list is empty gets zeros. Returns (b, h, d)."""
+    bsz, heads, dim = q.shape
+    kvh, cap = k.shape[1], k.shape[2]
+    seq = cap if seq is None else seq
+    if k.shape != (bsz, kvh, cap, dim) or v.shape != k.shape or heads % kvh or not 0 < seq <= cap:
+        raise ValueError(f"q {tuple(q.shape)} / k {tuple(k.shape)} / v {tuple(v.shape)} / seq {seq}: need (b, h, d), "
+                         f"(b, kv_h, capacity, d) with h a multiple of kv_h and 0 < seq <= capacity")
+    if indices.shape[:2] != (bsz, heads) or counts.shape != (bsz, heads):
+        raise ValueError(f"indices {tuple(indices.shape)} / counts {tuple(counts.shape)}: need ({bsz}, {heads}, width) "
+                         f"and ({bsz}, {heads})")
+    if block % block_n:
+        raise ValueError(f"block={block} must be a multiple of block_n={block_n}")
+    tiles = indices.shape[2] * (block // block_n)  # the longest list, in kernel tiles
+    if splits <= 0:
+        sms = torch.cuda.get_device_properties(q.device).multi_processor_count if q.is_cuda else 4
+        splits = max(1, min(tiles, -(-2 * sms // (bsz * heads))))
+    per_split = max(1, -(-tiles // splits))
+    splits = max(1, -(-tiles // per_split))
+    part = torch.empty(bsz * heads, splits, dim + 2, dtype=torch.float32, device=q.device)
+    o = torch.empty_like(q)
+    scale = 1.0 / math.sqrt(dim) if scale is None else scale
+    _block_decode_split[(bsz * heads, splits)](
+        q, k, v, indices, counts, part, scale * 1.4426950408889634, q.stride(0), q.stride(1), *k.stride()[:3],
+        *v.stride()[:3], indices.stride(0), indices.stride(1), counts.stride(0), H=heads, GROUP=heads // kvh,
+        SEQ=seq, PER_SPLIT=per_split, SPLITS=splits, D=dim, BLOCK=block, BLOCK_N=block_n, num_warps=num_warps)
+    _block_decode_combine[(bsz * heads,)](part, o, o.stride(0), o.stride(1), H=heads, SPLITS=splits, D=dim,
+                                          SPLITS_P2=max(2, triton.next_power_of_2(splits)), num_warps=1)
+    return o
+
+
+def decode_reference(q, k, v, indices, counts, block: int, seq: int | None = None) -> torch.Tensor:
+    """float32 attention of one token per head over its listed key blocks (dense attention on them)."""
+    bsz, heads, dim = q.shape
+    seq = k.shape[2] if seq is None else seq
+    group = heads // k.shape[1]
+    out = torch.zeros(bsz, heads, dim, dtype=torch.float32, device=q.device)
+    for b in range(bsz):
+        for h in range(heads):
+            blocks = indices[b, h, : int(counts[b, h])].long()
+            if blocks.numel() == 0:
+                continue
+            tok = (blocks[:, None] * block + torch.arange(block, device=q.device)).reshape(-1)
+            tok = tok[tok < seq]
+            kk, vv = k[b, h // group, tok].float(), v[b, h // group, tok].float()
+            p = torch.softmax(kk @ q[b, h].float() / math.sqrt(dim), 0)
+            out[b, h] = p @ vv
+    return out

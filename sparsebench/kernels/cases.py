@@ -52,6 +52,7 @@ class Bench:
     graph: bool = True  # False: the sparse kernel syncs the host (cannot be captured)
     min_calls: int = 0  # calls per timed pass (0: timing.CALLS_PER_PASS); kernels of milliseconds need few
     info: dict = field(default_factory=dict)
+    dense_triton: Kernel | None = None  # GEMVs: our Triton dense GEMV, a second dense reference beside cuBLAS
 
 
 @dataclass(frozen=True)

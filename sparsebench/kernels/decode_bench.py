@@ -7,7 +7,7 @@ timed with CUDA events, median of ``repeats`` replays. Variants (every linear la
 head stays dense in all of them, as in TEAL):
 
 * ``dense``: ``F.linear`` (cuBLAS GEMV).
-* ``2:4``: every weight pruned 2:4 at random, our Triton 2:4 GEMV (``triton_gemv.gemv_2_4``).
+* ``2:4``: every weight pruned 2:4 at random, our Triton 2:4 GEMV (``row_gemv.run_gemv_2_4``, tuned per weight shape).
 * ``teal-<p>``: TEAL (Liu et al., arXiv:2408.14690): each linear layer's input is zeroed where
   ``|x| < t``, with one threshold per (layer, input site) calibrated on dense steps so that a share ``p``
   of entries falls below it, and our activation-sparse GEMV skips the zero inputs' weight rows. The share
@@ -169,8 +169,9 @@ def run_decode_bench(layers: int = 32, context: int = 1024, teal: tuple = (0.4, 
                      seed: int = 0, log=print, shape: ModelShape = ModelShape(), device: str = "cuda",
                      prefill: tuple = (), prefill_densities: tuple = (0.1,)) -> dict:
     from sparsebench.kernels.act_sparse_gemv import activation_sparse_gemv
-    from sparsebench.kernels.linear_cases import TUNE_2_4, TUNE_ACT
-    from sparsebench.kernels.triton_gemv import gemv_2_4, pack_2_4
+    from sparsebench.kernels.linear_cases import TUNE_ACT
+    from sparsebench.kernels.row_gemv import TUNE_2_4, run_gemv_2_4
+    from sparsebench.kernels.triton_gemv import pack_2_4
 
     if device == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("the decode benchmark needs a CUDA device")
@@ -197,9 +198,9 @@ def run_decode_bench(layers: int = 32, context: int = 1024, teal: tuple = (0.4, 
     cfg24 = {}
     for name in LINEARS:
         xs = inputs(name)
-        cfg24[name] = _tuned(lambda c, i: gemv_2_4(xs[i], *packed[i][name], *c), TUNE_2_4, layers, device)
-    ms, out = _time_graph(lambda: model.step(lambda i, n, a: gemv_2_4(a.reshape(-1), *packed[i][n],
-                                                                        *cfg24[n]).reshape(1, -1)), repeats)
+        cfg24[name] = _tuned(lambda c, i: run_gemv_2_4(xs[i], *packed[i][name], c), TUNE_2_4, layers, device)
+    ms, out = _time_graph(lambda: model.step(lambda i, n, a: run_gemv_2_4(a.reshape(-1), *packed[i][n],
+                                                                            cfg24[n]).reshape(1, -1)), repeats)
     ref = model.step(lambda i, n, a: F.linear(a, w24[i][n]))
     record("2:4", ms, out, ref, configs={k: list(v) for k, v in cfg24.items()})
     del w24, packed

@@ -65,17 +65,42 @@ def build_semi_structured(case: Case, env: Env) -> Bench:
                    stored, 2.0, out0, info={"backend": type(sp[0]).__name__})
 
 
+_DENSE_TUNED: dict = {}
+
+
+def _dense_triton(ws: list, xv: list, env: Env):
+    """Our Triton dense GEMV on the (unmasked-layout) weights, tuned for this shape: the second dense
+    reference of every GEMV row (None on the CPU, where there is no Triton GEMV to time)."""
+    if env.device != "cuda":
+        return None, None
+    from sparsebench.kernels.row_gemv import TUNE_DENSE, dense_gemv
+
+    key = tuple(ws[0].shape)  # tuned once per shape: the act-sparse densities share their dense reference
+    if key not in _DENSE_TUNED:
+        _DENSE_TUNED[key] = _tune(lambda c, i: dense_gemv(xv[i], ws[i], *c), TUNE_DENSE, env, len(ws))
+    cfg = _DENSE_TUNED[key]
+    ref = F.linear(xv[0].float(), ws[0].float())
+    err = rel_error(dense_gemv(xv[0], ws[0], *cfg), ref)
+    if not err < 1e-2:
+        raise RuntimeError(f"Triton dense GEMV {cfg} differs from the float32 reference by {err:.3g}")
+    return (lambda i: dense_gemv(xv[i], ws[i], *cfg)), cfg
+
+
 def build_gemv_2_4(case: Case, env: Env) -> Bench:
-    from sparsebench.kernels.triton_gemv import gemv_2_4, pack_2_4
+    from sparsebench.kernels.row_gemv import TUNE_2_4, run_gemv_2_4
+    from sparsebench.kernels.triton_gemv import pack_2_4
 
     ws, xs, copies = _weights(case, env, lambda: mask_2_4(case.out_features, case.in_features, env))
     packed = [pack_2_4(w) for w in ws]
     xv = [x.reshape(-1) for x in xs]  # one token
-    config = _tune(lambda cfg, i: gemv_2_4(xv[i], *packed[i], *cfg), TUNE_2_4, env, copies)
-    out0 = gemv_2_4(xv[0], *packed[0], *config)
-    return _finish(case, env, ws, xs, copies, lambda i: F.linear(xv[i], ws[i]),
-                   lambda i: gemv_2_4(xv[i], *packed[i], *config), nbytes(*packed[0]), 2.0, out0,
-                   info={"config": dict(zip(("block_n", "block_g", "num_warps", "tiles", "fp32_out"), config))})
+    config = _tune(lambda cfg, i: run_gemv_2_4(xv[i], *packed[i], cfg), TUNE_2_4, env, copies)
+    out0 = run_gemv_2_4(xv[0], *packed[0], config)
+    dense_triton, dense_cfg = _dense_triton(ws, xv, env)
+    bench = _finish(case, env, ws, xs, copies, lambda i: F.linear(xv[i], ws[i]),
+                    lambda i: run_gemv_2_4(xv[i], *packed[i], config), nbytes(*packed[0]), 2.0, out0,
+                    info={"config": list(config), "dense_triton_config": dense_cfg and list(dense_cfg)})
+    bench.dense_triton = dense_triton
+    return bench
 
 
 def _sparse_inputs(case: Case, env: Env, xs: list) -> list:
@@ -95,11 +120,13 @@ def build_act_sparse_gemv(case: Case, env: Env) -> Bench:
     out0 = activation_sparse_gemv(xv[0], wts[0], *config)
     f_dense, act = _linear_work(case, 1.0, ws[0].element_size())
     ref = F.linear(xv[0].float(), ws[0].float())
+    dense_triton, dense_cfg = _dense_triton(ws, xv, env)
     return Bench(lambda i: F.linear(xv[i], ws[i]), lambda i: activation_sparse_gemv(xv[i], wts[i], *config),
                  copies, f_dense, f_dense * case.density, nbytes(ws[0]) + act, nbytes(ws[0]) * case.density + act,
                  1.0 / case.density, rel_error(out0, ref),
                  info={"config": dict(zip(("engine", "block_k", "block_n", "num_warps", "tiles", "stages", "reduce"),
-                                          config))})
+                                          config)), "dense_triton_config": dense_cfg and list(dense_cfg)},
+                 dense_triton=dense_triton)
 
 
 def build_act_sparse_gemv_compact(case: Case, env: Env) -> Bench:
@@ -135,15 +162,7 @@ def build_act_sparse_gather(case: Case, env: Env) -> Bench:
                  rel_error(sparse(0), ref), graph=False)
 
 
-# Triton launch configurations tried once per case (best of a short timing on copy 0):
-# (block_n, block_g, num_warps, k tiles per program (0: ~4 programs per SM), float32 output).
-# The float32-output variants stand in if half-precision atomics do not compile.
-TUNE_2_4 = [(16, 64, 4, 0, False), (16, 64, 4, 1, False), (32, 32, 4, 1, False), (8, 128, 4, 1, False),
-            (32, 64, 4, 1, False), (64, 64, 8, 1, False), (16, 128, 4, 2, False), (32, 32, 4, 4, False),
-            (16, 64, 4, 1, True), (32, 64, 4, 0, True),
-            # one split (tiles past the whole row): plain stores, no zeroing, no atomics
-            (4, 256, 4, 1 << 20, False), (8, 128, 4, 1 << 20, False), (16, 128, 8, 1 << 20, False),
-            (2, 512, 4, 1 << 20, False)]
+# The 2:4 and dense Triton GEMVs' candidates: sparsebench/kernels/row_gemv.py (TUNE_2_4, TUNE_DENSE).
 # (engine, block_k, block_n, num_warps, k tiles per program, pipeline stages (mma), split-K reduction);
 # the candidates that won on some LLaMA/SmolLM2 shape in a sweep on an H100 (docs/kernels.md), the first
 # the best on most. fma with 1 tile per program is TEAL's kernel.
@@ -152,7 +171,10 @@ TUNE_ACT = [("fma", 16, 64, 1, 4, 1, "atomic"), ("fma", 16, 64, 1, 1, 1, "atomic
             ("fma", 16, 64, 1, 4, 1, "last"), ("fma", 16, 64, 1, 8, 1, "last"), ("fma", 8, 64, 1, 8, 1, "last"),
             ("mma", 128, 64, 4, 8, 3, "last"), ("mma", 128, 128, 4, 8, 3, "last"), ("mma", 64, 64, 2, 16, 3, "last"),
             ("mma", 128, 64, 4, 16, 3, "last"), ("mma", 32, 128, 4, 16, 4, "last"),
-            ("mma", 32, 256, 4, 16, 4, "atomic")]
+            ("mma", 32, 256, 4, 16, 4, "atomic"),
+            ("mma", 128, 128, 4, 16, 3, "last")]  # chosen for LLaMA-7B's fused gate/up (22016x4096) by bench decode
+# (Five more candidates with more bytes in flight per program -- fma 16x64 x16 tiles, 16x128 and 32x64 x8;
+# mma 64x128 and 128x64 with 4 stages -- won no shape on the H200 at 50 %: not kept.)
 # (block_k, block_n, num_warps, float32 output)
 TUNE_COMPACT = [(64, 128, 2, False), (32, 128, 2, False), (64, 64, 2, False), (128, 128, 4, False),
                 (32, 256, 4, False), (16, 256, 2, False), (128, 64, 4, False), (64, 256, 4, False),

@@ -37,6 +37,7 @@ class Timing:
     sparse_ms: float
     repeats: int
     method: str  # "perf_counter", "cuda_graph" or "events"
+    extra_ms: float | None = None  # a second dense reference timed in the same interleaved passes
 
 
 CALLS_PER_PASS = 64
@@ -55,10 +56,15 @@ def copies_for(bytes_per_copy: int, rotate_mb: float, cap: int = 512) -> int:
 
 
 def time_pair(dense: Kernel, sparse: Kernel, copies: int, device: str, warmup: int, repeats: int,
-              graph: bool = True, budget_s: float = 1.5, min_calls: int = CALLS_PER_PASS) -> Timing:
+              graph: bool = True, budget_s: float = 1.5, min_calls: int = CALLS_PER_PASS,
+              extra: Kernel | None = None) -> Timing:
+    """``extra``: another dense kernel (e.g. our Triton dense GEMV beside cuBLAS), timed in the same
+    interleaved repetitions as the pair (CUDA only)."""
     if device == "cpu":
+        if extra is not None:
+            raise ValueError("an extra dense reference is timed on CUDA only")
         return _time_cpu(dense, sparse, copies, warmup, repeats)
-    return _time_cuda(dense, sparse, copies, warmup, repeats, graph, budget_s, min_calls)
+    return _time_cuda(dense, sparse, copies, warmup, repeats, graph, budget_s, min_calls, extra)
 
 
 def _time_cpu(dense: Kernel, sparse: Kernel, copies: int, warmup: int, repeats: int) -> Timing:
@@ -124,24 +130,26 @@ def graph_ms(fn: Kernel, copies: int, repeats: int = 10) -> float:
 
 
 def _time_cuda(dense: Kernel, sparse: Kernel, copies: int, warmup: int, repeats: int, graph: bool,
-               budget_s: float, min_calls: int = CALLS_PER_PASS) -> Timing:
+               budget_s: float, min_calls: int = CALLS_PER_PASS, extra: Kernel | None = None) -> Timing:
+    kernels = (dense, sparse) if extra is None else (dense, sparse, extra)
     runs, method = [], "cuda_graph" if graph else "events"
-    for fn in (dense, sparse):
+    for fn in kernels:
         replay = _graphed(fn, copies, min_calls) if graph else None
         if replay is None:
             method = "events"
             replay = _pass(fn, copies, min_calls)
         runs.append(replay)
-    if method == "events":  # both the same way
-        runs = [_pass(dense, copies, min_calls), _pass(sparse, copies, min_calls)]
+    if method == "events":  # all the same way
+        runs = [_pass(fn, copies, min_calls) for fn in kernels]
     first = max(_event_ms(run) for run in runs) / 1e3  # also the first warm-up
     for _ in range(max(0, min(warmup - 1, int(budget_s / 4 / max(first, 1e-9))))):
         for run in runs:
             run()
     torch.cuda.synchronize()
     repeats = max(5, min(repeats, int(budget_s / max(first, 1e-9) / 2)))
-    td, ts = [], []
+    times = [[] for _ in runs]
     for _ in range(repeats):
-        td.append(_event_ms(runs[0]) / calls_for(copies, min_calls))
-        ts.append(_event_ms(runs[1]) / calls_for(copies, min_calls))
-    return Timing(statistics.median(td), statistics.median(ts), repeats, method)
+        for run, t in zip(runs, times):
+            t.append(_event_ms(run) / calls_for(copies, min_calls))
+    medians = [statistics.median(t) for t in times]
+    return Timing(medians[0], medians[1], repeats, method, medians[2] if extra is not None else None)

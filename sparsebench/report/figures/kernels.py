@@ -134,7 +134,10 @@ def accuracy_vs_latency(df: pd.DataFrame) -> dict:
             profile = lat.split(".", 1)[1]
             source = tdf.get(f"latency_from.{profile}")
             committed = source is not None and str(source.iloc[0]).endswith("_measurements.json")
-            ax.set_xlabel(f"estimated decode latency of the linear layers on {profile} (ms/token)"
+            from sparsebench.latency import latency_label
+
+            kinds = tdf.get(f"latency_kind.{profile}", pd.Series(dtype=object))
+            ax.set_xlabel(f"decode latency on {profile} (ms/token; {latency_label(kinds)})"
                           + ("\nfrom the committed kernel measurements (hardware/baselines/)" if committed else ""))
             ax.set_ylabel(f"{metric} ({'lower' if lower else 'higher'} is better)")
             ax.set_title(f"{task}: {metric} vs latency ({profile})")

@@ -74,7 +74,10 @@ def pareto_fronts(df: pd.DataFrame) -> dict:
             front = pts[pts["front"]].sort_values("latency")
             ax.step(front["latency"], front["quality"], where="post", color="#444444", lw=1, ls=":", zorder=0,
                     label="Pareto front")
-            ax.set_xlabel(f"latency on {profile} (ms)")
+            from sparsebench.latency import latency_label
+
+            kinds = tdf.get(f"latency_kind.{profile}", pd.Series(dtype=object))
+            ax.set_xlabel(f"latency on {profile} (ms; {latency_label(kinds)})")
             ax.set_ylabel(f"{metric} ({'higher' if hib else 'lower'} is better)")
             if metric == "perplexity":
                 ax.set_yscale("log")
