@@ -32,9 +32,12 @@ def finish_message(results_dir: str | Path, reports_dir: str | Path) -> str:
             lines.append("  claims:  " + ", ".join(f"{n} {status}" for status, n in counts.most_common()))
         except (ValueError, AttributeError):
             pass
-    db = results_dir / "mlflow.db"
-    lines.append(f"  MLflow:  `make ui` (or `mlflow ui --backend-store-uri sqlite:///{db}`), "
-                 "then open http://127.0.0.1:5000")
+    where = "the address it prints"
+    if (results_dir / "mlflow.db").exists():
+        from sparsebench.tracking import default_tracking_uri, ui_url
+
+        where = ui_url(default_tracking_uri(results_dir))
+    lines.append(f"  MLflow:  `make ui` (or `sparsebench ui --results {results_dir}`), then open {where}")
     return "\n".join(lines)
 
 
