@@ -44,6 +44,12 @@ def prepare(args) -> int:
 
 
 def run(args) -> int:
+    import os
+
+    from sparsebench.progress import bars_enabled
+
+    if not bars_enabled():  # Hugging Face's own bars ("Loading weights") would fill the job's log
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     from sparsebench.finish import finished_line
     from sparsebench.plan import Job
     from sparsebench.runner import run_job

