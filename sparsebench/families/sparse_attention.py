@@ -107,6 +107,10 @@ class SparseAttentionMethod(Method):
 
 
 BASE = SparseAttentionMethod
+# Which way is better for the metrics this family adds (each also with a _prefill/_decode suffix); the
+# report's tables and figures read these (None: a reference, no better direction). Density is a cost.
+METRIC_DIRECTIONS = {"density": "lower", "tile_density": "lower", "recall": "higher", "nll": "lower",
+                     "attention_speedup": "higher", "chance": None}
 DENSITY_TOLERANCE = 0.01  # absolute; cumulative rounding keeps every method far inside it
 
 

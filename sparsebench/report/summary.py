@@ -104,11 +104,44 @@ def split_invalid(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     return df[~bad].reset_index(drop=True), invalid.reset_index(drop=True)
 
 
-def higher_is_better(df: pd.DataFrame, task: str, metric: str) -> bool:
+# Metrics every LM task adds beside its declared ones.
+CORE_DIRECTIONS = {"nll": "lower", "zeroshot.mean_acc": "higher"}
+PHASES = ("_prefill", "_decode")
+
+
+def declared_directions() -> dict:
+    """metric -> "higher" / "lower" / None (a reference): the families' ``METRIC_DIRECTIONS`` and the core's."""
+    from sparsebench import registry
+
+    out = dict(CORE_DIRECTIONS)
+    for fam in registry.families().values():
+        out.update(getattr(fam.module, "METRIC_DIRECTIONS", {}) or {})
+    return out
+
+
+def direction(df: pd.DataFrame, task: str, metric: str) -> str | None:
+    """"higher", "lower" (which is better, as the task or the family declares it), "reference" (declared
+    as having no better direction) or None (nobody declared it)."""
     info = df.attrs.get("metric_info", {}).get(task, {}).get(metric)
     if info is not None:
-        return bool(info.get("higher_is_better"))
-    return not any(word in metric for word in LOWER_IS_BETTER)
+        return "higher" if info.get("higher_is_better") else "lower"
+    declared = declared_directions()
+    base = metric
+    for suffix in PHASES:
+        base = base.removesuffix(suffix)
+    if metric.startswith("zeroshot.") and metric.endswith((".acc", ".acc_norm")):
+        return "higher"
+    for name in (metric, base):
+        if name in declared:
+            return declared[name] or "reference"
+    return None
+
+
+def higher_is_better(df: pd.DataFrame, task: str, metric: str) -> bool:
+    d = direction(df, task, metric)
+    if d in ("higher", "lower"):
+        return d == "higher"
+    return not any(word in metric for word in LOWER_IS_BETTER)  # figures need a side; tables say "not declared"
 
 
 def target_sort_key(pattern: str, sparsity: float):
