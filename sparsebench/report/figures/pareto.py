@@ -1,4 +1,4 @@
-"""Quality versus latency: the Pareto front per task and hardware profile.
+"""Quality versus latency: the Pareto front per task and hardware profile (the report's one such figure).
 
 Reads the summary columns ``latency_ms.<profile>`` (the model's latency on a
 hardware profile, written by the kernels family). One point per method and
@@ -16,7 +16,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from sparsebench.report.style import method_order, method_style  # noqa: E402
-from sparsebench.report.summary import higher_is_better  # noqa: E402
+from sparsebench.report.summary import higher_is_better, task_title  # noqa: E402
 
 FAMILY = "pareto"
 TITLE = "Quality versus latency (Pareto front)"
@@ -74,11 +74,15 @@ def pareto_fronts(df: pd.DataFrame) -> dict:
             front = pts[pts["front"]].sort_values("latency")
             ax.step(front["latency"], front["quality"], where="post", color="#444444", lw=1, ls=":", zorder=0,
                     label="Pareto front")
-            ax.set_xlabel(f"latency on {profile} (ms)")
+            source = tdf.get(f"latency_from.{profile}")
+            committed = source is not None and str(source.dropna().iloc[0] if source.notna().any() else "").endswith(
+                "_measurements.json")
+            ax.set_xlabel(f"estimated decode latency of the linear layers on {profile} (ms/token)"
+                          + ("\nfrom the committed kernel measurements (hardware/baselines/)" if committed else ""))
             ax.set_ylabel(f"{metric} ({'higher' if hib else 'lower'} is better)")
             if metric == "perplexity":
                 ax.set_yscale("log")
-            ax.set_title(f"{task} on {profile}: {metric} vs latency (filled: on the front)", fontsize=10)
+            ax.set_title(f"{task_title(task)}\non {profile}: {metric} vs latency (filled: on the front)", fontsize=9)
             ax.grid(alpha=0.3)
             ax.legend(fontsize=8)
             fig.tight_layout()
