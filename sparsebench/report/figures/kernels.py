@@ -1,7 +1,7 @@
 """Kernel figures: speed-up over dense versus density with the ideal line, per hardware profile (the
 quality-versus-latency front is :mod:`sparsebench.report.figures.pareto`'s). A panel holds at most
-:data:`MAX_SERIES` shapes: a kernel measured on more gets one panel per model, then per regime (decode,
-prefill), then an even spread of its shapes.
+:data:`MAX_SERIES` shapes: a kernel measured on more gets one panel per regime (decode, prefill), each
+with an even spread of its shapes.
 
 Kernel results are read from ``<results>/kernels/<profile>.json`` (the results
 directory is the one holding the summary's result files) and, for profiles not
@@ -53,20 +53,16 @@ def _series(rows: pd.DataFrame) -> int:
 
 
 def _split(title: str, rows: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
-    """One panel, or (more than MAX_SERIES shapes) one per model, then per regime: decode (one token) and
-    prefill (many)."""
+    """One panel, or (more than MAX_SERIES shapes) one per regime, decode (one token) and prefill (many),
+    each with at most MAX_SERIES representative shapes."""
     if _series(rows) <= MAX_SERIES:
         return [(title, rows)]
-    out = []
-    for model, g in rows.groupby("model"):
-        if _series(g) <= MAX_SERIES:
-            out.append((f"{title}: {model}", g))
-            continue
-        one = g["tokens"].astype(int) == 1
-        out += [_representative(f"{title}: {model}, {regime}", part)
-                for regime, part in (("decode (1 token)", g[one]), ("prefill (many tokens)", g[~one]))
-                if not part.empty]
-    return out
+    one = rows["tokens"].astype(int) == 1
+    parts = [(regime, part) for regime, part in (("decode, 1 token", rows[one]), ("prefill, many tokens", rows[~one]))
+             if not part.empty]
+    if len(parts) == 1:
+        return [_representative(title, rows)]
+    return [_representative(f"{title}: {regime}", part) for regime, part in parts]
 
 
 def _representative(title: str, rows: pd.DataFrame) -> tuple[str, pd.DataFrame]:
@@ -77,7 +73,7 @@ def _representative(title: str, rows: pd.DataFrame) -> tuple[str, pd.DataFrame]:
         return title, rows
     keep = {keys[round(i * (len(keys) - 1) / (MAX_SERIES - 1))] for i in range(MAX_SERIES)}
     mask = [k in keep for k in zip(rows["model"], rows["layer"], rows["tokens"])]
-    return f"{title} ({len(keep)} of {len(keys)} shapes)", rows[mask]
+    return f"{title} ({len(keep)} of {len(keys)})", rows[mask]
 
 
 def speedup_figure(doc: dict):
@@ -117,7 +113,7 @@ def speedup_figure(doc: dict):
     stale = f"\nSTALE: from commit {doc['stale']['commit'][:8]}, before the current kernels" if doc.get("stale") else ""
     fig.suptitle(f"{doc['profile']} ({doc.get('device')}, {doc.get('dtype')}): sparse kernel speed-up vs density"
                  + stale)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 1 - (0.5 if stale else 0.3) / fig.get_figheight()))  # room for the suptitle
     return fig
 
 
