@@ -11,7 +11,9 @@ at each evaluation step), its data as MLflow datasets (``log_inputs``: name, spl
 from the result's ``data`` fingerprint), and the summary table's latency columns as
 ``estimated_latency_ms.<profile>`` (estimated from kernel tables, never measured here). The runs one
 ``track`` logs (new or updated) are children of one parent run for that invocation (tag
-``sparsebench.kind=invocation``, no metrics). Each experiment also holds one *summary* run (tag
+``sparsebench.kind=invocation``, no metrics) in the experiment :data:`INVOCATIONS_EXPERIMENT`: kept apart
+from the task experiments so that their runs tables list the results themselves (MLflow folds children
+under a parent of the same experiment). Each experiment also holds one *summary* run (tag
 ``sparsebench.kind=summary``) whose artifacts are the report, its figures for
 that task, the claims scorecard and the task's rows of the summary table.
 
@@ -40,6 +42,7 @@ REPORT_HASH_TAG = "sparsebench.report_sha256"
 STATUS_TAG = "sparsebench.status"  # "ok" or "invalid" (the run is then FAILED and carries no quality metrics)
 SUMMARY_RUN_NAME = "summary (report and figures)"
 PARENT_TAG = "mlflow.parentRunId"
+INVOCATIONS_EXPERIMENT = "sparsebench workflow runs"
 LATENCY_PREFIX = "latency_ms."  # summary columns: the model's estimated latency per hardware profile
 DATA_SPLITS = {"eval": "evaluation", "test": "test", "val": "validation", "train": "training",
                "calibration": "calibration"}
@@ -228,8 +231,11 @@ def _experiment_id(client, name: str, results_dir: Path, uri: str) -> str:
         artifact_location = (Path(results_dir) / "mlartifacts" / name).resolve().as_uri()
     # A classic (non-GenAI) experiment, so the UI opens on its runs table.
     tags = {"mlflow.experimentKind": "custom_model_development",
-            "mlflow.note.content": f"sparsebench task {name}: one run per result (tag {RUN_ID_TAG}), "
-                                   f"plus one summary run with the report and figures."}
+            "mlflow.note.content": (f"sparsebench task {name}: one run per result (tag {RUN_ID_TAG}), "
+                                    f"plus one summary run with the report and figures."
+                                    if name != INVOCATIONS_EXPERIMENT else
+                                    "One run per `sparsebench track` that logged results; the results are its "
+                                    "child runs, in the task experiments.")}
     return client.create_experiment(name, artifact_location=artifact_location, tags=tags)
 
 
@@ -331,13 +337,16 @@ def track_results(results_dir: Path, uri: str | None = None, out: Path | None = 
         return _track(MlflowClient(uri), results_dir, uri, out, reports_dir)
 
 
-def _invocation_parent(client, exp_id: str, started: str) -> str:
-    """The parent run of this track's new and updated runs in one experiment (no metrics of its own)."""
+def _invocation_parent(client, results_dir: Path, uri: str, started: str) -> str:
+    """The parent run of this track's new and updated runs (no metrics of its own)."""
     from mlflow.entities import RunTag
 
+    exp_id = _experiment_id(client, INVOCATIONS_EXPERIMENT, results_dir, uri)
+    _close_stale_parents(client, client.search_runs([exp_id], filter_string="attributes.status = 'RUNNING'"))
     run = client.create_run(exp_id, run_name=f"workflow {started}", tags={KIND_TAG: "invocation"})
     client.log_batch(run.info.run_id, tags=[RunTag("mlflow.note.content",
-                                                   f"The results `sparsebench track` logged at {started} (UTC): "
+                                                   f"The results `sparsebench track` logged at {started} (UTC), "
+                                                   f"in the task experiments of {Path(results_dir).resolve()}: "
                                                    "its child runs. Results unchanged since an earlier track "
                                                    "stay under that track's run.")])
     return run.info.run_id
@@ -373,7 +382,7 @@ def _track(client, results_dir: Path, uri: str, out: Path | None, reports_dir: P
     started = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
     known: dict[str, dict] = {}  # experiment id -> sparsebench run id -> mlflow Run
     all_runs: dict[str, list] = {}
-    parents: dict[str, str] = {}  # experiment id -> this invocation's parent run
+    parent: str | None = None  # this invocation's parent run, made when it first logs a run
     tasks: dict[str, str] = {}
     rows = []
     paths = find_results(results_dir)
@@ -386,7 +395,6 @@ def _track(client, results_dir: Path, uri: str, out: Path | None, reports_dir: P
         if exp_id not in known:
             all_runs[exp_id] = client.search_runs([exp_id], max_results=50000)
             known[exp_id] = _keep_one_per_run_id(client, all_runs[exp_id])
-            _close_stale_parents(client, all_runs[exp_id])
         rid, sha = result["run_id"], _sha(path)
         latency = latency_metrics(by_run_id.get(rid)) if result.get("status", "ok") == "ok" else {}
         existing = known[exp_id].get(rid)
@@ -400,13 +408,13 @@ def _track(client, results_dir: Path, uri: str, out: Path | None, reports_dir: P
             rows.append({"run_id": rid, "mlflow_run_id": existing.info.run_id, "experiment": exp_id,
                          "created": False, "updated": bool(changed)})
             continue
-        if exp_id not in parents:
-            parents[exp_id] = _invocation_parent(client, exp_id, started)
-        mlflow_id = _log_result(client, exp_id, result, path, sha, existing, parents[exp_id], latency)
+        if parent is None:
+            parent = _invocation_parent(client, results_dir, uri, started)
+        mlflow_id = _log_result(client, exp_id, result, path, sha, existing, parent, latency)
         known[exp_id][rid] = client.get_run(mlflow_id)
         rows.append({"run_id": rid, "mlflow_run_id": mlflow_id, "experiment": exp_id,
                      "created": existing is None, "updated": existing is not None})
-    for exp_id, parent in parents.items():
+    if parent is not None:
         client.set_terminated(parent)
     table = pd.DataFrame(rows, columns=["run_id", "mlflow_run_id", "experiment", "created", "updated"])
     if paths and reports_dir is not None:
@@ -425,7 +433,7 @@ def ui_url(uri: str, base: str = "http://127.0.0.1:5000") -> str:
 
     query = "?workflowType=machine_learning"
     try:
-        exps = [e for e in MlflowClient(uri).search_experiments() if e.name != "Default"]
+        exps = [e for e in MlflowClient(uri).search_experiments() if e.name not in ("Default", INVOCATIONS_EXPERIMENT)]
     except Exception:  # noqa: BLE001 - no store yet: the experiment list
         exps = []
     if not exps:

@@ -39,7 +39,7 @@ def test_one_experiment_per_task_with_one_run_per_result_and_one_summary_run(tra
     assert exp.tags.get("mlflow.experimentKind") == "custom_model_development"  # the UI opens on the runs table
     runs = client.search_runs([exp.experiment_id])
     kinds = sorted(r.data.tags["sparsebench.kind"] for r in runs)
-    assert kinds == ["invocation"] + ["result"] * len(find_results(results)) + ["summary"]
+    assert kinds == ["result"] * len(find_results(results)) + ["summary"]
     assert {r.data.tags["sparsebench.run_id"] for r in runs if "sparsebench.run_id" in r.data.tags} == \
         {read_result(p)["run_id"] for p in find_results(results)}
 

@@ -22,11 +22,15 @@ def _client(results):
 
 
 def _runs(client, kind):
-    exp = client.get_experiment_by_name("lm-smollm2")
+    from sparsebench.tracking import INVOCATIONS_EXPERIMENT
+
+    exp = client.get_experiment_by_name(INVOCATIONS_EXPERIMENT if kind == "invocation" else "lm-smollm2")
     return client.search_runs([exp.experiment_id], filter_string=f"tags.`sparsebench.kind` = '{kind}'")
 
 
 def test_each_track_that_logs_runs_makes_one_parent_and_the_job_runs_its_children(tmp_path):
+    """The parent lives in an experiment of its own: the task's runs table lists the results, not one
+    folded parent."""
     results = tmp_path / "results"
     write_fake(results, "magnitude", 0.5, 20.0)
     write_fake(results, "random", 0.5, 900.0)
