@@ -38,3 +38,12 @@ def test_task_table_header_marks_each_column_and_bolds_the_lowest_flops():
                       "sparse_training")
     assert "top1 (↑)" in html and "train_flops (↓)" in html and "time (s, ↓)" in html
     assert "<b>5.00</b>" in html and "<b>9.00</b>" not in html and "<b>90.00</b>" in html
+
+
+def test_figure_titles_name_the_model_and_data_not_the_task_id():
+    from sparsebench.report.summary import task_title
+
+    assert task_title("lm-smollm2") == "SmolLM2-135M-Instruct (GGUF, offline) on CPython stdlib text"
+    assert "sklearn digits" in task_title("vision-digits") and "ResNet" in task_title("vision-digits")
+    assert all(len(line) <= 60 for line in task_title("vision-digits").splitlines())
+    assert task_title("a-task-this-checkout-lacks") == "a-task-this-checkout-lacks"

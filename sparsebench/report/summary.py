@@ -144,17 +144,22 @@ def higher_is_better(df: pd.DataFrame, task: str, metric: str) -> bool:
     return not any(word in metric for word in LOWER_IS_BETTER)  # figures need a side; tables say "not declared"
 
 
+TITLE_WIDTH = 60  # characters a line of a figure title holds at the report's figure sizes
+
+
 def task_title(task: str) -> str:
     """A figure's name for a task: its model and data, from the task's declared ``description`` (the part before
     "; <metric>"), e.g. "SmolLM2-135M-Instruct (GGUF, offline) on CPython stdlib text"; the id when the task
-    is not in this checkout or declares none."""
+    is not in this checkout or declares none. Wrapped to lines of :data:`TITLE_WIDTH` characters."""
     from sparsebench import registry
 
     try:
         described = registry.task(task).cls.description or ""
     except Exception:  # noqa: BLE001 - results of a task this checkout does not have: its id
         described = ""
-    return described.split(";")[0].strip() or task
+    import textwrap
+
+    return textwrap.fill(described.split(";")[0].strip(), TITLE_WIDTH) or task
 
 
 def target_sort_key(pattern: str, sparsity: float):
