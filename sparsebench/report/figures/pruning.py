@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import textwrap
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -26,8 +28,8 @@ def quality_vs_sparsity(df: pd.DataFrame) -> dict:
         ax.set_ylabel(metric + (" (log scale)" if metric == "perplexity" else ""))
         if metric == "perplexity":
             ax.set_yscale("log")
-        ax.set_title(f"{task_title(task)}\n{metric} vs sparsity (hollow: N:M)" + (f"\n{INTERVAL_LABEL}" if shaded else ""),
-                     fontsize=10)
+        ax.set_title(f"{task_title(task)}\n{metric} vs sparsity (hollow: N:M)"
+                     + (f"\n{textwrap.fill(INTERVAL_LABEL, 80)}" if shaded else ""), fontsize=9)
         ax.legend(fontsize=8)
         fig.tight_layout()
         figs[f"quality_vs_sparsity_{task}"] = fig
@@ -52,7 +54,8 @@ def perplexity_table(df: pd.DataFrame) -> dict:
         rows = (["dense"] if pd.notna(dense) else []) + list(table.index)
         cells = ([[f"{dense:.2f}"] * len(labels)] if pd.notna(dense) else []) + [
             ["" if pd.isna(v) else f"{v:.2f}" for v in table.loc[m]] for m in table.index]
-        fig, ax = plt.subplots(figsize=(1.2 + 1.1 * max(len(labels), 1), 0.6 + 0.32 * (len(rows) + 1)))
+        # wide enough for a title line of the task's model and data
+        fig, ax = plt.subplots(figsize=(max(4.8, 1.2 + 1.1 * max(len(labels), 1)), 0.9 + 0.32 * (len(rows) + 1)))
         ax.axis("off")
         if rows and labels:
             t = ax.table(cellText=cells, rowLabels=rows, colLabels=labels, loc="center", cellLoc="right")
