@@ -59,8 +59,9 @@ lint: $(STAMP)
 list: $(STAMP)
 	sparsebench list
 
+# Prints the address of the runs (MLflow 3 would otherwise open on its GenAI traces), then serves the UI.
 ui: $(STAMP)
-	mlflow ui --backend-store-uri sqlite:///$(CURDIR)/results/mlflow.db --host 127.0.0.1 --port 5000
+	sparsebench ui --results $(CURDIR)/results --port 5000
 
 clean-results:
 	rm -rf results/runs results/logs results/prepared results/summary.* results/mlflow* reports/index.html reports/figures

@@ -27,6 +27,7 @@ from torch import nn
 from sparsebench.lm.task import tokens_sha256
 from sparsebench.masks import apply_mask, check_plan, get_mask
 from sparsebench.placement import module_device, streamed
+from sparsebench.progress import progress
 from sparsebench.pruning.layer import LayerToPrune
 
 
@@ -394,7 +395,7 @@ def prune_sequentially(ctx, model: nn.Module, layers: dict[str, nn.Module], offl
         del dense
 
     masks: dict[str, torch.Tensor] = {}
-    for i, block in enumerate(blocks):
+    for i, block in enumerate(progress(blocks, desc=f"{method.name} pruning", unit="block")):
         linears = linears_of(block)
         if offload:
             block.to(device)

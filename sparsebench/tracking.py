@@ -6,7 +6,14 @@ rerun of the same job that changed the numbers updates that run in place).
 Params are strings (method hyperparameters, target, task settings, seed) so
 they can be filtered on; metrics are numbers (quality, measured sparsity,
 times, memory, latencies); tags name the run id, family, paper, commit and
-hardware profile. Each experiment also holds one *summary* run (tag
+hardware profile. A sparse-training run's learning curve is logged as step metrics (``curve.<name>``
+at each evaluation step), its data as MLflow datasets (``log_inputs``: name, split and content hash,
+from the result's ``data`` fingerprint), and the summary table's latency columns as
+``estimated_latency_ms.<profile>`` (estimated from kernel tables, never measured here). The runs one
+``track`` logs (new or updated) are children of one parent run for that invocation (tag
+``sparsebench.kind=invocation``, no metrics) in the experiment :data:`INVOCATIONS_EXPERIMENT`: kept apart
+from the task experiments so that their runs tables list the results themselves (MLflow folds children
+under a parent of the same experiment). Each experiment also holds one *summary* run (tag
 ``sparsebench.kind=summary``) whose artifacts are the report, its figures for
 that task, the claims scorecard and the task's rows of the summary table.
 
@@ -34,6 +41,11 @@ RESULT_HASH_TAG = "sparsebench.result_sha256"
 REPORT_HASH_TAG = "sparsebench.report_sha256"
 STATUS_TAG = "sparsebench.status"  # "ok" or "invalid" (the run is then FAILED and carries no quality metrics)
 SUMMARY_RUN_NAME = "summary (report and figures)"
+PARENT_TAG = "mlflow.parentRunId"
+INVOCATIONS_EXPERIMENT = "sparsebench workflow runs"
+LATENCY_PREFIX = "latency_ms."  # summary columns: the model's estimated latency per hardware profile
+DATA_SPLITS = {"eval": "evaluation", "test": "test", "val": "validation", "train": "training",
+               "calibration": "calibration"}
 
 
 def default_tracking_uri(results_dir: Path, explicit: str | None = None) -> str:
@@ -88,6 +100,53 @@ def _metrics(result: dict) -> dict[str, float]:
         for k, v in (result.get(group) or {}).items():
             out[f"{prefix}.{k}"] = _number(v)
     return {k: v for k, v in out.items() if v is not None}
+
+
+def _curve(result: dict) -> list[tuple[str, float, int]]:
+    """(name, value, step) of a training run's learning curve (``extra.curve``): one point per evaluation."""
+    out = []
+    for point in (result.get("extra") or {}).get("curve") or []:
+        step = point.get("step")
+        if not isinstance(step, int):
+            continue
+        for k, v in point.items():
+            if k not in ("step",) and _number(v) is not None:
+                out.append((f"curve.{k}", float(v), step))
+    return out
+
+
+def latency_metrics(row) -> dict[str, float]:
+    """``estimated_latency_ms.<profile>`` from a summary row's ``latency_ms.<profile>`` columns."""
+    out = {}
+    if row is None:
+        return out
+    for col, v in row.items():
+        if str(col).startswith(LATENCY_PREFIX) and _number(v) is not None:
+            out[f"estimated_latency_ms.{col[len(LATENCY_PREFIX):]}"] = float(v)
+    return out
+
+
+def datasets(result: dict) -> list:
+    """The data a result was computed on as MLflow dataset inputs: one per split with a content hash
+    (``<split>_sha256`` in the result's ``data``), named ``<task>/<split>``, digest = the hash's first 32
+    hex digits (MLflow keeps 36 characters), the full hash and the data's description as source tags."""
+    from mlflow.data.code_dataset_source import CodeDatasetSource
+    from mlflow.data.meta_dataset import MetaDataset
+    from mlflow.entities import DatasetInput, InputTag
+
+    data = result.get("data") or {}
+    task = result["job"]["task"]
+    described = {k: _text(v) for k, v in data.items() if not (isinstance(v, str) and "sha256" in k)}
+    out = []
+    for key, sha in sorted(data.items()):
+        if not (isinstance(sha, str) and key.endswith("sha256")):
+            continue
+        part = key.removesuffix("_sha256").removesuffix("sha256").strip("_") or "data"
+        context = next((ctx for prefix, ctx in DATA_SPLITS.items() if part.startswith(prefix)), part)
+        source = CodeDatasetSource({"sparsebench.task": task, "sparsebench.key": key, "sha256": sha, **described})
+        entity = MetaDataset(source, name=f"{task}/{part}", digest=sha[:32])._to_mlflow_entity()
+        out.append(DatasetInput(entity, tags=[InputTag("mlflow.data.context", context)]))
+    return out
 
 
 def _tags(result: dict, result_sha: str) -> dict[str, str]:
@@ -172,8 +231,11 @@ def _experiment_id(client, name: str, results_dir: Path, uri: str) -> str:
         artifact_location = (Path(results_dir) / "mlartifacts" / name).resolve().as_uri()
     # A classic (non-GenAI) experiment, so the UI opens on its runs table.
     tags = {"mlflow.experimentKind": "custom_model_development",
-            "mlflow.note.content": f"sparsebench task {name}: one run per result (tag {RUN_ID_TAG}), "
-                                   f"plus one summary run with the report and figures."}
+            "mlflow.note.content": (f"sparsebench task {name}: one run per result (tag {RUN_ID_TAG}), "
+                                    f"plus one summary run with the report and figures."
+                                    if name != INVOCATIONS_EXPERIMENT else
+                                    "One run per `sparsebench track` that logged results; the results are its "
+                                    "child runs, in the task experiments.")}
     return client.create_experiment(name, artifact_location=artifact_location, tags=tags)
 
 
@@ -192,21 +254,29 @@ def _job_times(result: dict) -> tuple[int | None, int | None]:
     return int((end - float(result.get("timings", {}).get("total_s", 0.0))) * 1000), int(end * 1000)
 
 
-def _log_result(client, exp_id: str, result: dict, path: Path, sha: str, existing) -> str:
+def _log_result(client, exp_id: str, result: dict, path: Path, sha: str, existing, parent: str,
+                latency: dict | None = None) -> str:
     from mlflow.entities import Metric, Param, RunTag
 
     start, end = _job_times(result)
     if existing is None:
         name = f"{result['job']['method']} {result.get('target_label', '')} s{result['job']['seed']}"
-        run = client.create_run(exp_id, start_time=start, run_name=name, tags={RUN_ID_TAG: result["run_id"]})
+        run = client.create_run(exp_id, start_time=start, run_name=name,
+                                tags={RUN_ID_TAG: result["run_id"], PARENT_TAG: parent})
         run_id, ts, step, params = run.info.run_id, int(run.info.start_time), 0, _params(result)
     else:  # same job, new numbers: new metric values at the next step; params are the job's, unchanged
         import time
 
         run_id, ts, step, params = existing.info.run_id, int(time.time() * 1000), 1, {}
-    client.log_batch(run_id, metrics=[Metric(k, v, ts, step) for k, v in _metrics(result).items()],
-                     params=[Param(k, v) for k, v in params.items()],
-                     tags=[RunTag(k, v) for k, v in _tags(result, sha).items()])
+    metrics = [Metric(k, v, ts, step) for k, v in {**_metrics(result), **(latency or {})}.items()]
+    metrics += [Metric(k, v, ts, s) for k, v, s in _curve(result)]
+    tags = {**_tags(result, sha), PARENT_TAG: parent}
+    for i in range(0, max(len(metrics), 1), 1000):  # MLflow takes at most 1000 metrics a batch
+        client.log_batch(run_id, metrics=metrics[i:i + 1000],
+                         params=[Param(k, v) for k, v in params.items()] if i == 0 else [],
+                         tags=[RunTag(k, v) for k, v in tags.items()] if i == 0 else [])
+    if existing is None:
+        client.log_inputs(run_id, datasets=datasets(result))
     client.log_artifact(run_id, str(path))
     client.set_terminated(run_id, status="FAILED" if result.get("status") == "invalid" else "FINISHED", end_time=end)
     return run_id
@@ -267,16 +337,57 @@ def track_results(results_dir: Path, uri: str | None = None, out: Path | None = 
         return _track(MlflowClient(uri), results_dir, uri, out, reports_dir)
 
 
-def _track(client, results_dir: Path, uri: str, out: Path | None, reports_dir: Path | None):
+def _invocation_parent(client, results_dir: Path, uri: str, started: str) -> str:
+    """The parent run of this track's new and updated runs (no metrics of its own)."""
+    from mlflow.entities import RunTag
+
+    exp_id = _experiment_id(client, INVOCATIONS_EXPERIMENT, results_dir, uri)
+    _close_stale_parents(client, client.search_runs([exp_id], filter_string="attributes.status = 'RUNNING'"))
+    run = client.create_run(exp_id, run_name=f"workflow {started}", tags={KIND_TAG: "invocation"})
+    client.log_batch(run.info.run_id, tags=[RunTag("mlflow.note.content",
+                                                   f"The results `sparsebench track` logged at {started} (UTC), "
+                                                   f"in the task experiments of {Path(results_dir).resolve()}: "
+                                                   "its child runs. Results unchanged since an earlier track "
+                                                   "stay under that track's run.")])
+    return run.info.run_id
+
+
+def _close_stale_parents(client, runs) -> None:
+    """A parent left RUNNING by a killed track: marked KILLED (its children were repaired like any run)."""
+    for r in runs:
+        if r.data.tags.get(KIND_TAG) == "invocation" and r.info.status == "RUNNING":
+            client.set_terminated(r.info.run_id, status="KILLED")
+
+
+def _summary_rows(results_dir: Path, paths) -> "pd.DataFrame | None":
     import pandas as pd
 
-    from sparsebench.results import find_results, read_results, summarize, write_atomic
+    from sparsebench.results import summarize
 
+    summary_csv = Path(results_dir) / "summary.csv"
+    if summary_csv.exists() and summary_csv.stat().st_size:
+        return pd.read_csv(summary_csv)
+    return summarize(paths) if paths else None
+
+
+def _track(client, results_dir: Path, uri: str, out: Path | None, reports_dir: Path | None):
+    import datetime as dt
+
+    import pandas as pd
+
+    from mlflow.entities import Metric
+
+    from sparsebench.results import find_results, read_results, write_atomic
+
+    started = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
     known: dict[str, dict] = {}  # experiment id -> sparsebench run id -> mlflow Run
     all_runs: dict[str, list] = {}
+    parent: str | None = None  # this invocation's parent run, made when it first logs a run
     tasks: dict[str, str] = {}
     rows = []
     paths = find_results(results_dir)
+    df = _summary_rows(results_dir, paths)
+    by_run_id = {} if df is None or "run_id" not in df else {r["run_id"]: r for r in df.to_dict("records")}
     for path, result in read_results(paths):
         task = result["job"]["task"]
         exp_id = _experiment_id(client, task, results_dir, uri)
@@ -285,22 +396,47 @@ def _track(client, results_dir: Path, uri: str, out: Path | None, reports_dir: P
             all_runs[exp_id] = client.search_runs([exp_id], max_results=50000)
             known[exp_id] = _keep_one_per_run_id(client, all_runs[exp_id])
         rid, sha = result["run_id"], _sha(path)
+        latency = latency_metrics(by_run_id.get(rid)) if result.get("status", "ok") == "ok" else {}
         existing = known[exp_id].get(rid)
         if existing is not None and existing.data.tags.get(RESULT_HASH_TAG) == sha:
+            changed = {k: v for k, v in latency.items() if existing.data.metrics.get(k) != v}
+            if changed:  # new kernel measurements: the same result's estimated latency moved
+                import time
+
+                ts = int(time.time() * 1000)
+                client.log_batch(existing.info.run_id, metrics=[Metric(k, v, ts, 1) for k, v in changed.items()])
             rows.append({"run_id": rid, "mlflow_run_id": existing.info.run_id, "experiment": exp_id,
-                         "created": False, "updated": False})
+                         "created": False, "updated": bool(changed)})
             continue
-        mlflow_id = _log_result(client, exp_id, result, path, sha, existing)
+        if parent is None:
+            parent = _invocation_parent(client, results_dir, uri, started)
+        mlflow_id = _log_result(client, exp_id, result, path, sha, existing, parent, latency)
         known[exp_id][rid] = client.get_run(mlflow_id)
         rows.append({"run_id": rid, "mlflow_run_id": mlflow_id, "experiment": exp_id,
                      "created": existing is None, "updated": existing is not None})
+    if parent is not None:
+        client.set_terminated(parent)
     table = pd.DataFrame(rows, columns=["run_id", "mlflow_run_id", "experiment", "created", "updated"])
     if paths and reports_dir is not None:
-        summary_csv = Path(results_dir) / "summary.csv"
-        df = pd.read_csv(summary_csv) if summary_csv.exists() else summarize(paths)
         for task, exp_id in tasks.items():
             _log_summary(client, exp_id, task, all_runs[exp_id], df, reports_dir,
                          int((table["experiment"] == exp_id).sum()))
     if out is not None:
         write_atomic(out, table.to_csv(index=False))
     return table
+
+
+def ui_url(uri: str, base: str = "http://127.0.0.1:5000") -> str:
+    """Where the MLflow UI shows the runs: the first task's experiment in the machine-learning view
+    (``workflowType=machine_learning``; MLflow 3 otherwise opens on its GenAI traces)."""
+    from mlflow.tracking import MlflowClient
+
+    query = "?workflowType=machine_learning"
+    try:
+        exps = [e for e in MlflowClient(uri).search_experiments() if e.name not in ("Default", INVOCATIONS_EXPERIMENT)]
+    except Exception:  # noqa: BLE001 - no store yet: the experiment list
+        exps = []
+    if not exps:
+        return f"{base}/#/experiments{query}"
+    first = sorted(exps, key=lambda e: e.name)[0]
+    return f"{base}/#/experiments/{first.experiment_id}/runs{query}"

@@ -197,10 +197,13 @@ def test_mlflow_rest_api_lists_every_run_with_numbers_and_strings(served):
 def test_mlflow_runs_page_lists_the_expected_runs(served, shots):
     base = served["mlflow"]
     exp = api(base, "/api/2.0/mlflow/experiments/get-by-name?experiment_name=lm-smollm2")["experiment"]
-    # MLflow 3 opens on its GenAI views unless told this is model training.
-    dom = chromium(f"{base}/#/experiments/{exp['experiment_id']}/runs?workflowType=machine_learning",
-                   served["profile"], shots / "mlflow-runs.png",
-                   size=(1600, 1000), budget_ms=30000)
+    # The address `make ui` prints: the first task's runs in the machine-learning view (MLflow 3 would
+    # otherwise open on its GenAI traces).
+    from sparsebench.tracking import ui_url
+
+    url = ui_url(f"sqlite:///{served['results'] / 'mlflow.db'}", base)
+    assert url == f"{base}/#/experiments/{exp['experiment_id']}/runs?workflowType=machine_learning"
+    dom = chromium(url, served["profile"], shots / "mlflow-runs.png", size=(1600, 1000), budget_ms=30000)
     missing = [n for n in expected_run_names(served["results"]) | {"summary (report and figures)"} if n not in dom]
     assert not missing, f"runs page lacks {missing}"
     runs = api(base, "/api/2.0/mlflow/runs/search", {"experiment_ids": [exp["experiment_id"]],

@@ -138,24 +138,26 @@ def test_cli_collects_commands_without_importing_heavy_or_workflow_packages(root
     assert out.stdout.strip() == "[]", out.stderr
 
 
-def test_report_draws_speedup_vs_density_for_the_committed_h100_measurements():
+def test_report_draws_one_latency_front_per_task_and_profile_and_legible_kernel_panels():
     import matplotlib.pyplot as plt
 
-    from sparsebench.report.figures.kernels import accuracy_vs_latency, kernel_speedup_vs_density
+    from sparsebench.report.figures import catalog
+    from sparsebench.report.figures.kernels import MAX_SERIES, kernel_speedup_vs_density
 
     figs = kernel_speedup_vs_density(pd.DataFrame({"result_path": []}))
     assert "kernel_speedup_vs_density_h100" in figs
+    for fig in figs.values():  # at most MAX_SERIES shapes (+ the ideal line) in any panel's legend
+        for ax in fig.axes:
+            if ax.get_legend() is not None:
+                assert len(ax.get_legend().get_texts()) <= MAX_SERIES + 1, ax.get_title()
     df = pd.DataFrame([
-        {"task": "t", "method": m, "target_label": lab, "primary_metric": "perplexity", "metric.perplexity": p,
-         "latency_ms.h100": lat}
-        for m, lab, p, lat in [("dense", "0%", 10.0, 2.0), ("wanda", "2:4", 12.0, 1.5), ("magnitude", "2:4", 30.0, 1.5)]
+        {"task": "t", "family": "pruning", "method": m, "target_label": lab, "pattern": pat, "target_sparsity": sp,
+         "measured_sparsity": sp, "seed": 0, "hardware": "cpu", "primary_metric": "perplexity",
+         "metric.perplexity": p, "latency_ms.h100": lat}
+        for m, lab, pat, sp, p, lat in [("dense", "0%", "unstructured", 0.0, 10.0, 2.0),
+                                        ("wanda", "2:4", "2:4", 0.5, 12.0, 1.5),
+                                        ("magnitude", "2:4", "2:4", 0.5, 30.0, 1.5)]
     ])
-    assert list(accuracy_vs_latency(df)) == ["accuracy_vs_latency_t_h100"]
+    drawn = [name for b in catalog().values() for name in b.build(df) if "latency" in name or "pareto" in name]
+    assert drawn == ["pareto_t_h100"]  # one front, not two identical figures
     plt.close("all")
-
-
-def test_pareto_front_keeps_only_undominated_points():
-    from sparsebench.report.figures.kernels import pareto_front
-
-    pts = pd.DataFrame({"latency": [1.0, 1.0, 2.0, 3.0], "metric.ppl": [30.0, 12.0, 10.0, 11.0]})
-    assert list(pareto_front(pts, "metric.ppl", lower_better=True)["metric.ppl"]) == [12.0, 10.0]

@@ -24,6 +24,7 @@ import contextlib
 import torch
 
 from sparsebench.attention.ruler import string_match_all
+from sparsebench.lm.models import kv_cache, with_cache
 
 
 def greedy_answer(model, session, ids: torch.Tensor, phase: str | None, answers: list[str], tokenizer,
@@ -40,16 +41,16 @@ def greedy_answer(model, session, ids: torch.Tensor, phase: str | None, answers:
             if origins is not None:
                 origins.append(origin)
         else:
-            past = model(ids[:, :-1], use_cache=True, logits_to_keep=1).past_key_values
+            past = kv_cache(model(ids[:, :-1], use_cache=True, logits_to_keep=1))
         with sparse("decode"):
-            logits = model(ids[:, -1:], past_key_values=past, use_cache=True)
+            logits = model(ids[:, -1:], **with_cache(model, past), use_cache=True)
     else:
         with sparse("prefill"):
             logits = model(ids, use_cache=True, logits_to_keep=1)
     eos = tokenizer.eos_token_id
     out: list[int] = []
     while True:
-        past = logits.past_key_values
+        past = kv_cache(logits)
         nxt = int(logits.logits[0, -1].argmax())
         if nxt == eos:
             break
@@ -58,7 +59,7 @@ def greedy_answer(model, session, ids: torch.Tensor, phase: str | None, answers:
         if len(out) >= max_new_tokens or string_match_all(text, answers) == 1.0:
             return text
         with sparse("decode"):
-            logits = model(torch.tensor([[nxt]], device=model.device), past_key_values=past, use_cache=True)
+            logits = model(torch.tensor([[nxt]], device=model.device), **with_cache(model, past), use_cache=True)
     return tokenizer.decode(out)
 
 

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import torch
 
+from sparsebench.lm.models import kv_cache
+
 VERSION = 1  # bump when what is stored changes: older entries are then not reused
 CACHE_DIR: Path | None = None  # a directory to use instead of <sparsebench cache>/attention (tests)
 
@@ -43,7 +45,7 @@ def _compute(model, session, ids: torch.Tensor, prompt_len: int) -> dict:
     """Dense forward of the prompt (outside any sparse phase): its KV cache and each layer's last queries."""
     out = model(ids[:, :prompt_len], use_cache=True, logits_to_keep=1)
     # clone: a slice saved as it is would store its whole underlying tensor
-    layers = [(k.detach().cpu().clone(), v.detach().cpu().clone()) for k, v, *_ in out.past_key_values]
+    layers = [(k.detach().cpu().clone(), v.detach().cpu().clone()) for k, v, *_ in kv_cache(out)]
     queries = {layer: q.cpu().clone() for layer, q in session.recent_queries().items()}
     return {"kv": layers, "queries": queries}
 

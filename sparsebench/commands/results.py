@@ -1,4 +1,4 @@
-"""sparsebench aggregate / track: gather results into one table; log them to MLflow."""
+"""sparsebench aggregate / track / ui: gather results into one table; log them to MLflow; serve its UI."""
 
 from __future__ import annotations
 
@@ -21,6 +21,11 @@ def register(sub):
     p.add_argument("--reports", default=None,
                    help="report directory whose index.html and figures become artifacts of each task's summary run")
     p.set_defaults(func=track)
+    p = sub.add_parser("ui", help="serve the MLflow UI on 127.0.0.1 and print the address of the runs")
+    p.add_argument("--results", default="results")
+    p.add_argument("--tracking-uri", default=None, help="default: $MLFLOW_TRACKING_URI or sqlite:///<results>/mlflow.db")
+    p.add_argument("--port", type=int, default=5000)
+    p.set_defaults(func=ui)
 
 
 def aggregate(args) -> int:
@@ -45,3 +50,17 @@ def track(args) -> int:
     updated = int(table["updated"].sum()) if len(table) else 0
     print(f"MLflow: {len(table)} results, {new} new runs, {updated} updated, {len(table) - new - updated} already tracked")
     return 0
+
+
+def ui(args) -> int:
+    import os
+    import shutil
+    import sys
+
+    from sparsebench.tracking import default_tracking_uri, ui_url
+
+    uri = default_tracking_uri(Path(args.results), args.tracking_uri)
+    base = f"http://127.0.0.1:{args.port}"
+    print(f"MLflow UI: open {ui_url(uri, base)}  (the runs; Ctrl-C stops the server)", flush=True)
+    mlflow = shutil.which("mlflow", path=os.path.dirname(sys.executable)) or shutil.which("mlflow") or "mlflow"
+    os.execvp(mlflow, [mlflow, "ui", "--backend-store-uri", uri, "--host", "127.0.0.1", "--port", str(args.port)])

@@ -44,14 +44,17 @@ def prepare(args) -> int:
 
 
 def run(args) -> int:
+    import os
+
+    from sparsebench.progress import bars_enabled
+
+    if not bars_enabled():  # Hugging Face's own bars ("Loading weights") would fill the job's log
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    from sparsebench.finish import finished_line
     from sparsebench.plan import Job
     from sparsebench.runner import run_job
 
     job = Job.from_spec(args.spec)
     result = run_job(job, Path(args.out))
-    metrics = ", ".join(f"{k}={v:.4g}" for k, v in result["metrics"].items() if isinstance(v, (int, float)))
-    if result["status"] == "invalid":
-        print(f"{job.label}: INVALID: {result['invalid_reason']} -> {args.out}")
-        return 0
-    print(f"{job.label}: {metrics} (total {result['timings']['total_s']:.1f} s) -> {args.out}")
+    print(finished_line(result, args.out))
     return 0

@@ -46,6 +46,7 @@ from sparsebench.attention.budget import PHASES
 from sparsebench.attention.flex import PrefillLatency, resolve_executor, resolve_kernel
 from sparsebench.attention.prompt_cache import dense_prompt
 from sparsebench.errors import ConfigError
+from sparsebench.lm.models import kv_cache, with_cache
 from sparsebench.method import Method
 
 FAMILY = "sparse_attention"
@@ -106,6 +107,10 @@ class SparseAttentionMethod(Method):
 
 
 BASE = SparseAttentionMethod
+# Which way is better for the metrics this family adds (each also with a _prefill/_decode suffix); the
+# report's tables and figures read these (None: a reference, no better direction). Density is a cost.
+METRIC_DIRECTIONS = {"density": "lower", "tile_density": "lower", "recall": "higher", "nll": "lower",
+                     "attention_speedup": "higher", "chance": None}
 DENSITY_TOLERANCE = 0.01  # absolute; cumulative rounding keeps every method far inside it
 
 
@@ -132,10 +137,10 @@ def forward_phase(model, session: SparseAttention, ids: torch.Tensor, prompt_len
     else:
         sparse_prompt = session.sparse(phase) if phase == "prefill" else contextlib.nullcontext()
         with sparse_prompt:
-            past = model(ids[:, :prompt_len], use_cache=True, logits_to_keep=1).past_key_values
+            past = kv_cache(model(ids[:, :prompt_len], use_cache=True, logits_to_keep=1))
     sparse_cont = session.sparse(phase) if phase == "decode" else contextlib.nullcontext()
     with sparse_cont:
-        out = model(ids[:, prompt_len:], past_key_values=past, use_cache=True)
+        out = model(ids[:, prompt_len:], **with_cache(model, past), use_cache=True)
     return out.logits[:, :-1].float()
 
 

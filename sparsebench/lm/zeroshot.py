@@ -16,9 +16,12 @@ lm-eval is imported only when a job evaluates zero-shot tasks (its import costs 
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 from pathlib import Path
+
+from sparsebench.progress import bars_enabled
 
 TASKS_DIR = Path(__file__).with_name("zeroshot_tasks")
 OFFLINE_TASKS = ("pydoc_lastword", "stdlib_docstring")
@@ -135,6 +138,9 @@ def evaluate(model, tokenizer, names, limit: int = 0, batch_size: int = 16, data
         docs = task.test_docs() if task.has_test_docs() else task.validation_docs()
         chosen[name] = subset(len(docs), limit)
     lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, device=str(next(model.parameters()).device))
+    if not bars_enabled():  # lm-eval's own bar over the items: only on a terminal, never into a job's log
+        for request in ("loglikelihood", "loglikelihood_rolling", "generate_until"):
+            setattr(lm, request, functools.partial(getattr(lm, request), disable_tqdm=True))
     # the small manager: without one, simple_evaluate indexes every lm-eval task (a minute of YAML parsing)
     out = simple_evaluate(model=lm, tasks=[loaded[n] for n in names], task_manager=manager, samples=chosen,
                           log_samples=True,

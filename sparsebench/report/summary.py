@@ -91,7 +91,8 @@ def split_invalid(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     import numpy as np
 
     status = df["status"] if "status" in df else pd.Series("ok", index=df.index)
-    reason = df["invalid_reason"].fillna("").astype(str) if "invalid_reason" in df \
+    # an all-empty reason column reads as float64: make it text before filling the gaps with ""
+    reason = df["invalid_reason"].astype(object).fillna("").astype(str) if "invalid_reason" in df \
         else pd.Series("", index=df.index)
     bad = status.eq("invalid")
     for col in [c for c in df.columns if str(c).startswith("metric.")]:
@@ -103,11 +104,62 @@ def split_invalid(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     return df[~bad].reset_index(drop=True), invalid.reset_index(drop=True)
 
 
-def higher_is_better(df: pd.DataFrame, task: str, metric: str) -> bool:
+# Metrics every LM task adds beside its declared ones.
+CORE_DIRECTIONS = {"nll": "lower", "zeroshot.mean_acc": "higher"}
+PHASES = ("_prefill", "_decode")
+
+
+def declared_directions() -> dict:
+    """metric -> "higher" / "lower" / None (a reference): the families' ``METRIC_DIRECTIONS`` and the core's."""
+    from sparsebench import registry
+
+    out = dict(CORE_DIRECTIONS)
+    for fam in registry.families().values():
+        out.update(getattr(fam.module, "METRIC_DIRECTIONS", {}) or {})
+    return out
+
+
+def direction(df: pd.DataFrame, task: str, metric: str) -> str | None:
+    """"higher", "lower" (which is better, as the task or the family declares it), "reference" (declared
+    as having no better direction) or None (nobody declared it)."""
     info = df.attrs.get("metric_info", {}).get(task, {}).get(metric)
     if info is not None:
-        return bool(info.get("higher_is_better"))
-    return not any(word in metric for word in LOWER_IS_BETTER)
+        return "higher" if info.get("higher_is_better") else "lower"
+    declared = declared_directions()
+    base = metric
+    for suffix in PHASES:
+        base = base.removesuffix(suffix)
+    if metric.startswith("zeroshot.") and metric.endswith((".acc", ".acc_norm")):
+        return "higher"
+    for name in (metric, base):
+        if name in declared:
+            return declared[name] or "reference"
+    return None
+
+
+def higher_is_better(df: pd.DataFrame, task: str, metric: str) -> bool:
+    d = direction(df, task, metric)
+    if d in ("higher", "lower"):
+        return d == "higher"
+    return not any(word in metric for word in LOWER_IS_BETTER)  # figures need a side; tables say "not declared"
+
+
+TITLE_WIDTH = 60  # characters a line of a figure title holds at the report's figure sizes
+
+
+def task_title(task: str) -> str:
+    """A figure's name for a task: its model and data, from the task's declared ``description`` (the part before
+    "; <metric>"), e.g. "SmolLM2-135M-Instruct (GGUF, offline) on CPython stdlib text"; the id when the task
+    is not in this checkout or declares none. Wrapped to lines of :data:`TITLE_WIDTH` characters."""
+    from sparsebench import registry
+
+    try:
+        described = registry.task(task).cls.description or ""
+    except Exception:  # noqa: BLE001 - results of a task this checkout does not have: its id
+        described = ""
+    import textwrap
+
+    return textwrap.fill(described.split(";")[0].strip(), TITLE_WIDTH) or task
 
 
 def target_sort_key(pattern: str, sparsity: float):

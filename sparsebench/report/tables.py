@@ -15,7 +15,9 @@ import pandas as pd
 
 from sparsebench.report.curves import interval_of
 from sparsebench.report.style import method_order
-from sparsebench.report.summary import higher_is_better, target_sort_key
+from sparsebench.report.summary import direction, higher_is_better, target_sort_key
+
+ARROWS = {"higher": "↑", "lower": "↓", "reference": "ref", None: "direction not declared"}
 
 
 def _cell(values: pd.Series, digits: int = 2) -> tuple[str, float | None]:
@@ -91,13 +93,14 @@ def task_table(df: pd.DataFrame, task: str, family: str) -> str:
     metrics = [c[len("metric."):] for c in tdf.columns if c.startswith("metric.") and tdf[c].notna().any()
                and not c.startswith("metric.zeroshot.")]  # zero-shot accuracy has its own table
     metrics = sorted(metrics, key=lambda m: (m != primary, m))
-    header = ["Sparsity", "Method"] + [f"{m} ({'↑' if higher_is_better(df, task, m) else '↓'})" for m in metrics] \
-        + ["measured sparsity (%)", "seeds", "time (s)"]
+    header = ["Sparsity", "Method"] + [f"{m} ({ARROWS[direction(df, task, m)]})" for m in metrics] \
+        + ["measured sparsity (%, = target)", "seeds", "time (s, ↓)"]
     groups = []
     for label, rows in _groups(tdf):
         methods = method_order(rows["method"])
         cells = {m: [_metric_cell(rows[rows["method"] == m], f"metric.{x}", 2) for x in metrics] for m in methods}
-        bold = [_bold_best([cells[m][j][1] for m in methods], higher_is_better(df, task, x), methods)
+        bold = [_bold_best([cells[m][j][1] for m in methods], direction(df, task, x) == "higher", methods)
+                if direction(df, task, x) in ("higher", "lower") else [False] * len(methods)
                 for j, x in enumerate(metrics)]
         group = []
         for i, m in enumerate(methods):
@@ -111,7 +114,8 @@ def task_table(df: pd.DataFrame, task: str, family: str) -> str:
             group.append(row)
         groups.append(group)
     caption = (f"{task}, {family}: mean over seeds [95 % interval: t over seeds where several, else "
-               "over the task's units]; bold = best of its sparsity group; ↑/↓ = higher/lower is better")
+               "over the task's units]; bold = best of its sparsity group; ↑/↓ = higher/lower is better "
+               "(FLOPs and density are costs: lower); ref = a reference value, no better direction")
     return _render(header, groups, caption)
 
 

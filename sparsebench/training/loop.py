@@ -34,6 +34,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from sparsebench.masks import SparsityMismatch, apply_mask, get_mask
+from sparsebench.progress import progress
 from sparsebench.targets import Target
 from sparsebench.training.distribution import total_keep
 from sparsebench.training.flops import FlopCounter
@@ -259,6 +260,8 @@ class Trainer:
         warmup = round(r.warmup_epochs * self.steps_per_epoch)
         self.model.train()
         batches = self.batches(start_step)
+        bar = progress(total=self.total_steps, desc=f"{method.name} training", unit="step")
+        bar.update(start_step)
         for step in range(start_step, self.total_steps):
             self.step = step
             plan: StepPlan = method.schedule(self, step)
@@ -291,6 +294,9 @@ class Trainer:
                 on_step(self)
             if (step + 1) % self.steps_per_epoch == 0 or step + 1 == self.total_steps:
                 self.evaluation_point(plan, loss.item())
+                bar.set_postfix(epoch=f"{(step + 1) / self.steps_per_epoch:.0f}", val_top1=f"{self.curve[-1]['val_top1']:.1f}")
+            bar.update(1)
+        bar.close()
         self.optimizer = None
 
     def evaluation_point(self, plan: StepPlan, train_loss: float) -> None:

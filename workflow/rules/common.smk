@@ -31,6 +31,10 @@ if not workflow.dryrun and workflow.exec_mode.name == "DEFAULT":
     )
 
     hold_results_lock(RESULTS)
+    # One line per finished job (task, method, target, metric with its 95 % interval, result path).
+    from sparsebench.finish import listen_to_snakemake
+
+    listen_to_snakemake()
     for _stale in remove_stale_snakemake_locks([RESULTS, REPORTS]):
         print(
             f"sparsebench: removed {_stale} left by a stopped run (no other run holds {RESULTS})"

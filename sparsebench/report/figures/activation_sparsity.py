@@ -21,6 +21,7 @@ import numpy as np  # noqa: E402
 
 from sparsebench.report.curves import INTERVAL_LABEL, draw_interval, interval_of, interval_stats  # noqa: E402
 from sparsebench.report.style import method_style  # noqa: E402
+from sparsebench.report.summary import task_title  # noqa: E402
 
 
 def quality_vs_activation_sparsity(df: pd.DataFrame) -> dict:
@@ -48,7 +49,7 @@ def quality_vs_activation_sparsity(df: pd.DataFrame) -> dict:
                             xytext=(4, -10), fontsize=7, color=st["color"])
         ax.set_xlabel("measured activation sparsity, model-wide (% of weight entries skipped)")
         ax.set_ylabel(metric)
-        ax.set_title(f"{task}: {metric} vs activation sparsity (labels: target level)"
+        ax.set_title(f"{task_title(task)}\n{metric} vs activation sparsity (labels: target level)"
                      + (f"\n{INTERVAL_LABEL}" if drew else ""), fontsize=10)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
@@ -95,7 +96,7 @@ def mlp_activation_stats(df: pd.DataFrame) -> dict:
         ax.set_xlabel("decoder block")
         ax.set_ylabel("% of MLP activations (act_fn output)")
         ax.set_ylim(0, 102)
-        ax.set_title(f"{task}: Lazy Neuron statistics of the MLP activations")
+        ax.set_title(f"{task_title(task)}\nLazy Neuron statistics of the MLP activations")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="center right")
         fig.tight_layout()

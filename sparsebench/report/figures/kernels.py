@@ -1,5 +1,7 @@
-"""Kernel figures: speed-up over dense versus density with the ideal line (per hardware profile), and
-the accuracy-versus-latency Pareto front (per task and profile).
+"""Kernel figures: speed-up over dense versus density with the ideal line, per hardware profile (the
+quality-versus-latency front is :mod:`sparsebench.report.figures.pareto`'s). A panel holds at most
+:data:`MAX_SERIES` shapes: a kernel measured on more gets one panel per regime (decode, prefill), each
+with an even spread of its shapes.
 
 Kernel results are read from ``<results>/kernels/<profile>.json`` (the results
 directory is the one holding the summary's result files) and, for profiles not
@@ -18,7 +20,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-LOWER_IS_BETTER = ("perplexity", "loss", "error")
+MAX_SERIES = 10  # lines a panel can hold and still be read
 PANELS = [("csr", "CSR (unstructured)"), ("bsr", "BSR 32x32 blocks"), ("semi_structured", "2:4 cuSPARSELt"),
           ("gemv_2_4", "2:4 Triton GEMV"), ("act_sparse_gemv", "activation-sparse Triton GEMV (masked rows)"),
           ("act_sparse_gemv_compact", "activation-sparse Triton GEMV (packed non-zeros)"),
@@ -46,17 +48,49 @@ def kernel_results(df: pd.DataFrame) -> dict[str, dict]:
     return found
 
 
+def _series(rows: pd.DataFrame) -> int:
+    return rows.groupby(["model", "layer", "tokens"]).ngroups
+
+
+def _split(title: str, rows: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """One panel, or (more than MAX_SERIES shapes) one per regime, decode (one token) and prefill (many),
+    each with at most MAX_SERIES representative shapes."""
+    if _series(rows) <= MAX_SERIES:
+        return [(title, rows)]
+    one = rows["tokens"].astype(int) == 1
+    parts = [(regime, part) for regime, part in (("decode, 1 token", rows[one]), ("prefill, many tokens", rows[~one]))
+             if not part.empty]
+    if len(parts) == 1:
+        return [_representative(title, rows)]
+    return [_representative(f"{title}: {regime}", part) for regime, part in parts]
+
+
+def _representative(title: str, rows: pd.DataFrame) -> tuple[str, pd.DataFrame]:
+    """At most MAX_SERIES shapes, spread evenly over the shapes ordered by token count and layer; the title
+    says how many of how many are drawn (every shape stays in the kernel results file)."""
+    keys = sorted(rows.groupby(["model", "layer", "tokens"]).groups, key=lambda k: (int(k[2]), str(k[1])))
+    if len(keys) <= MAX_SERIES:
+        return title, rows
+    keep = {keys[round(i * (len(keys) - 1) / (MAX_SERIES - 1))] for i in range(MAX_SERIES)}
+    mask = [k in keep for k in zip(rows["model"], rows["layer"], rows["tokens"])]
+    return f"{title} ({len(keep)} of {len(keys)})", rows[mask]
+
+
 def speedup_figure(doc: dict):
     rows = pd.DataFrame([r for r in doc["rows"] if r.get("status") == "ok"])
-    panels = [(op, title) for op, title in PANELS if not rows.empty and op in set(rows["op"])]
+    panels = []
+    for op, title in PANELS:
+        sub = rows[rows["op"] == op] if not rows.empty else rows
+        if sub.empty:
+            continue
+        panels += _split(title, sub)
     if not panels:
         return None
     cols = min(3, len(panels))
     nrows = -(-len(panels) // cols)
     fig, axes = plt.subplots(nrows, cols, figsize=(4.6 * cols, 3.6 * nrows), squeeze=False)
     dens = np.linspace(0.01, 1.0, 200)
-    for ax, (op, title) in zip(axes.flat, panels):
-        sub = rows[rows["op"] == op]
+    for ax, (title, sub) in zip(axes.flat, panels):
         ax.plot(dens, 1 / dens, color="black", ls="--", lw=1, label="ideal 1/density")
         ax.axhline(1.0, color="grey", lw=0.8)
         for (model, layer, tokens), g in sub.groupby(["model", "layer", "tokens"]):
@@ -73,13 +107,13 @@ def speedup_figure(doc: dict):
         ax.set_xlabel("density (kept fraction)")
         ax.set_ylabel("speed-up over dense")
         ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize=5, ncol=2)
+        ax.legend(fontsize=6, ncol=2)
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
     stale = f"\nSTALE: from commit {doc['stale']['commit'][:8]}, before the current kernels" if doc.get("stale") else ""
     fig.suptitle(f"{doc['profile']} ({doc.get('device')}, {doc.get('dtype')}): sparse kernel speed-up vs density"
                  + stale)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 1 - (0.5 if stale else 0.3) / fig.get_figheight()))  # room for the suptitle
     return fig
 
 
@@ -92,60 +126,4 @@ def kernel_speedup_vs_density(df: pd.DataFrame) -> dict:
     return figs
 
 
-def pareto_front(points: pd.DataFrame, metric: str, lower_better: bool) -> pd.DataFrame:
-    """The points no other point beats on both latency (lower) and the metric."""
-    pts = points.sort_values(["latency", metric], ascending=[True, lower_better])
-    best, keep = None, []
-    for idx, r in pts.iterrows():
-        v = r[metric]
-        if best is None or (v < best if lower_better else v > best):
-            best = v
-            keep.append(idx)
-    return pts.loc[keep]
-
-
-def accuracy_vs_latency(df: pd.DataFrame) -> dict:
-    figs = {}
-    lat_cols = [c for c in df.columns if c.startswith("latency_ms.")]
-    for task, tdf in df.groupby("task"):
-        metric = tdf["primary_metric"].iloc[0]
-        col = f"metric.{metric}"
-        if col not in tdf.columns:
-            continue
-        lower = any(w in str(metric) for w in LOWER_IS_BETTER)
-        for lat in lat_cols:
-            pts = tdf[["method", "target_label", lat, col]].dropna().rename(columns={lat: "latency"})
-            if pts.empty:
-                continue
-            pts = pts.groupby(["method", "target_label"], as_index=False).mean(numeric_only=True)
-            from sparsebench.report.style import method_style
-
-            fig, ax = plt.subplots(figsize=(6.4, 4.4))
-            for method, mdf in pts.groupby("method"):
-                st = method_style(method)
-                ax.scatter(mdf["latency"], mdf[col], color=st["color"], marker=st["marker"], label=method)
-                for _, r in mdf.iterrows():
-                    ax.annotate(r["target_label"], (r["latency"], r[col]), fontsize=6, xytext=(3, 3),
-                                textcoords="offset points")
-            front = pareto_front(pts, col, lower)
-            ax.step(front["latency"], front[col], where="post", color="black", lw=1, ls=":", label="Pareto front")
-            if metric == "perplexity":
-                ax.set_yscale("log")
-            profile = lat.split(".", 1)[1]
-            source = tdf.get(f"latency_from.{profile}")
-            committed = source is not None and str(source.iloc[0]).endswith("_measurements.json")
-            from sparsebench.latency import latency_label
-
-            kinds = tdf.get(f"latency_kind.{profile}", pd.Series(dtype=object))
-            ax.set_xlabel(f"decode latency on {profile} (ms/token; {latency_label(kinds)})"
-                          + ("\nfrom the committed kernel measurements (hardware/baselines/)" if committed else ""))
-            ax.set_ylabel(f"{metric} ({'lower' if lower else 'higher'} is better)")
-            ax.set_title(f"{task}: {metric} vs latency ({profile})")
-            ax.grid(alpha=0.3)
-            ax.legend(fontsize=7)
-            fig.tight_layout()
-            figs[f"accuracy_vs_latency_{task}_{profile}"] = fig
-    return figs
-
-
-FIGURES = {"kernel_speedup_vs_density": kernel_speedup_vs_density, "accuracy_vs_latency": accuracy_vs_latency}
+FIGURES = {"kernel_speedup_vs_density": kernel_speedup_vs_density}

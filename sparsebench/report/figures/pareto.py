@@ -1,4 +1,4 @@
-"""Quality versus latency: the Pareto front per task and hardware profile.
+"""Quality versus latency: the Pareto front per task and hardware profile (the report's one such figure).
 
 Reads the summary columns ``latency_ms.<profile>`` (the model's latency on a
 hardware profile, written by the kernels family). One point per method and
@@ -15,8 +15,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from sparsebench.latency import latency_label  # noqa: E402
 from sparsebench.report.style import method_order, method_style  # noqa: E402
-from sparsebench.report.summary import higher_is_better  # noqa: E402
+from sparsebench.report.summary import higher_is_better, task_title  # noqa: E402
 
 FAMILY = "pareto"
 TITLE = "Quality versus latency (Pareto front)"
@@ -74,14 +75,16 @@ def pareto_fronts(df: pd.DataFrame) -> dict:
             front = pts[pts["front"]].sort_values("latency")
             ax.step(front["latency"], front["quality"], where="post", color="#444444", lw=1, ls=":", zorder=0,
                     label="Pareto front")
-            from sparsebench.latency import latency_label
-
+            source = tdf.get(f"latency_from.{profile}")
+            committed = source is not None and str(source.dropna().iloc[0] if source.notna().any() else "").endswith(
+                "_measurements.json")
             kinds = tdf.get(f"latency_kind.{profile}", pd.Series(dtype=object))
-            ax.set_xlabel(f"latency on {profile} (ms; {latency_label(kinds)})")
+            ax.set_xlabel(f"latency on {profile} (ms/token; {latency_label(kinds)})"
+                          + ("\nfrom the committed kernel measurements (hardware/baselines/)" if committed else ""))
             ax.set_ylabel(f"{metric} ({'higher' if hib else 'lower'} is better)")
             if metric == "perplexity":
                 ax.set_yscale("log")
-            ax.set_title(f"{task} on {profile}: {metric} vs latency (filled: on the front)", fontsize=10)
+            ax.set_title(f"{task_title(task)}\non {profile}: {metric} vs latency (filled: on the front)", fontsize=9)
             ax.grid(alpha=0.3)
             ax.legend(fontsize=8)
             fig.tight_layout()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import textwrap
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -10,6 +12,7 @@ import pandas as pd  # noqa: E402
 
 from sparsebench.report.curves import INTERVAL_LABEL, interval_of, plot_seed_curve  # noqa: E402
 from sparsebench.report.style import method_order, method_style  # noqa: E402
+from sparsebench.report.summary import task_title  # noqa: E402
 
 
 def quality_vs_sparsity(df: pd.DataFrame) -> dict:
@@ -25,8 +28,8 @@ def quality_vs_sparsity(df: pd.DataFrame) -> dict:
         ax.set_ylabel(metric + (" (log scale)" if metric == "perplexity" else ""))
         if metric == "perplexity":
             ax.set_yscale("log")
-        ax.set_title(f"{task}: {metric} vs sparsity (hollow: N:M)" + (f"\n{INTERVAL_LABEL}" if shaded else ""),
-                     fontsize=10)
+        ax.set_title(f"{task_title(task)}\n{metric} vs sparsity (hollow: N:M)"
+                     + (f"\n{textwrap.fill(INTERVAL_LABEL, 80)}" if shaded else ""), fontsize=9)
         ax.legend(fontsize=8)
         fig.tight_layout()
         figs[f"quality_vs_sparsity_{task}"] = fig
@@ -51,13 +54,14 @@ def perplexity_table(df: pd.DataFrame) -> dict:
         rows = (["dense"] if pd.notna(dense) else []) + list(table.index)
         cells = ([[f"{dense:.2f}"] * len(labels)] if pd.notna(dense) else []) + [
             ["" if pd.isna(v) else f"{v:.2f}" for v in table.loc[m]] for m in table.index]
-        fig, ax = plt.subplots(figsize=(1.2 + 1.1 * max(len(labels), 1), 0.6 + 0.32 * (len(rows) + 1)))
+        # wide enough for a title line of the task's model and data
+        fig, ax = plt.subplots(figsize=(max(4.8, 1.2 + 1.1 * max(len(labels), 1)), 0.9 + 0.32 * (len(rows) + 1)))
         ax.axis("off")
         if rows and labels:
             t = ax.table(cellText=cells, rowLabels=rows, colLabels=labels, loc="center", cellLoc="right")
             t.auto_set_font_size(False)
             t.set_fontsize(8)
-        ax.set_title(f"{task}: {col.split('.', 1)[1]} (lower is better)", fontsize=9)
+        ax.set_title(f"{task_title(task)}\n{col.split('.', 1)[1]} (lower is better)", fontsize=9)
         fig.tight_layout()
         figs[f"perplexity_table_{task}"] = fig
     return figs
@@ -117,7 +121,7 @@ def zeroshot_vs_sparsity(df: pd.DataFrame) -> dict:
         right.set_ylabel("mean zero-shot accuracy")
         right.set_title("mean zero-shot accuracy vs sparsity (lm-eval)", fontsize=10)
         right.legend(fontsize=8)
-        fig.suptitle(f"{task}: hollow markers = N:M" + (f"; {INTERVAL_LABEL}" if shaded else ""), fontsize=10)
+        fig.suptitle(f"{task_title(task)}\nhollow markers = N:M" + (f"; {INTERVAL_LABEL}" if shaded else ""), fontsize=10)
         fig.tight_layout()
         figs[f"zeroshot_vs_sparsity_{task}"] = fig
     return figs

@@ -31,6 +31,7 @@ import pandas as pd  # noqa: E402
 
 from sparsebench.report.curves import INTERVAL_LABEL, draw_interval, interval_of  # noqa: E402
 from sparsebench.report.style import method_style  # noqa: E402
+from sparsebench.report.summary import task_title  # noqa: E402
 
 PHASES = ("prefill", "decode")
 REFERENCE = "full-attention"
@@ -93,7 +94,7 @@ def _phase_panels(df: pd.DataFrame, metric: str, ylabel: str, title: str, log_y:
                 ax.set_yscale("log")
         axes[0].set_ylabel(ylabel)
         axes[1].legend(fontsize=7, title="point labels: target density", title_fontsize=7)
-        fig.suptitle(f"{task}: {title}" + (f"\n{INTERVAL_LABEL}" if drew_interval else ""), fontsize=10)
+        fig.suptitle(f"{task_title(task)}\n{title}" + (f"\n{INTERVAL_LABEL}" if drew_interval else ""), fontsize=10)
         fig.tight_layout()
         figs[f"{prefix}{metric}_vs_density_{task}"] = fig
     return figs
@@ -155,7 +156,7 @@ def attention_quality_vs_speedup(df: pd.DataFrame) -> dict:
             ax.set_yscale("log")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-        ax.set_title(f"{task} on {hw}: quality vs speed of the same pattern")
+        ax.set_title(f"{task_title(task)} on {hw}: quality vs speed of the same pattern")
         fig.tight_layout()
         figs[f"quality_vs_speedup_{task}_{hw}"] = fig
     return figs

@@ -18,6 +18,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from sparsebench.report.style import method_style  # noqa: E402
+from sparsebench.report.summary import task_title  # noqa: E402
 
 FAMILY = "sparse_training"
 
@@ -74,7 +75,7 @@ def accuracy_vs_sparsity(df: pd.DataFrame) -> dict:
         ax.set_xticklabels([f"{s * 100:g}" for s in ticks])
         ax.set_xlabel("sparsity (%) [log(1 - s) scale]")
         ax.set_ylabel(f"{metric} (mean over seeds, 95 % interval)")
-        ax.set_title(f"{task}: {metric} vs sparsity")
+        ax.set_title(f"{task_title(task)}\n{metric} vs sparsity")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, ncol=2)
         fig.tight_layout()
@@ -105,7 +106,7 @@ def accuracy_table(df: pd.DataFrame) -> dict:
         tab = ax.table(cellText=table.values, rowLabels=table.index, colLabels=list(table.columns), loc="center")
         tab.auto_set_font_size(False)
         tab.set_fontsize(7)
-        ax.set_title(f"{task}: mean ± 95 % interval (seeds)", fontsize=9)
+        ax.set_title(f"{task_title(task)}\nmean ± 95 % interval (seeds)", fontsize=9)
         fig.tight_layout()
         figs[f"sparse_training_table_{task}"] = fig
     return figs
@@ -132,7 +133,7 @@ def training_flops(df: pd.DataFrame) -> dict:
         ax.set_xticklabels(methods, rotation=35, ha="right", fontsize=8)
         ax.set_ylabel("training FLOPs / dense training")
         ax.set_yscale("log")
-        ax.set_title(f"{task}: training FLOPs relative to dense")
+        ax.set_title(f"{task_title(task)}\ntraining FLOPs relative to dense")
         ax.legend(fontsize=7, title="target", ncol=3)
         ax.grid(alpha=0.3, axis="y")
         fig.tight_layout()
