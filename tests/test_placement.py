@@ -9,7 +9,7 @@ import torch
 
 from local_lm_fixture import local_task_params, write_checkpoint, write_text
 from sparsebench import registry
-from sparsebench.calibration import prune_sequentially
+from sparsebench.pruning.pipeline import prune_sequentially
 from sparsebench.errors import ConfigError
 from sparsebench.hardware import profile
 from sparsebench.params import params_dict

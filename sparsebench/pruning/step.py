@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from sparsebench.calibration import dense_statistics, prune_sequentially
+from sparsebench.pruning.pipeline import dense_statistics, prune_sequentially
 from sparsebench.masks import apply_masks, check_target, sparsity_record
 from sparsebench.pruning.structured import apply_as_masks, check_structured, compress, parameter_count
 
@@ -19,7 +19,7 @@ def prune_model(ctx, model: nn.Module, layers: dict[str, nn.Module], offload: bo
     """Prune ``layers`` of ``model`` for ``ctx.target``; returns the result's ``sparsity`` record
     (with ``layer_targets`` when the method planned per-layer targets, ``structured`` when it removed
     whole rows and columns) and the method's ``record()``. ``offload``: the decoder blocks stay on the
-    host and move to the device one at a time (``sparsebench.calibration.prune_sequentially``)."""
+    host and move to the device one at a time (``sparsebench.pruning.pipeline.prune_sequentially``)."""
     method, target = ctx.method, ctx.target
     if getattr(method, "structured", False) and target.sparsity > 0:
         return _prune_structured(ctx, model, layers, offload)
