@@ -29,6 +29,7 @@ from sparsebench.masks import apply_mask, check_plan, get_mask
 from sparsebench.placement import module_device, one_thread, streamed
 from sparsebench.pruning.calibration import (activations_home, calibration_record, collect_layer_inputs,
                                              dense_layer_inputs)
+from sparsebench.pruning.eora import attach, effective_weight, eigenspace, eora_factors
 from sparsebench.pruning.layer import LayerToPrune
 
 
@@ -77,7 +78,8 @@ def dense_statistics(ctx, model: nn.Module, layers: dict[str, nn.Module], with_m
 
 
 @torch.no_grad()
-def prune_sequentially(ctx, model: nn.Module, layers: dict[str, nn.Module], offload: bool = False):
+def prune_sequentially(ctx, model: nn.Module, layers: dict[str, nn.Module], offload: bool = False,
+                       compensation: dict | None = None):
     """Prune ``layers`` block by block on calibration data.
 
     Returns ``({layer_name: keep_mask}, layer_targets)``: ``layer_targets`` is
@@ -86,9 +88,15 @@ def prune_sequentially(ctx, model: nn.Module, layers: dict[str, nn.Module], offl
     ``offload``: the decoder blocks live on the host and each one moves to the device where the rest of
     the model is (``sparsebench.placement``) for its calibration and pruning, then back. Masks and pruned
     weights are the same as with the whole model in memory.
+
+    With the method's ``eora_rank`` > 0, each pruned layer gets EoRA's low-rank compensation
+    (``sparsebench.pruning.eora``), fitted on the same calibration inputs the method saw, before the block's
+    outputs feed the next block; ``compensation`` (a dict) receives each layer's rank, added parameters and
+    activation-weighted errors.
     """
     method, target = ctx.method, ctx.target
-    with_gram = getattr(method, "needs_gram", True)
+    rank = getattr(method, "eora_rank", 0)
+    with_gram = getattr(method, "needs_gram", True) or rank > 0
     with_moments = getattr(method, "needs_input_moments", False)
     host = torch.device("cpu")
     cal = _calibration_inputs(ctx, model, layers, offload)
@@ -113,10 +121,20 @@ def prune_sequentially(ctx, model: nn.Module, layers: dict[str, nn.Module], offl
         with ctx.timer("calibration"):
             stats = collect_layer_inputs(block, linears, inputs, kwargs, with_gram, with_moments, on)
         with ctx.timer("prune_layers"), one_thread(device):
+            eigen: dict[int, tuple] = {}  # q/k/v (gate/up) share their inputs' statistics, so the eigenspace
             for name, mod in linears.items():
+                dense_weight = mod.weight.data.clone() if rank else None
                 layer = LayerToPrune(name, mod.weight.data, ctx.generator, stats[name])
                 masks[name] = method.prune_layer(layer, layer_targets[name] if layer_targets else target)
                 apply_mask(mod, masks[name])
+                if rank:
+                    gram = stats[name].gram
+                    space = eigen.setdefault(id(gram), eigenspace(gram))
+                    low_rank = eora_factors(dense_weight.float() - effective_weight(mod).float(), gram, rank, space)
+                    attach(mod, low_rank)
+                    if compensation is not None:
+                        compensation[name] = low_rank.summary()
+                    del dense_weight
         del stats
         with ctx.timer("calibration"):
             inputs = run_block(block, inputs, kwargs, on)
