@@ -50,7 +50,8 @@ def _calibration_inputs(ctx, model: nn.Module, layers: dict[str, nn.Module], off
     module_names = {mod: name for name, mod in model.named_modules()}
     device = module_device(model)
     with ctx.timer("calibration"):
-        ids = ctx.task.calibration_windows(ctx.seed)
+        with ctx.timer("calibration_tokens"):  # reading and tokenizing the text (the references get token ids)
+            ids = ctx.task.calibration_windows(ctx.seed)
         ctx.extra["calibration"] = calibration_record(ids, ctx.seed)
         home = activations_home(model, ids, device)
         ctx.extra["calibration"]["activations_on"] = str(home)
