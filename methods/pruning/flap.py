@@ -59,6 +59,7 @@ def _by_suffix(block: dict[str, nn.Module]) -> dict[str, str]:
 
 class FLAP(PruningMethod):
     name = "flap"
+    display_name = "FLAP"
     paper = Paper(
         "Fluctuation-based Adaptive Structured Pruning for Large Language Models",
         "An, Zhao, Yu, Tang, Wang",

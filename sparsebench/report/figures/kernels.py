@@ -118,12 +118,12 @@ def accuracy_vs_latency(df: pd.DataFrame) -> dict:
             if pts.empty:
                 continue
             pts = pts.groupby(["method", "target_label"], as_index=False).mean(numeric_only=True)
-            from sparsebench.report.style import method_style
+            from sparsebench.report.style import method_label, method_style
 
             fig, ax = plt.subplots(figsize=(6.4, 4.4))
             for method, mdf in pts.groupby("method"):
                 st = method_style(method)
-                ax.scatter(mdf["latency"], mdf[col], color=st["color"], marker=st["marker"], label=method)
+                ax.scatter(mdf["latency"], mdf[col], color=st["color"], marker=st["marker"], label=method_label(method))
                 for _, r in mdf.iterrows():
                     ax.annotate(r["target_label"], (r["latency"], r[col]), fontsize=6, xytext=(3, 3),
                                 textcoords="offset points")
