@@ -1,5 +1,7 @@
 """sparsebench bench prune: wall time, calibration time and peak RSS of one-shot pruning;
 sparsebench bench structured: measured dense-kernel latency of structured, N:M, unstructured and EoRA models;
+sparsebench bench parity: perplexity over equivalent orderings of the same calibration windows (the spread
+that float rounding alone gives), beside the authors' spread where given;
 sparsebench bench zeroshot: time of one zero-shot evaluation (lm-eval) of the dense model.
 
 Each (method, target) runs in a fresh process (peak RSS is per process) that
@@ -36,6 +38,7 @@ def register(sub):
     b.set_defaults(func=run)
     register_decode(bsub)
     register_structured(bsub)
+    register_parity(bsub)
     z = bsub.add_parser("zeroshot", help="wall and CPU time of zero-shot evaluation (lm-eval) of the dense model")
     z.add_argument("--task", default="lm-smollm2")
     z.add_argument("--tasks", default="pydoc_lastword,stdlib_docstring", help="comma-separated zero-shot tasks")
@@ -353,4 +356,101 @@ def run_structured(args) -> int:
         with open(args.json, "w") as f:
             json.dump({"task": args.task, "hardware": hw.name, "device": str(device), "dtype": str(dense_ctx.dtype),
                        "batch": args.batch, "tokens": args.tokens, "repeats": args.repeats, "rows": rows}, f, indent=1)
+    return 0
+
+
+def register_parity(bsub):
+    q = bsub.add_parser("parity", help="perplexity of one method over equivalent orderings of the same calibration "
+                                       "windows: the spread float rounding alone gives, beside the authors' spread")
+    q.add_argument("--task", default="lm-smollm2")
+    q.add_argument("--task-params", default=None, help="the task's parameters as JSON")
+    q.add_argument("--method", default="sparsegpt")
+    q.add_argument("--targets", default="50%,2:4")
+    q.add_argument("--orderings", type=int, default=3, help="0 is the task's order; k > 0 a seeded permutation")
+    q.add_argument("--hardware", default="cpu")
+    q.add_argument("--reference", default=None,
+                   help="JSON file {target label: [the authors' perplexities over such orderings]} to show beside")
+    q.add_argument("--json", help="also write the rows to this file")
+    q.set_defaults(func=run_parity)
+
+
+class PermutedCalibration:
+    """The task, with its calibration windows in another order (the same token ids, so the same data: only
+    the order in which statistics are summed, and so their rounding, changes)."""
+
+    def __init__(self, task, ordering: int):
+        self._task, self.ordering = task, ordering
+
+    def __getattr__(self, name):
+        return getattr(self._task, name)
+
+    def calibration_windows(self, seed: int):
+        import torch
+
+        ids = self._task.calibration_windows(seed)
+        if self.ordering == 0:
+            return ids
+        order = torch.randperm(ids.shape[0], generator=torch.Generator().manual_seed(self.ordering))
+        return ids[order]
+
+
+def run_parity(args) -> int:
+    import statistics
+
+    import torch
+
+    from sparsebench import registry
+    from sparsebench.errors import ConfigError
+    from sparsebench.hardware import profile
+    from sparsebench.params import params_dict
+    from sparsebench.plan import Job
+    from sparsebench.pruning.step import prune_model
+    from sparsebench.runner import JobContext, seed_everything
+
+    if args.orderings < 2:
+        raise ConfigError(f"--orderings={args.orderings}: a spread needs at least 2")
+    hw = profile(args.hardware, "--hardware")
+    ok, why = hw.available()
+    if not ok:
+        raise ConfigError(f"--hardware={args.hardware!r}: {why}")
+    if hw.device == "cpu":
+        torch.set_num_threads(hw.thread_count())
+    reference = {}
+    if args.reference:
+        with open(args.reference) as f:
+            reference = json.load(f)
+    task = registry.task(args.task, "--task").cls.build(json.loads(args.task_params) if args.task_params else None,
+                                                       "--task-params")
+    entry = registry.method(args.method, "--method")
+    method = entry.cls.build({}, "bench")
+    rows = []
+    for text in args.targets.split(","):
+        target = parse_target(text)
+        values = []
+        for k in range(args.orderings):
+            job = Job(args.task, args.method, entry.family, target.to_dict(), 0, hw.name, params_dict(task.params),
+                      params_dict(method.params))
+            ctx = JobContext(job, PermutedCalibration(task, k), method, target, hw, seed_everything(0))
+            model = ctx.load_model()
+            layers = task.prunable_layers(model)
+            prune_model(ctx, model, layers)
+            with torch.no_grad():
+                ppl = task.evaluate(model)["perplexity"]
+            values.append(ppl)
+            print(f"{args.method} {target.label} ordering {k}: perplexity {ppl:.4f}", flush=True)
+            del model
+        ref = reference.get(target.label, [])
+        rows.append({"target": target.label, "ours": values, "theirs": ref})
+    print(f"{'target':<7} {'ours mean':>9} {'ours min-max':>17} {'theirs mean':>11} {'theirs min-max':>17} "
+          f"{'ours/theirs':>11}")
+    for r in rows:
+        ours, ref = r["ours"], r["theirs"]
+        line = f"{r['target']:<7} {statistics.mean(ours):>9.3f} {f'{min(ours):.3f}-{max(ours):.3f}':>17}"
+        if ref:
+            ratio = statistics.mean(ours) / statistics.mean(ref)
+            line += f" {statistics.mean(ref):>11.3f} {f'{min(ref):.3f}-{max(ref):.3f}':>17} {ratio:>11.4f}"
+        print(line)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"task": args.task, "method": args.method, "hardware": hw.name, "rows": rows}, f, indent=1)
     return 0
