@@ -251,3 +251,17 @@ def test_the_rigl_cifar10_paper_preset_plans_five_seeds_of_the_papers_schedule()
     assert sorted({j.seed for j in rigl}) == [0, 1, 2, 3, 4] and len(rigl) == 5 * 2
     assert rigl[0].method_params["delta_t"] == 100 and rigl[0].method_params["alpha"] == 0.3
     assert rigl[0].task_params["epochs"] == 250
+
+
+def test_a_device_visit_returns_unchanged_weights_by_reference_and_copies_changed_ones():
+    from sparsebench.placement import visit_device
+
+    lin = torch.nn.Linear(4, 3)
+    weight, bias_before = lin.weight.data, lin.bias.data.clone()
+    visit = visit_device(lin, torch.device("cpu"))
+    lin.bias.data.add_(1.0)  # changed while visiting (as SparseGPT's update)
+    lin.register_buffer("made_there", torch.ones(2))
+    visit.back()
+    assert lin.weight.data_ptr() == weight.data_ptr()  # unchanged: the host storage itself
+    assert torch.equal(lin.bias.data, torch.ones(3) + bias_before)
+    assert lin.made_there.device.type == "cpu"

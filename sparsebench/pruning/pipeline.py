@@ -26,7 +26,7 @@ from torch import nn
 
 from sparsebench.lm.blocks import capture_block_inputs, run_block
 from sparsebench.masks import apply_mask, check_plan, get_mask
-from sparsebench.placement import module_device, one_thread, streamed
+from sparsebench.placement import module_device, one_thread, streamed, visit_device
 from sparsebench.pruning.calibration import (activations_home, calibration_record, collect_layer_inputs,
                                              dense_layer_inputs)
 from sparsebench.pruning.eora import attach, effective_weight, eigenspace, eora_factors
@@ -99,7 +99,6 @@ def prune_sequentially(ctx, model: nn.Module, layers: dict[str, nn.Module], offl
     rank = getattr(method, "eora_rank", 0)
     with_gram = getattr(method, "needs_gram", True) or rank > 0
     with_moments = getattr(method, "needs_input_moments", False)
-    host = torch.device("cpu")
     cal = _calibration_inputs(ctx, model, layers, offload)
     blocks, linears_of, inputs, kwargs, device, on = cal.blocks, cal.linears_of, cal.inputs, cal.kwargs, cal.device, cal.on
 
@@ -118,7 +117,7 @@ def prune_sequentially(ctx, model: nn.Module, layers: dict[str, nn.Module], offl
     for i, block in enumerate(blocks):
         linears = linears_of(block)
         if offload:
-            block.to(device)
+            visit = visit_device(block, device)
         with ctx.timer("calibration"):
             stats = collect_layer_inputs(block, linears, inputs, kwargs, with_gram, with_moments, on)
         with ctx.timer("prune_layers"), one_thread(device):
@@ -139,10 +138,10 @@ def prune_sequentially(ctx, model: nn.Module, layers: dict[str, nn.Module], offl
         del stats
         with ctx.timer("calibration"):
             inputs = run_block(block, inputs, kwargs, on)
+        kept = int(sum(masks[n].sum() for n in linears))  # one sync, where the masks are
         if offload:
-            block.to(host)
+            visit.back()
             masks.update({n: get_mask(m) for n, m in linears.items()})  # the host copies, not device ones
-        kept = sum(int(masks[n].sum()) for n in linears)
         total = sum(masks[n].numel() for n in linears)
         ctx.log(f"block {i + 1}/{len(blocks)} pruned: {len(linears)} linears, sparsity {1 - kept / max(total, 1):.4f}")
     return masks, layer_targets
