@@ -233,28 +233,34 @@ def register_structured(bsub):
     s.set_defaults(func=run_structured)
 
 
-def forward_ms(model, ids, repeats: int) -> dict:
-    """Median wall time of one forward over ``ids`` (prefill) and of one single-token forward."""
+def interleaved_forward_ms(models: list, ids, repeats: int) -> list[dict]:
+    """Median wall time of one forward over ``ids`` (prefill) and of one single-token forward, for each model;
+    the models take turns within every repeat, so a load change on a shared machine hits all of them alike."""
     import torch
 
     def sync():
         if ids.device.type == "cuda":
             torch.cuda.synchronize(ids.device)
 
-    out = {}
-    for label, x in (("prefill_ms", ids), ("token_ms", ids[:, :1])):
-        times = []
-        with torch.no_grad():
-            for i in range(repeats + 2):  # two warm-ups
-                sync()
-                t0 = time.perf_counter()
-                model(x, use_cache=False)
-                sync()
-                if i >= 2:
-                    times.append(1e3 * (time.perf_counter() - t0))
-        times.sort()
-        out[label] = times[len(times) // 2]
-        out[label.replace("_ms", "_iqr_ms")] = [times[len(times) // 4], times[(3 * len(times)) // 4]]
+    times = [{"prefill_ms": [], "token_ms": []} for _ in models]
+    with torch.no_grad():
+        for i in range(repeats + 2):  # two warm-ups
+            for model, t in zip(models, times):
+                for label, x in (("prefill_ms", ids), ("token_ms", ids[:, :1])):
+                    sync()
+                    t0 = time.perf_counter()
+                    model(x, use_cache=False)
+                    sync()
+                    if i >= 2:
+                        t[label].append(1e3 * (time.perf_counter() - t0))
+    out = []
+    for t in times:
+        row = {}
+        for label, xs in t.items():
+            xs.sort()
+            row[label] = xs[len(xs) // 2]
+            row[label.replace("_ms", "_iqr_ms")] = [xs[len(xs) // 4], xs[(3 * len(xs)) // 4]]
+        out.append(row)
     return out
 
 
@@ -324,9 +330,8 @@ def run_structured(args) -> int:
     for r in ranks:
         variants.append((f"2:4 + EoRA rank {r} (Wanda)", "wanda", {"eora_rank": r},
                          Target.from_config({"pattern": "2:4"})))
-    rows = []
-    print(f"{args.task} on {hw.name} ({device}, {dense_ctx.dtype}), batch {args.batch} x {args.tokens} tokens, "
-          f"median of {args.repeats}; load average {os.getloadavg()[0]:.1f}", flush=True)
+    rows, models = [], []
+    load_before = os.getloadavg()[0]
     for label, method_name, params, target in variants:
         model = dense if method_name == "dense" else copy.deepcopy(dense)
         layers = task.prunable_layers(model)
@@ -338,12 +343,14 @@ def run_structured(args) -> int:
                 if parametrize.is_parametrized(mod, "weight"):
                     parametrize.remove_parametrizations(mod, "weight", leave_parametrized=True)
         total, nonzero = count(model, layers)
-        row = {"variant": label, "method": method_name, "target": target.label, "parameters": total,
-               "prunable_nonzero": nonzero, **forward_ms(model, ids, args.repeats)}
-        rows.append(row)
-        print(f"  {label}: {row['prefill_ms']:.2f} ms prefill, {row['token_ms']:.2f} ms 1 token", flush=True)
-        if model is not dense:
-            del model
+        rows.append({"variant": label, "method": method_name, "target": target.label, "parameters": total,
+                     "prunable_nonzero": nonzero})
+        models.append(model)
+    for row, timing in zip(rows, interleaved_forward_ms(models, ids, args.repeats)):
+        row.update(timing)
+    print(f"{args.task} on {hw.name} ({device}, {dense_ctx.dtype}), batch {args.batch} x {args.tokens} tokens, "
+          f"median of {args.repeats} interleaved repeats; load average {load_before:.1f} before, "
+          f"{os.getloadavg()[0]:.1f} after", flush=True)
     base = rows[0]
     print(f"{'variant':<52} {'params (M)':>10} {'prunable nnz (M)':>16} {'prefill ms':>10} {'x dense':>7} "
           f"{'1-token ms':>10} {'x dense':>7}")
