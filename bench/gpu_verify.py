@@ -110,7 +110,7 @@ def ours(args, method: str):
     return {"method_s": r["timings"]["method_s"], "calibration_and_prune_s": cal,
             "peak_gpu_mb_method": r["extra"].get("peak_gpu_mb_method"), "peak_gpu_mb_job": r["memory"].get("peak_gpu_mb"),
             "total_s": r["timings"]["total_s"], "placement": r["placement"], "perplexity": r["metrics"]["perplexity"],
-            "activations_on": r["extra"]["calibration"].get("activations_on")}
+            "activations_on": r["extra"]["calibration"].get("activations_on"), "timings": r["timings"]}
 
 
 def _shim_transformers():
@@ -269,7 +269,8 @@ def table(r: dict, layers: int):
     print(f"\n{'':24}{'time s':>10}{'peak GPU MB':>14}")
     for k in ("ours-sparsegpt", "ref-sparsegpt", "ours-wanda", "ref-wanda"):
         v = r.get(k, {})
-        print(f"{k:24}{v.get('method_s', float('nan')):>10.1f}{v.get('peak_gpu_mb_method', float('nan')):>14.0f}")
+        t, m = v.get("method_s"), v.get("peak_gpu_mb_method")
+        print(f"{k:24}{float('nan') if t is None else t:>10.1f}{float('nan') if m is None else m:>14.0f}")
     for m in ("sparsegpt", "wanda"):
         a, b = r.get(f"ours-{m}", {}), r.get(f"ref-{m}", {})
         if "method_s" in a and "method_s" in b:

@@ -42,6 +42,8 @@ def apply_mask(module: nn.Module, mask: torch.Tensor) -> None:
     if mask.shape != weight.shape:
         raise ValueError(f"mask shape {tuple(mask.shape)} != weight shape {tuple(weight.shape)}")
     existing = _mask_of(module)
+    if existing is not None and existing.mask is mask:
+        return  # already this mask (the pipeline applied it block by block)
     if existing is not None:
         existing.mask.copy_(mask.to(torch.bool).to(existing.mask.device))
     else:

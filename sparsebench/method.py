@@ -44,11 +44,18 @@ class Method(Configurable):
     patterns: ClassVar[tuple[str, ...]] = ("unstructured",)
     # A reference method (e.g. dense) runs once per task and seed, at sparsity 0.
     reference: ClassVar[bool] = False
+    # How figures and tables name the method (the paper's spelling, e.g. "SparseGPT"); None: ``name``.
+    display_name: ClassVar[str | None] = None
+
+    @classmethod
+    def label(cls) -> str:
+        return cls.display_name or cls.name
 
     @classmethod
     def describe(cls) -> dict:
         return {
             "name": cls.name,
+            "display_name": cls.label(),
             "family": cls.family,
             "paper": cls.paper.cite() if cls.paper else "",
             "patterns": list(cls.patterns),

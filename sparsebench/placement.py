@@ -22,13 +22,14 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from sparsebench.environment import cpu_model
+from sparsebench.errors import ConfigError
+
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
 def torch_dtype(name: str, where: str = "hardware.dtype") -> torch.dtype:
     if name not in DTYPES:
-        from sparsebench.errors import ConfigError
-
         raise ConfigError(f"{where}={name!r} is not a supported dtype; allowed: {', '.join(DTYPES)}")
     return DTYPES[name]
 
@@ -36,8 +37,6 @@ def torch_dtype(name: str, where: str = "hardware.dtype") -> torch.dtype:
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    from sparsebench.environment import cpu_model
-
     return cpu_model()
 
 
@@ -131,6 +130,40 @@ def stream_modules(modules, device: torch.device):
             h.remove()
 
 
+class DeviceVisit:
+    """A module's stay on the device (:func:`visit_device`). :meth:`back` returns it to the host: a tensor
+    the visit left unchanged gets its host tensor back by reference (no device-to-host copy: Wanda, DSnoT
+    and masks alone never touch the weights); a changed one (SparseGPT's updates) and any tensor created
+    on the device (masks, EoRA factors) are copied. Unchanged is checked, not assumed: against a device
+    copy taken on arrival."""
+
+    def __init__(self, module: nn.Module, device: torch.device):
+        self.module, self.host = module, torch.device("cpu")
+        self.arrived: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []  # (param, host data, device copy)
+        for p in module.parameters():
+            host = p.data
+            p.data = host.to(device, non_blocking=True)
+            self.arrived.append((p, host, p.data.clone()))
+        module.to(device)  # buffers
+
+    def back(self) -> None:
+        restored = set()
+        for p, host, copy in self.arrived:
+            if p.data.shape == copy.shape and p.data.dtype == copy.dtype and torch.equal(p.data, copy):
+                p.data = host
+                restored.add(id(p))
+        self.arrived.clear()
+        for p in self.module.parameters():
+            if id(p) not in restored:
+                p.data = p.data.to(self.host)
+        self.module.to(self.host)  # buffers, and anything still on the device
+
+
+def visit_device(module: nn.Module, device: torch.device) -> DeviceVisit:
+    """Move ``module`` to ``device`` for a while; ``.back()`` returns it to the host (see :class:`DeviceVisit`)."""
+    return DeviceVisit(module, device)
+
+
 def module_device(model: nn.Module) -> torch.device:
     """Where the model's inputs go: the device of its first parameter outside any offloaded block
     (the input embedding), which is the device its forward runs on."""
@@ -138,3 +171,18 @@ def module_device(model: nn.Module) -> torch.device:
     if emb is not None:
         return emb.weight.device
     return next(model.parameters()).device
+
+
+@contextlib.contextmanager
+def one_thread(device: torch.device = torch.device("cpu")):
+    """Per-layer pruning is a long series of small tensor ops (SparseGPT's column walk, DSnoT's swaps):
+    on CPU, thread synchronisation costs more than it saves (10x slower with 2 threads on a busy host)."""
+    if device.type != "cpu":
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -9,7 +9,7 @@ and the local rotary base.
 
 import torch
 
-from sparsebench.calibration import block_kwargs, capture_block_inputs, run_block
+from sparsebench.lm.blocks import block_kwargs, capture_block_inputs, run_block
 
 
 def tiny_gemma3():
@@ -61,6 +61,8 @@ class _Tokenizer:
     bos_token_id, eos_token_id = 1, 2
 
     def __call__(self, text, add_special_tokens=False):
+        if isinstance(text, list):  # a batch, as Hugging Face tokenizers take it
+            return {"input_ids": [self(t)["input_ids"] for t in text]}
         return {"input_ids": [3 + len(w) % 50 for w in text.split()]}
 
 

@@ -91,6 +91,18 @@ def test_lm_task_on_hub_fixture_gives_finite_perplexity_and_disjoint_calibration
     assert not torch.equal(cal, task.calibration_windows(seed=1))
 
 
+def test_token_stream_in_batches_gives_the_ids_of_one_call_per_text(hub_fixture):
+    model_dir, _ = hub_fixture
+    _, tok = HubModel(str(model_dir)).load()
+    texts = [f"line {i}: the quick brown fox " * (1 + i % 5) for i in range(150)]
+    one_by_one = []
+    for text in texts:
+        one_by_one += tok(text, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+    for n in (1, 37, len(one_by_one)):
+        for batch in (1, 7, 64):
+            assert token_stream(iter(texts), tok, n, batch=batch).tolist() == one_by_one[:n]
+
+
 def test_token_stream_fails_clearly_when_text_is_too_short(hub_fixture):
     model_dir, _ = hub_fixture
     _, tok = HubModel(str(model_dir)).load()

@@ -9,7 +9,7 @@ import torch
 
 from local_lm_fixture import local_task_params, write_checkpoint, write_text
 from sparsebench import registry
-from sparsebench.calibration import prune_sequentially
+from sparsebench.pruning.pipeline import prune_sequentially
 from sparsebench.errors import ConfigError
 from sparsebench.hardware import profile
 from sparsebench.params import params_dict
@@ -284,3 +284,17 @@ def test_the_sparse_frontier_preset_names_the_checkpoint_key_when_its_directory_
         cfg["tasks"][name] = {**cfg["tasks"][name], "model": str(tmp_path / "no-such-ckpt")}
     with pytest.raises((ConfigError, ValueError), match="model=.*no-such-ckpt.*no such directory"):
         validate_config(cfg, "sparse-frontier.yaml")
+
+
+def test_a_device_visit_returns_unchanged_weights_by_reference_and_copies_changed_ones():
+    from sparsebench.placement import visit_device
+
+    lin = torch.nn.Linear(4, 3)
+    weight, bias_before = lin.weight.data, lin.bias.data.clone()
+    visit = visit_device(lin, torch.device("cpu"))
+    lin.bias.data.add_(1.0)  # changed while visiting (as SparseGPT's update)
+    lin.register_buffer("made_there", torch.ones(2))
+    visit.back()
+    assert lin.weight.data_ptr() == weight.data_ptr()  # unchanged: the host storage itself
+    assert torch.equal(lin.bias.data, torch.ones(3) + bias_before)
+    assert lin.made_there.device.type == "cpu"

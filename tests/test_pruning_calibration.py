@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from sparsebench import registry
-from sparsebench.calibration import prune_sequentially
+from sparsebench.pruning.pipeline import prune_sequentially
 from sparsebench.masks import get_mask, mask_from_scores
 from sparsebench.targets import Target
 
@@ -161,7 +161,7 @@ class _Block(nn.Module):
 
 
 def test_linears_fed_by_one_tensor_share_one_statistics_object_equal_to_their_own():
-    from sparsebench.calibration import LayerInputs, collect_layer_inputs
+    from sparsebench.pruning.calibration import LayerInputs, collect_layer_inputs
 
     block = _Block()
     linears = {n: getattr(block, n) for n in "qkvo"}
@@ -180,7 +180,7 @@ def test_linears_fed_by_one_tensor_share_one_statistics_object_equal_to_their_ow
 
 
 def test_moments_a_method_did_not_ask_for_raise_instead_of_reading_zeros():
-    from sparsebench.calibration import LayerInputs
+    from sparsebench.pruning.calibration import LayerInputs
 
     s = LayerInputs(4, with_gram=False, with_moments=False)
     s.add(torch.randn(2, 3, 4))

@@ -10,7 +10,7 @@ import torch
 
 from conftest import make_job
 from sparsebench import registry
-from sparsebench.calibration import prune_sequentially
+from sparsebench.pruning.pipeline import prune_sequentially
 from sparsebench.masks import SparsityMismatch, apply_masks, check_target, mask_from_scores
 from sparsebench.targets import Target
 from test_pruning_calibration import BATCH, WINDOWS, context, tiny_llama

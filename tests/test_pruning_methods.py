@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from sparsebench import registry
-from sparsebench.calibration import LayerInputs
+from sparsebench.pruning.calibration import LayerInputs
 from sparsebench.families.pruning import LayerToPrune
 from sparsebench.masks import nm_violations
 from sparsebench.targets import Target

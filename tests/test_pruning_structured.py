@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from sparsebench import registry
-from sparsebench.calibration import dense_statistics
+from sparsebench.pruning.pipeline import dense_statistics
 from sparsebench.masks import overall_sparsity
 from sparsebench.pruning.step import prune_model
 from sparsebench.pruning.structured import apply_as_masks, compress, parameter_count

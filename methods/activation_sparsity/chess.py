@@ -33,6 +33,7 @@ from sparsebench.method import Paper
 
 class CHESS(ActivationSparsityMethod):
     name = "chess"
+    display_name = "CHESS"
     paper = Paper("CHESS: Optimizing LLM Inference via Channel-Wise Thresholding and Selective Sparsification",
                   "He, Wu, Wen, Xue, Li", 2024, arxiv="2409.01366")
 

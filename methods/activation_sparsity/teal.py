@@ -57,6 +57,7 @@ from sparsebench.method import Paper
 
 class TEAL(ActivationSparsityMethod):
     name = "teal"
+    display_name = "TEAL"
     paper = Paper("Training-Free Activation Sparsity in Large Language Models",
                   "Liu, Ponnusamy, Cai, Guo, Kim, Athiwaratkun", 2024, arxiv="2408.14690")
 

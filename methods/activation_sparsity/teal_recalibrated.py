@@ -17,6 +17,7 @@ TEAL = sibling_module(__file__, "teal").TEAL
 
 class TEALRecalibrated(TEAL):
     name = "teal-recalibrated"
+    display_name = "TEAL (recalibrated)"
 
     @dataclass
     class Params(TEAL.Params):

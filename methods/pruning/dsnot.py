@@ -145,6 +145,7 @@ def dsnot_nm(pruned: torch.Tensor, dsnot: torch.Tensor, grow_metric_scale: torch
 
 class DSnoT(PruningMethod):
     name = "dsnot"
+    display_name = "DSnoT"
     paper = Paper(
         "Dynamic Sparse No Training: Training-Free Fine-tuning for Sparse LLMs",
         "Zhang, Zhao, Lin, Sun, Yao, Han, Tanner, Liu, Ji",

@@ -59,6 +59,7 @@ def _by_suffix(block: dict[str, nn.Module]) -> dict[str, str]:
 
 class FLAP(PruningMethod):
     name = "flap"
+    display_name = "FLAP"
     paper = Paper(
         "Fluctuation-based Adaptive Structured Pruning for Large Language Models",
         "An, Zhao, Yu, Tang, Wang",
@@ -90,10 +91,12 @@ class FLAP(PruningMethod):
         attn_scores, mlp_scores = [], []
         for block, n in zip(blocks, names):
             o, down = block[n["self_attn.o_proj"]], block[n["mlp.down_proj"]]
-            wifv_o = fluctuation(dense_inputs[n["self_attn.o_proj"]]) * o.weight.float().pow(2).sum(0)
+            # statistics stay where calibration ran (the GPU) while offloaded weights are back on the host
+            on = dense_inputs[n["self_attn.o_proj"]].sq_sum.device
+            wifv_o = fluctuation(dense_inputs[n["self_attn.o_proj"]]) * o.weight.to(on).float().pow(2).sum(0)
             head = standardise(wifv_o**2).reshape(heads, head_dim).mean(1)
             attn_scores.append(head.reshape(kv, per_group).mean(1))  # one score per key/value group
-            wifv_d = fluctuation(dense_inputs[n["mlp.down_proj"]]) * down.weight.float().pow(2).sum(0)
+            wifv_d = fluctuation(dense_inputs[n["mlp.down_proj"]]) * down.weight.to(on).float().pow(2).sum(0)
             mlp_scores.append(standardise(wifv_d))
 
         hidden = blocks[0][names[0]["self_attn.o_proj"]].out_features
@@ -102,8 +105,8 @@ class FLAP(PruningMethod):
         attn = torch.stack(attn_scores)  # (blocks, kv)
         mlp = torch.stack(mlp_scores)  # (blocks, intermediate)
         scores = torch.cat([attn.flatten(), mlp.flatten()])
-        weight = torch.cat([torch.full((attn.numel(),), float(group_params)),
-                            torch.full((mlp.numel(),), float(channel_params))])
+        weight = torch.cat([torch.full((attn.numel(),), float(group_params), device=scores.device),
+                            torch.full((mlp.numel(),), float(channel_params), device=scores.device)])
         order = torch.sort(scores, descending=True, stable=True).indices
         total = weight.sum()
         cut = int(torch.argmin((torch.cumsum(weight[order], 0) - total * (1 - target.sparsity)).abs()))
@@ -134,7 +137,8 @@ class FLAP(PruningMethod):
             if self.params.bias:
                 for proj, kept in (("self_attn.o_proj", q_rows), ("mlp.down_proj", km)):
                     mean = dense_inputs[n[proj]].sum.float() / max(dense_inputs[n[proj]].tokens, 1)
-                    w = block[n[proj]].weight.float()
+                    w = block[n[proj]].weight.to(mean.device).float()
+                    kept = kept.to(mean.device)
                     plan.bias[n[proj]] = w[:, ~kept] @ mean[~kept]
         self._record = {"kept_attention_groups": keep_attn.sum(1).tolist(), "attention_groups": kv,
                         "kept_mlp_channels": keep_mlp.sum(1).tolist(), "mlp_channels": mlp.shape[1],

@@ -21,6 +21,7 @@ from sparsebench.targets import Target
 
 class GlobalMagnitude(PruningMethod):
     name = "magnitude-global"
+    display_name = "magnitude (global)"
     paper = Paper(
         "Learning both Weights and Connections for Efficient Neural Networks",
         "Han, Pool, Tran, Dally",

@@ -47,6 +47,7 @@ def owl_sparsities(ratios: list[float], sparsity: float, lam: float) -> list[flo
 
 class OWL(PruningMethod):
     name = "owl"
+    display_name = "OWL"
     paper = Paper(
         "Outlier Weighed Layerwise Sparsity (OWL): A Missing Secret Sauce for Pruning LLMs to High Sparsity",
         "Yin, Wu, Zhang, Hsieh, Wang, Jaiswal, Pechenizkiy, Liang, Mocanu, Wang, Liu",

@@ -39,6 +39,7 @@ def ria_scores(weight: torch.Tensor, norm_sq: torch.Tensor, a: float = 0.5) -> t
 
 class RIA(PruningMethod):
     name = "ria"
+    display_name = "RIA"
     paper = Paper(
         "Plug-and-Play: An Efficient Post-training Pruning Method for Large Language Models",
         "Zhang, Zhao, Lin, Su, Zhang, Li, Wang, Li, Bian, Zhang",

@@ -78,6 +78,7 @@ def sparsegpt_prune_(W: torch.Tensor, Hinv: torch.Tensor, dead: torch.Tensor, ta
 
 class SparseGPT(PruningMethod):
     name = "sparsegpt"
+    display_name = "SparseGPT"
     paper = Paper(
         "SparseGPT: Massive Language Models Can Be Accurately Pruned in One-Shot",
         "Frantar, Alistarh",

@@ -20,6 +20,7 @@ from sparsebench.targets import Target
 
 class Wanda(PruningMethod):
     name = "wanda"
+    display_name = "Wanda"
     paper = Paper(
         "A Simple and Effective Pruning Approach for Large Language Models",
         "Sun, Liu, Bair, Kolter",

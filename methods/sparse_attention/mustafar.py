@@ -49,6 +49,7 @@ def entries_read(q0: int, rows: int, pruned: int, keep: int, dim: int) -> tuple[
 
 class Mustafar(SparseAttentionMethod):
     name = "mustafar"
+    display_name = "Mustafar"
     paper = Paper("Mustafar: Promoting Unstructured Sparsity for KV Cache Pruning in LLM Inference",
                   "Joo, Hosseini, Hadidi, Asgari", 2025, arxiv="2505.22913")
     phases = ("decode",)

@@ -35,6 +35,7 @@ def compressed_keys(k, length, stride):
 
 class NSASelection(SparseAttentionMethod):
     name = "nsa-selection"
+    display_name = "NSA (selection branch)"
     paper = Paper("Native Sparse Attention: Hardware-Aligned and Natively Trainable Sparse Attention",
                   "Yuan, Gao, Dai, Luo, Zhao, Zhang, Xie, Wei, Wang, Xiao, Wang, Ruan, Zhang, Liang, Zeng", 2025,
                   arxiv="2502.11089")

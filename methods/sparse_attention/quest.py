@@ -30,6 +30,7 @@ def page_upper_bound(q, kmin, kmax):
 
 class Quest(SparseAttentionMethod):
     name = "quest"
+    display_name = "Quest"
     paper = Paper("Quest: Query-Aware Sparsity for Efficient Long-Context LLM Inference",
                   "Tang, Zhao, Zhu, Xiao, Kasikci, Han", 2024, arxiv="2406.10774")
     patterns = ("unstructured", "block")

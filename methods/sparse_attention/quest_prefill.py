@@ -21,6 +21,7 @@ page_upper_bound = sibling_module(__file__, "quest").page_upper_bound
 
 class QuestPrefill(SparseAttentionMethod):
     name = "quest-prefill"
+    display_name = "Quest (prefill)"
     paper = Paper("Quest: Query-Aware Sparsity for Efficient Long-Context LLM Inference",
                   "Tang, Zhao, Zhu, Xiao, Kasikci, Han", 2024, arxiv="2406.10774")
     patterns = ("unstructured", "block")

@@ -51,6 +51,7 @@ def self_similarity(x: torch.Tensor, block: int) -> torch.Tensor:
 
 class SpargeAttn(SparseAttentionMethod):
     name = "sparge"
+    display_name = "SpargeAttn"
     paper = Paper("SpargeAttn: Accurate Sparse Attention Accelerating Any Model Inference",
                   "Zhang, Xiang, Huang, Wei, Xi, Zhu, Chen", 2025, arxiv="2502.18137")
     patterns = ("unstructured", "block")

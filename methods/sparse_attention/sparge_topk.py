@@ -20,6 +20,7 @@ SpargeAttn = sibling_module(__file__, "sparge").SpargeAttn
 
 class SpargeTopK(SpargeAttn):
     name = "sparge-topk"
+    display_name = "SpargeAttn (top-k)"
     may_overspend = False  # no forced blocks: the budget binds (stage 2 may only spend less)
 
     @dataclass

@@ -16,6 +16,7 @@ from sparsebench.method import Paper
 
 class StreamingLLM(SparseAttentionMethod):
     name = "streaming-llm"
+    display_name = "StreamingLLM"
     paper = Paper("Efficient Streaming Language Models with Attention Sinks", "Xiao, Tian, Chen, Han, Lewis", 2023,
                   arxiv="2309.17453")
 

@@ -58,6 +58,7 @@ def line_pairs(vkeep, skeep, cover, q0: int, last: int) -> torch.Tensor:
 
 class VerticalSlash(SparseAttentionMethod):
     name = "vertical-slash"
+    display_name = "vertical-slash (MInference)"
     paper = Paper("MInference 1.0: Accelerating Pre-filling for Long-Context LLMs via Dynamic Sparse Attention",
                   "Jiang, Li, Zhang, Wu, Luo, Ahn, Han, Abdi, Li, Lin, Yang, Qiu", 2024, arxiv="2407.02490")
     phases = ("prefill",)  # MInference decodes densely

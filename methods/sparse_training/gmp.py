@@ -24,6 +24,7 @@ from sparsebench.training.schedule import StepPlan, cubic_sparsity
 
 class GMP(SparseTrainingMethod):
     name = "gmp"
+    display_name = "GMP"
     paper = Paper("To prune, or not to prune: exploring the efficacy of pruning for model compression",
                   "Zhu, Gupta", 2017, arxiv="1710.01878")
 

@@ -24,6 +24,7 @@ from sparsebench.training.masking import global_topk
 
 class GraSP(SparseTrainingMethod):
     name = "grasp"
+    display_name = "GraSP"
     paper = Paper("Picking Winning Tickets Before Training by Preserving Gradient Flow", "Wang, Zhang, Grosse",
                   2020, arxiv="2002.07376")
 

@@ -60,6 +60,7 @@ def run_length(trainer, total_steps: int):
 
 class IMP(SparseTrainingMethod):
     name = "imp"
+    display_name = "IMP"
     paper = Paper("Linear Mode Connectivity and the Lottery Ticket Hypothesis",
                   "Frankle, Dziugaite, Roy, Carbin", 2020, arxiv="1912.05671")
 

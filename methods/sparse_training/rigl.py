@@ -19,6 +19,7 @@ from sparsebench.training.dynamic import PruneAndRegrow
 
 class RigL(PruneAndRegrow):
     name = "rigl"
+    display_name = "RigL"
     paper = Paper("Rigging the Lottery: Making All Tickets Winners", "Evci, Gale, Menick, Castro, Elsen", 2020,
                   arxiv="1911.11134")
     needs_dense_grad = True

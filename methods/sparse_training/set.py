@@ -21,6 +21,7 @@ from sparsebench.training.dynamic import PruneAndRegrow
 
 class SET(PruneAndRegrow):
     name = "set"
+    display_name = "SET"
     paper = Paper("Scalable training of artificial neural networks with adaptive sparse connectivity inspired "
                   "by network science", "Mocanu, Mocanu, Stone, Nguyen, Gibescu, Liotta", 2018,
                   arxiv="1707.04780", venue="Nature Communications")

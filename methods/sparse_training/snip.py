@@ -18,6 +18,7 @@ from sparsebench.training.masking import global_topk
 
 class SNIP(SparseTrainingMethod):
     name = "snip"
+    display_name = "SNIP"
     paper = Paper("SNIP: Single-shot Network Pruning based on Connection Sensitivity", "Lee, Ajanthan, Torr",
                   2019, arxiv="1810.02340")
 

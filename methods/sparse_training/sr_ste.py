@@ -20,6 +20,7 @@ from sparsebench.training.schedule import StepPlan
 
 class SRSTE(SparseTrainingMethod):
     name = "sr-ste"
+    display_name = "SR-STE"
     paper = Paper("Learning N:M Fine-grained Structured Sparse Neural Networks From Scratch",
                   "Zhou, Ma, Zhu, Liu, Zhang, Yuan, Sun, Li", 2021, arxiv="2102.04010")
     patterns = ("n:m",)

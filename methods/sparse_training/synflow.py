@@ -24,6 +24,7 @@ from sparsebench.training.masking import global_topk
 
 class SynFlow(SparseTrainingMethod):
     name = "synflow"
+    display_name = "SynFlow"
     paper = Paper("Pruning neural networks without any data by iteratively conserving synaptic flow",
                   "Tanaka, Kunin, Yamins, Ganguli", 2020, arxiv="2006.05467")
 

@@ -43,6 +43,10 @@ from torch import nn
 from sparsebench.activation.calibration import MagnitudeHistogram
 from sparsebench.activation.hooks import ActivationSparsifier
 from sparsebench.activation.sites import KINDS, Block
+from sparsebench.cache import cache_dir, file_lock, key_digest
+from sparsebench.lm.blocks import block_kwargs, capture_block_inputs
+from sparsebench.lm.task import tokens_sha256
+from sparsebench.placement import one_thread
 
 # which hidden state each projection reads (q/k/v the attention input, gate/up the MLP input)
 READS = {"q": "q", "k": "q", "v": "q", "o": "o", "gate": "gate", "up": "gate", "down": "down"}
@@ -130,8 +134,6 @@ class BlockSearch:
 
 def dense_block_inputs(model: nn.Module, modules: nn.ModuleList, windows: torch.Tensor):
     """Yield (index, dense inputs, kwargs) of every block, running the dense blocks in order."""
-    from sparsebench.calibration import block_kwargs, capture_block_inputs
-
     inputs, kwargs = capture_block_inputs(model, modules[0], windows, windows.shape[0])
     kwargs_of = block_kwargs(model, modules, windows, windows.shape[0], kwargs)
     x = inputs[0]
@@ -151,8 +153,6 @@ class GreedyCache:
     """The greedy path of every block, as one JSON file in the sparsebench cache, keyed by what determines it."""
 
     def __init__(self, key: dict):
-        from sparsebench.cache import cache_dir, key_digest
-
         self.key = {**key, "version": VERSION}
         self.path = (CACHE_DIR or cache_dir() / "activation") / f"teal-greedy-{key_digest(self.key)}.json"
 
@@ -184,10 +184,6 @@ def weights_fingerprint(model: nn.Module, blocks: list[Block]) -> str:
 def greedy_paths(model: nn.Module, modules: nn.ModuleList, blocks: list[Block], windows: torch.Tensor,
                  alpha: float, until: float, source: dict, log=print) -> list[list[Step]]:
     """Every block's greedy path up to effective sparsity ``until``, from the cache or computed (then cached)."""
-    from sparsebench.cache import file_lock
-    from sparsebench.calibration import one_thread
-    from sparsebench.lm.task import tokens_sha256
-
     key = {"source": source, "model": type(model).__name__, "weights": weights_fingerprint(model, blocks),
            "tokens_sha256": tokens_sha256(windows), "windows": list(windows.shape), "alpha": alpha}
     cache = GreedyCache(key)

@@ -11,6 +11,7 @@ evaluates the task.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from typing import ClassVar
 
 import torch
@@ -18,6 +19,7 @@ from torch import nn
 
 from sparsebench.lm.zeroshot import merge_zeroshot
 from sparsebench.method import Method
+from sparsebench.params import OMIT_DEFAULT
 from sparsebench.placement import streamed
 from sparsebench.pruning.layer import LayerToPrune
 from sparsebench.pruning.step import prune_model
@@ -27,8 +29,38 @@ FAMILY = "pruning"
 __all__ = ["FAMILY", "BASE", "LayerToPrune", "PruningMethod", "run"]
 
 
+def _with_compensation(method: type, params: type) -> type:
+    """``params`` plus ``eora_rank``: every pruning method accepts EoRA compensation
+    (``sparsebench.pruning.eora``); 0, the default, is left out of run ids."""
+    own_check = getattr(params, "check", None)
+
+    def check(self):
+        if not isinstance(self.eora_rank, int) or self.eora_rank < 0:
+            raise ValueError(f"eora_rank={self.eora_rank!r} must be an integer >= 0 (0: no compensation)")
+        if self.eora_rank and method.structured:
+            raise ValueError(f"eora_rank={self.eora_rank}: {method.name} removes whole rows and columns; EoRA "
+                             "compensates a layer that keeps its shape (allowed: 0)")
+        if self.eora_rank and method.prune is not PruningMethod.prune:
+            raise ValueError(f"eora_rank={self.eora_rank}: {method.name} prunes all layers together, EoRA needs "
+                             "the block-by-block pipeline of methods that prune one layer at a time (allowed: 0)")
+        if own_check is not None:
+            own_check(self)
+
+    frozen = params.__dataclass_params__.frozen
+    return dataclasses.make_dataclass(
+        params.__name__, [("eora_rank", int, dataclasses.field(default=0, metadata=OMIT_DEFAULT))],
+        bases=(params,), namespace={"check": check, "_declared": params, "__module__": params.__module__,
+                                    "__qualname__": params.__qualname__}, frozen=frozen)
+
+
 class PruningMethod(Method):
     family: ClassVar[str] = FAMILY
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # a subclass that inherits its parent's Params gets its own copy (the checks name the method)
+        params = getattr(cls.Params, "_declared", cls.Params)
+        cls.Params = _with_compensation(cls, params)
     patterns: ClassVar[tuple[str, ...]] = ("unstructured", "n:m")
     # True: the core runs calibration data through the model block by block and
     # hands each layer its input statistics (``LayerToPrune.inputs``).
@@ -60,6 +92,15 @@ class PruningMethod(Method):
                        target: Target):
         raise NotImplementedError(f"{type(self).__name__} sets structured but has no plan_structure")
 
+    @property
+    def eora_rank(self) -> int:
+        return getattr(self.params, "eora_rank", 0)
+
+    @property
+    def calibrates(self) -> bool:
+        """Whether the job runs the block-by-block calibration pipeline (the method's statistics, or EoRA's)."""
+        return self.needs_calibration or self.eora_rank > 0
+
     def record(self) -> dict:
         """What the method decided that the result should keep (``method_record``), e.g. OWL's outlier ratios."""
         return {}
@@ -81,7 +122,7 @@ BASE = PruningMethod
 def offloads(ctx) -> bool:
     """Calibrated pruning on an accelerator runs the reference pipelines' way: weights on the host, one
     decoder block at a time on the device (peak device memory: one block plus the activations)."""
-    return ctx.device.type != "cpu" and ctx.method.needs_calibration and hasattr(ctx.task, "decoder_blocks")
+    return ctx.device.type != "cpu" and ctx.method.calibrates and hasattr(ctx.task, "decoder_blocks")
 
 
 def run(ctx) -> dict:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from sparsebench.calibration import dense_statistics, prune_sequentially
+from sparsebench.pruning.pipeline import dense_statistics, prune_sequentially
 from sparsebench.masks import apply_masks, check_target, sparsity_record
 from sparsebench.pruning.structured import apply_as_masks, check_structured, compress, parameter_count
 
@@ -19,15 +19,17 @@ def prune_model(ctx, model: nn.Module, layers: dict[str, nn.Module], offload: bo
     """Prune ``layers`` of ``model`` for ``ctx.target``; returns the result's ``sparsity`` record
     (with ``layer_targets`` when the method planned per-layer targets, ``structured`` when it removed
     whole rows and columns) and the method's ``record()``. ``offload``: the decoder blocks stay on the
-    host and move to the device one at a time (``sparsebench.calibration.prune_sequentially``)."""
+    host and move to the device one at a time (``sparsebench.pruning.pipeline.prune_sequentially``)."""
     method, target = ctx.method, ctx.target
     if getattr(method, "structured", False) and target.sparsity > 0:
         return _prune_structured(ctx, model, layers, offload)
     layer_targets = None
+    compensation: dict[str, dict] = {}
     if target.sparsity > 0:
         with ctx.timer("method"):
-            if method.needs_calibration:
-                masks, layer_targets = prune_sequentially(ctx, model, layers, offload=offload)
+            if method.calibrates:
+                masks, layer_targets = prune_sequentially(ctx, model, layers, offload=offload,
+                                                          compensation=compensation)
             else:
                 masks = method.prune(layers, target, ctx.generator)
             apply_masks(layers, masks)
@@ -36,7 +38,23 @@ def prune_model(ctx, model: nn.Module, layers: dict[str, nn.Module], offload: bo
     record = sparsity_record(layers, target)
     if layer_targets is not None:
         record["layer_targets"] = {name: t.sparsity for name, t in layer_targets.items()}
+    if compensation:
+        record["eora"] = eora_record(compensation, layers)
+        ctx.log(f"EoRA rank {method.eora_rank}: +{record['eora']['parameters_added']} parameters, "
+                f"activation-weighted error x{record['eora']['error_ratio_mean']:.3f} per layer (mean)")
     return {"sparsity": record, "method_record": method.record()}
+
+
+def eora_record(compensation: dict[str, dict], layers: dict[str, nn.Module]) -> dict:
+    """Added parameters (against the prunable layers' dense count) and each layer's activation-weighted
+    error after / before compensation."""
+    added = sum(c["parameters"] for c in compensation.values())
+    dense = sum(m.weight.numel() for m in layers.values())
+    ratios = {n: c["error_after"] / c["error_before"] if c["error_before"] > 0 else 1.0
+              for n, c in compensation.items()}
+    return {"rank": max(c["rank"] for c in compensation.values()), "parameters_added": added,
+            "parameters_added_fraction": added / dense, "error_ratio_mean": sum(ratios.values()) / len(ratios),
+            "error_ratio": ratios}
 
 
 def record_peak_gpu(ctx) -> None:

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from sparsebench.masks import apply_masks
+from sparsebench.masks import SparsityMismatch, apply_masks, overall_sparsity
 
 
 @dataclass
@@ -85,8 +85,6 @@ def compress(layers: dict[str, nn.Module], plan: StructuredPlan) -> None:
 
 
 def check_structured(layers: dict[str, nn.Module], target, plan: StructuredPlan) -> None:
-    from sparsebench.masks import SparsityMismatch, overall_sparsity
-
     measured = overall_sparsity(layers)
     if abs(measured - target.sparsity) > plan.granularity + 1e-9:
         raise SparsityMismatch(f"structured plan removes {measured:.6f} of the prunable weights, target "

@@ -14,7 +14,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from sparsebench.report.style import method_style
+from sparsebench.report.style import method_label, method_style
 
 INTERVAL_LABEL = "bars / band: 95 % interval (t over seeds, else over the task's units: windows, tokens, samples)"
 
@@ -76,5 +76,5 @@ def plot_seed_curve(ax, df: pd.DataFrame, x: str, y: str, method: str, x_scale: 
         return False
     st = method_style(method)
     xs = stats.index.to_numpy(dtype=float) * x_scale
-    ax.plot(xs, stats["mean"], color=st["color"], marker=st["marker"], label=label or method)
+    ax.plot(xs, stats["mean"], color=st["color"], marker=st["marker"], label=label or method_label(method))
     return draw_interval(ax, xs, stats, st["color"])

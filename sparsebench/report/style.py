@@ -2,8 +2,8 @@
 
 Well-known methods keep fixed styles (as in the papers' plots: dense black,
 magnitude red, ...). Every other method gets the next unused colour/marker pair
-in the sorted order of all method names this checkout knows (files
-``methods/<family>/<name>.py``) plus those present in the results, so two
+in the sorted order of all method names this checkout declares (each method
+file's ``name``) plus those present in the results, so two
 methods never share a style and a method looks the same in every figure of a
 report. ``build_report`` calls :func:`assign_styles` with the results' methods
 before any figure is drawn; figure modules only call :func:`method_style`.
@@ -12,7 +12,9 @@ before any figure is drawn; figure modules only call :func:`method_style`.
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
+
+from sparsebench import registry
+from sparsebench.errors import ConfigError
 
 # Colours not used by FIXED, so the first len(PALETTE) other methods all differ in colour too.
 PALETTE = ["#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22",
@@ -23,13 +25,31 @@ FIXED = {"dense": ("#000000", "o"), "magnitude": ("#d62728", "s"), "random": ("#
 _assigned: dict[str, tuple[str, str]] = {}
 
 
-def _known_method_names() -> set[str]:
+def _known_methods() -> dict:
+    """The methods this checkout declares, by their declared ``name`` (what results carry), from the
+    method files themselves; a file's name need not match (``magnitude_global.py`` declares
+    ``magnitude-global``)."""
     try:
-        from sparsebench.registry import project_root
+        return {name: entry.cls for name, entry in registry.methods().items()}
+    except ConfigError:  # a report built outside a checkout still draws, with result names only
+        return {}
 
-        return {p.stem for p in Path(project_root(), "methods").glob("*/*.py") if not p.stem.startswith("_")}
-    except Exception:  # a report built outside a checkout still draws, with result names only
-        return set()
+
+def _known_method_names() -> set[str]:
+    return set(_known_methods())
+
+
+def method_label(method: str) -> str:
+    """The method's display name as its file declares it (``display_name``, else its ``name``); a method
+    this checkout does not know keeps the name its results carry."""
+    cls = _known_methods().get(method)
+    return cls.label() if cls is not None else method
+
+
+def method_citation(method: str) -> str:
+    """The paper the method's file cites, or ''."""
+    cls = _known_methods().get(method)
+    return cls.paper.cite() if cls is not None and cls.paper is not None else ""
 
 
 def assign_styles(methods) -> None:

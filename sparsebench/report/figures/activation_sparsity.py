@@ -20,7 +20,7 @@ import pandas as pd  # noqa: E402
 import numpy as np  # noqa: E402
 
 from sparsebench.report.curves import INTERVAL_LABEL, draw_interval, interval_of, interval_stats  # noqa: E402
-from sparsebench.report.style import method_style  # noqa: E402
+from sparsebench.report.style import method_label, method_style  # noqa: E402
 from sparsebench.report.summary import task_title  # noqa: E402
 
 
@@ -41,7 +41,7 @@ def quality_vs_activation_sparsity(df: pd.DataFrame) -> dict:
         for method, mdf in tdf.groupby("method"):
             st = method_style(method)
             pts = mdf.groupby("target_sparsity")[[col, "measured_sparsity"]].mean().sort_index()
-            ax.plot(pts["measured_sparsity"] * 100, pts[col], color=st["color"], marker=st["marker"], label=method)
+            ax.plot(pts["measured_sparsity"] * 100, pts[col], color=st["color"], marker=st["marker"], label=method_label(method))
             iv = interval_stats(mdf, "target_sparsity", col).reindex(pts.index)
             drew |= draw_interval(ax, pts["measured_sparsity"] * 100, iv, st["color"], band=False)
             for target, row in pts.iterrows():

@@ -16,7 +16,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from sparsebench.latency import latency_label  # noqa: E402
-from sparsebench.report.style import method_order, method_style  # noqa: E402
+from sparsebench.report.style import method_label, method_order, method_style  # noqa: E402
 from sparsebench.report.summary import higher_is_better, task_title  # noqa: E402
 
 FAMILY = "pareto"
@@ -68,7 +68,7 @@ def pareto_fronts(df: pd.DataFrame) -> dict:
                     sel = mp[mp["front"] == front]
                     if not sel.empty:
                         ax.plot(sel["latency"], sel["quality"], ls="none", marker=st["marker"], ms=8,
-                                mfc=face, mec=st["color"], label=method if front or mp["front"].sum() == 0 else None)
+                                mfc=face, mec=st["color"], label=method_label(method) if front or mp["front"].sum() == 0 else None)
                 for _, r in mp.iterrows():
                     ax.annotate(r["target_label"], (r["latency"], r["quality"]), textcoords="offset points",
                                 xytext=(5, 3), fontsize=7, color=st["color"])

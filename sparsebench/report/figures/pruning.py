@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from sparsebench.report.curves import INTERVAL_LABEL, interval_of, plot_seed_curve  # noqa: E402
-from sparsebench.report.style import method_order, method_style  # noqa: E402
+from sparsebench.report.style import method_label, method_order, method_style  # noqa: E402
 from sparsebench.report.summary import task_title  # noqa: E402
 
 
@@ -87,7 +87,7 @@ def _sparsity_panel(ax, tdf: pd.DataFrame, col: str) -> bool:
         nm = mdf[mdf["pattern"] != "unstructured"].groupby(["pattern", "target_sparsity"])
         for i, ((pattern, s), g) in enumerate(nm):
             v, lo, hi, _ = interval_of(g, col)
-            label = method if uns.empty and i == 0 else None  # N:M-only methods still get a legend entry
+            label = method_label(method) if uns.empty and i == 0 else None  # N:M-only methods still get a legend entry
             ax.plot([s * 100], [v], ls="none", marker=st["marker"], mfc="none", mec=st["color"], ms=9, label=label)
             if lo == lo and hi == hi:
                 ax.errorbar([s * 100], [v], yerr=[[v - lo], [hi - v]], fmt="none", ecolor=st["color"], capsize=3)

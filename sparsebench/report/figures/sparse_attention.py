@@ -30,7 +30,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from sparsebench.report.curves import INTERVAL_LABEL, draw_interval, interval_of  # noqa: E402
-from sparsebench.report.style import method_style  # noqa: E402
+from sparsebench.report.style import method_label, method_style  # noqa: E402
 from sparsebench.report.summary import task_title  # noqa: E402
 
 PHASES = ("prefill", "decode")
@@ -81,7 +81,7 @@ def _phase_panels(df: pd.DataFrame, metric: str, ylabel: str, title: str, log_y:
                 pts = _points(mdf, col, f"metric.density_{phase}")
                 if pts.empty:
                     continue
-                ax.plot(pts["x"], pts["mean"], color=st["color"], marker=st["marker"], label=method)
+                ax.plot(pts["x"], pts["mean"], color=st["color"], marker=st["marker"], label=method_label(method))
                 drew_interval |= draw_interval(ax, pts["x"], pts, st["color"], band=False)
                 for target, r in pts.iterrows():
                     ax.annotate(_target_text(1 - target), (r["x"], r["mean"]), textcoords="offset points",
@@ -145,7 +145,7 @@ def attention_quality_vs_speedup(df: pd.DataFrame) -> dict:
             st = method_style(method)
             pts = mdf.assign(density=1 - mdf["target_sparsity"]).groupby("density")[
                 ["metric.attention_speedup", f"metric.{metric}_prefill"]].mean().sort_index()
-            ax.plot(pts.iloc[:, 0], pts.iloc[:, 1], color=st["color"], marker=st["marker"], label=method)
+            ax.plot(pts.iloc[:, 0], pts.iloc[:, 1], color=st["color"], marker=st["marker"], label=method_label(method))
             for d, (x, y) in pts.iterrows():
                 ax.annotate(f"{d:g}", (x, y), fontsize=6, xytext=(3, 3), textcoords="offset points")
         ax.axvline(1.0, color="black", ls=":", lw=1)

@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from sparsebench.report.style import method_style  # noqa: E402
+from sparsebench.report.style import method_label, method_style  # noqa: E402
 from sparsebench.report.summary import task_title  # noqa: E402
 
 FAMILY = "sparse_training"
@@ -65,7 +65,7 @@ def accuracy_vs_sparsity(df: pd.DataFrame) -> dict:
             uns = mdf[mdf["pattern"] == "unstructured"].sort_values("target_sparsity")
             if not uns.empty:
                 ax.errorbar(_x(uns["target_sparsity"]), uns["mean"], yerr=uns["half_width"].fillna(0),
-                            color=st["color"], marker=st["marker"], ms=4, capsize=3, lw=1.2, label=method)
+                            color=st["color"], marker=st["marker"], ms=4, capsize=3, lw=1.2, label=method_label(method))
             for _, r in mdf[mdf["pattern"] != "unstructured"].iterrows():
                 ax.errorbar(_x([r["target_sparsity"]]), [r["mean"]], yerr=[0 if math.isnan(r["half_width"])
                             else r["half_width"]], ls="none", marker=st["marker"], mfc="none", mec=st["color"],
