@@ -37,8 +37,14 @@ def hidden(*names: str):
 
 def causal_lm_classes():
     """``(AutoModelForCausalLM, AutoTokenizer)``, with the modelling code they pull in loaded."""
-    with hidden(*_UNUSED_BY_TEXT_MODELS):
-        import transformers.modeling_utils  # noqa: F401  (the module that imports the hidden ones)
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+    try:
+        with hidden(*_UNUSED_BY_TEXT_MODELS):
+            import transformers.modeling_utils  # noqa: F401  (the module that imports the hidden ones)
+    except ImportError:
+        # A transformers release that imports one of them unconditionally (seen: torchvision.io in
+        # image_utils): the failed modules left sys.modules, so the import below pays the full cost.
+        pass
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
     return AutoModelForCausalLM, AutoTokenizer
 

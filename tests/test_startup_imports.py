@@ -60,3 +60,14 @@ def test_text_model_classes_load_without_torchvision_or_scipy():
     mods = _modules_after("from sparsebench.imports import causal_lm_classes\ncausal_lm_classes()")
     assert "transformers.modeling_utils" in mods
     assert "torchvision" not in mods and "scipy" not in mods
+
+
+def test_text_model_classes_still_load_where_transformers_needs_a_hidden_package():
+    # safetensors stands in for a package some transformers release imports unconditionally
+    mods = _modules_after(
+        "import sparsebench.imports as imp\n"
+        "imp._UNUSED_BY_TEXT_MODELS = ('safetensors',)\n"
+        "cls, tok = imp.causal_lm_classes()\n"
+        "assert cls.__name__ == 'AutoModelForCausalLM'"
+    )
+    assert "transformers.models.auto.modeling_auto" in mods
