@@ -2,6 +2,8 @@
 
 import pandas as pd
 
+from sparsebench.report.style import method_label
+
 
 def summary():
     rows = []
@@ -55,10 +57,14 @@ def test_kv_cache_pruning_is_plotted_on_its_own_axis_and_one_phase_methods_only_
     df.loc[df["method"] == "quest", "metric.perplexity_prefill"] = float("nan")  # decode-only method
     pairs = figs.attention_quality_vs_density(df)["perplexity_vs_density_lm-smollm2-2k"]
     prefill, decode = pairs.axes
-    assert [ln.get_label() for ln in decode.get_lines()] == ["full-attention", "quest", "streaming-llm"]
-    assert [ln.get_label() for ln in prefill.get_lines()] == ["full-attention", "streaming-llm"]
+    # legends use each method file's display name (Quest, StreamingLLM), not its id
+    assert [ln.get_label() for ln in decode.get_lines()] == [method_label(m) for m in ("full-attention", "quest",
+                                                                                     "streaming-llm")]
+    assert [ln.get_label() for ln in prefill.get_lines()] == [method_label(m) for m in ("full-attention",
+                                                                                      "streaming-llm")]
     kv = figs.kv_pruning_quality_vs_density(df)["kv_perplexity_vs_density_lm-smollm2-2k"]
-    assert [ln.get_label() for ln in kv.axes[1].get_lines()] == ["full-attention", "mustafar"]
+    assert [ln.get_label() for ln in kv.axes[1].get_lines()] == [method_label(m) for m in ("full-attention",
+                                                                                         "mustafar")]
     assert list(kv.axes[1].get_lines()[1].get_xdata()) == [0.13125, 0.225]  # measured K/V density
     assert figs.kv_pruning_quality_vs_density(summary()) == {}  # no KV-pruning rows: no figure
 
@@ -81,7 +87,7 @@ def test_density_figures_plot_measured_density_with_the_target_as_label_and_95_p
         df[f"ci_hi.perplexity_{phase}"] = df[f"metric.perplexity_{phase}"] + 0.2
     fig = figs.attention_quality_vs_density(df)["perplexity_vs_density_lm-smollm2-2k"]
     ax = fig.axes[1]
-    quest = next(line for line in ax.get_lines() if line.get_label() == "quest")
+    quest = next(line for line in ax.get_lines() if line.get_label() == method_label("quest"))
     assert list(quest.get_xdata()) == [0.9 * d for d in (1 / 16, 1 / 8, 1 / 4, 1 / 2)]
     assert "measured density" in ax.get_xlabel()
     assert "1/16" in [t.get_text() for t in ax.texts]
