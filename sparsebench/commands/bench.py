@@ -233,6 +233,23 @@ def register_structured(bsub):
     s.set_defaults(func=run_structured)
 
 
+def _available_profile(name: str):
+    """The hardware profile ``--hardware`` names, refused when this machine lacks its device; on a CPU
+    profile, torch runs on the profile's thread count."""
+    import torch
+
+    from sparsebench.errors import ConfigError
+    from sparsebench.hardware import profile
+
+    hw = profile(name, "--hardware")
+    ok, why = hw.available()
+    if not ok:
+        raise ConfigError(f"--hardware={name!r}: {why}")
+    if hw.device == "cpu":
+        torch.set_num_threads(hw.thread_count())
+    return hw
+
+
 def interleaved_forward_ms(models: list, ids, repeats: int) -> list[dict]:
     """Median wall time of one forward over ``ids`` (prefill) and of one single-token forward, for each model;
     the models take turns within every repeat, so a load change on a shared machine hits all of them alike."""
@@ -269,12 +286,10 @@ def run_structured(args) -> int:
     masks are then baked into the weights (what a user runs without sparse kernels)."""
     import copy
 
-    import torch
     from torch.nn.utils import parametrize
 
     from sparsebench import registry
     from sparsebench.errors import ConfigError
-    from sparsebench.hardware import profile
     from sparsebench.params import params_dict
     from sparsebench.plan import Job
     from sparsebench.pruning.step import prune_model
@@ -291,12 +306,7 @@ def run_structured(args) -> int:
                           "(a JSON object)") from None
     if any(not 0 < x < 1 for x in sparsities) or any(r < 1 for r in ranks):
         raise ConfigError(f"--sparsities={args.sparsities!r}: shares in (0, 1); --eora-ranks={args.eora_ranks!r}: >= 1")
-    hw = profile(args.hardware, "--hardware")
-    ok, why = hw.available()
-    if not ok:
-        raise ConfigError(f"--hardware={args.hardware!r}: {why}")
-    if hw.device == "cpu":
-        torch.set_num_threads(hw.thread_count())
+    hw = _available_profile(args.hardware)
     tentry = registry.task(args.task, "--task")
     task = tentry.cls.build({**raw, "calibration_windows": args.calibration_windows}, "--task-params")
 
@@ -408,7 +418,6 @@ def run_parity(args) -> int:
 
     from sparsebench import registry
     from sparsebench.errors import ConfigError
-    from sparsebench.hardware import profile
     from sparsebench.params import params_dict
     from sparsebench.plan import Job
     from sparsebench.pruning.step import prune_model
@@ -416,12 +425,7 @@ def run_parity(args) -> int:
 
     if args.orderings < 2:
         raise ConfigError(f"--orderings={args.orderings}: a spread needs at least 2")
-    hw = profile(args.hardware, "--hardware")
-    ok, why = hw.available()
-    if not ok:
-        raise ConfigError(f"--hardware={args.hardware!r}: {why}")
-    if hw.device == "cpu":
-        torch.set_num_threads(hw.thread_count())
+    hw = _available_profile(args.hardware)
     reference = {}
     if args.reference:
         with open(args.reference) as f:

@@ -19,6 +19,16 @@ class _StopForward(Exception):
     """Raised by the capture hook on block 0: nothing after it needs to run."""
 
 
+def _forward_until_stopped(model: nn.Module, ids: torch.Tensor, batch_size: int) -> None:
+    """Run ``model`` on each batch of ``ids`` until a hook or stand-in raises :class:`_StopForward`."""
+    device = module_device(model)
+    for start in range(0, ids.shape[0], batch_size):
+        try:
+            model(ids[start : start + batch_size].to(device), use_cache=False)
+        except _StopForward:
+            pass
+
+
 def capture_block_inputs(model: nn.Module, block: nn.Module, ids: torch.Tensor, batch_size: int,
                          keep_on: torch.device | None = None):
     """Hidden states entering ``block`` for each batch of ``ids`` (kept on ``keep_on``, default where the
@@ -34,13 +44,8 @@ def capture_block_inputs(model: nn.Module, block: nn.Module, ids: torch.Tensor, 
         raise _StopForward
 
     handle = block.register_forward_pre_hook(hook, with_kwargs=True)
-    device = module_device(model)
     try:
-        for start in range(0, ids.shape[0], batch_size):
-            try:
-                model(ids[start : start + batch_size].to(device), use_cache=False)
-            except _StopForward:
-                pass
+        _forward_until_stopped(model, ids, batch_size)
     finally:
         handle.remove()
     return inputs, kwargs
@@ -74,15 +79,10 @@ def block_kwargs(model: nn.Module, blocks: nn.ModuleList, ids: torch.Tensor, bat
         return [shared] * len(blocks)
     records = [[] for _ in blocks]
     originals = list(blocks)
-    device = module_device(model)
     try:
         for i, block in enumerate(originals):
             blocks[i] = _KwargsRecorder(block, records[i], i == len(originals) - 1)
-        for start in range(0, ids.shape[0], batch_size):
-            try:
-                model(ids[start : start + batch_size].to(device), use_cache=False)
-            except _StopForward:
-                pass
+        _forward_until_stopped(model, ids, batch_size)
     finally:
         for i, block in enumerate(originals):
             blocks[i] = block
