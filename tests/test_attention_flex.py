@@ -194,6 +194,65 @@ def test_flex_executor_on_the_triton_kernel_runs_block_methods_exactly_and_refus
     assert out.returncode == 0 and "ok" in out.stdout, out.stderr[-3000:]
 
 
+TRITON_DECODE_CHECK = """
+import torch
+from sparsebench import registry
+from sparsebench.attention import SparseAttention, masked_attention
+from sparsebench.attention.flex import triton_decode_forward
+from sparsebench.families.sparse_attention import forward_phase
+from tests.test_attention_flex import decide, qkv
+from transformers import LlamaConfig, LlamaForCausalLM
+# decode rows (the last 40 of 300 keys), one key selection per row: whole blocks under the causal rule
+for name, params in (("quest", {}), ("quest", {"block": 32}), ("full-attention", {})):
+    for density in (1 / 4, 1 / 8):
+        q, k, v = qkv(seq=300)
+        pattern, kk, vv = decide(name, q, k, v, density, "decode", 260, **params)
+        scaling = q.shape[-1] ** -0.5
+        rep = q.shape[1] // k.shape[1]
+        ref, _ = masked_attention(q[:, :, 260:], kk.repeat_interleave(rep, 1), vv.repeat_interleave(rep, 1),
+                                  pattern.token_mask(), scaling, 260)
+        out = triton_decode_forward(q[:, :, 260:], kk, vv, pattern, scaling)
+        assert float((out - ref).norm() / ref.norm()) < 1e-5, (name, params, density)
+# a window that cuts key blocks (NSA's selection branch), token-level lines: refused, naming the allowed kernel
+for name in ("nsa-selection", "vertical-slash"):
+    q, k, v = qkv(seq=300)
+    pattern, kk, vv = decide(name, q, k, v, 1 / 4, "decode", 260)
+    try:
+        triton_decode_forward(q[:, :, 260:], kk, vv, pattern, q.shape[-1] ** -0.5)
+        raise SystemExit(name + " must be refused")
+    except ValueError as exc:
+        assert "attention_kernel=flex" in str(exc), exc
+# inside a model: Quest's decode rows on the Triton decode kernel equal the reference session, and the session
+# records which kernel ran in which phase
+torch.manual_seed(0)
+model = LlamaForCausalLM(LlamaConfig(vocab_size=64, hidden_size=64, intermediate_size=64, num_hidden_layers=2,
+                                     num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256)).eval()
+ids = torch.randint(0, 64, (1, 160), generator=torch.Generator().manual_seed(3))
+outs, ran = {}, {}
+with torch.no_grad():
+    for executor, kernel in (("reference", "flex"), ("flex", "triton")):
+        method = registry.method("quest").cls.build({"dense_layers": 0}, "methods.quest")
+        session = SparseAttention(method, 0.25, query_block=16, executor=executor, kernel=kernel).install(model)
+        with session.active():
+            outs[kernel] = forward_phase(model, session, ids, 128, "decode")
+        ran[kernel] = dict(session.kernels_ran)
+assert float((outs["triton"] - outs["flex"]).norm() / outs["flex"].norm()) < 1e-5
+assert ran == {"flex": {}, "triton": {"decode": {"triton_block_decode"}}}, ran
+print("ok")
+"""
+
+
+def test_flex_executor_runs_decode_rows_on_the_triton_decode_kernel_exactly_and_records_it(root):
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, TRITON_INTERPRET="1", PYTHONPATH=str(root))
+    out = subprocess.run([sys.executable, "-c", TRITON_DECODE_CHECK], env=env, capture_output=True, text=True,
+                         timeout=600, cwd=str(root))
+    assert out.returncode == 0 and "ok" in out.stdout, out.stderr[-3000:]
+
+
 def test_attention_kernel_is_checked_against_the_profile_and_the_executor(tmp_path):
     from sparsebench.attention.flex import resolve_kernel
     from sparsebench.hardware import profile
@@ -207,3 +266,18 @@ def test_attention_kernel_is_checked_against_the_profile_and_the_executor(tmp_pa
         resolve_kernel("cuda", profile("h200"))
     with pytest.raises(ConfigError, match=r"attention_kernel='triton' needs executor 'flex'"):
         run_job(attention_job("quest-prefill", 0.75, attention_kernel="triton"), tmp_path / "r.json")
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("density", [0.05, 0.25])
+def test_triton_decode_kernel_runs_quest_decode_rows_on_cuda(density):
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(1, h, 4096, 128, generator=g) for h in (32, 8, 8))
+    pattern, kk, vv = decide("quest", q, k, v, density, "decode", 4064)
+    from sparsebench.attention.flex import triton_decode_forward
+
+    scaling = 128 ** -0.5
+    ref, _ = masked_attention(q[:, :, 4064:], kk.repeat_interleave(4, 1), vv.repeat_interleave(4, 1),
+                              pattern.token_mask(), scaling, 4064)
+    out = triton_decode_forward(q[:, :, 4064:].half().cuda(), kk.half().cuda(), vv.half().cuda(), pattern, scaling)
+    assert float((out.float().cpu() - ref).norm() / ref.norm()) < 1e-2

@@ -107,6 +107,25 @@ out = block_decode_attention(q, k, v, idx, torch.full((2, 4), 5, dtype=torch.int
 sdpa = torch.nn.functional.scaled_dot_product_attention(q[:, :, None], k[:, :, :300], v[:, :, :300],
                                                         enable_gqa=True)[:, :, 0]
 assert torch.allclose(out, sdpa, atol=1e-5), "all blocks"
+# several rows (the last 5 of 300 keys), each with its own list and the causal rule: row r sees keys <= 295 + r;
+# the last block (256..319) holds keys after some rows
+q = torch.randn(2, 4, 5, 16, generator=g)
+idx = torch.stack([torch.randperm(5, generator=g)[:4] for _ in range(40)]).reshape(2, 4, 5, 4).to(torch.int32)
+idx[..., 0] = 4
+counts = torch.randint(0, 5, (2, 4, 5), generator=g, dtype=torch.int32)
+counts[0, 0, 0] = 0
+ref = decode_reference(q, k, v, idx, counts, 64, seq=300)
+for splits, block_n in ((1, 64), (2, 16)):
+    out = block_decode_attention(q, k, v, idx, counts, 64, seq=300, splits=splits, block_n=block_n)
+    assert float((out - ref).norm() / ref.norm()) < 1e-5, ("rows", splits, block_n)
+    assert out[0, 0, 0].abs().max() == 0
+# every block listed, several rows = causal attention of the last rows
+idx = torch.arange(5, dtype=torch.int32).expand(2, 4, 5, 5).contiguous()
+out = block_decode_attention(q, k, v, idx, torch.full((2, 4, 5), 5, dtype=torch.int32), 64, seq=300)
+mask = torch.arange(300)[None, :] <= torch.arange(295, 300)[:, None]
+sdpa = torch.nn.functional.scaled_dot_product_attention(q, k[:, :, :300], v[:, :, :300], attn_mask=mask,
+                                                        enable_gqa=True)
+assert torch.allclose(out, sdpa, atol=1e-5), "all blocks, causal rows"
 print("ok")
 """
 

@@ -112,6 +112,57 @@ def triton_attention_forward(q, k, v, pattern, scaling: float):
     return run(q, k, v), run
 
 
+def decode_row_table(pattern) -> torch.Tensor:
+    """(B, H, rows, key_blocks) bool: the whole key blocks each decode row reads (its selected blocks, its
+    block-aligned local region, sink blocks; none past the row), checked chunk by chunk to equal the
+    pattern's exact rule under causality; raises ValueError where it does not (a window or sinks that cut a
+    block, token-level lines), naming attention_kernel=flex as the allowed value."""
+    from sparsebench.attention.pattern import BlockPattern
+
+    b = pattern.budget
+    if not isinstance(pattern, BlockPattern) or pattern.group != 1:
+        raise ValueError(f"{type(pattern).__name__}: the Triton decode kernel reads whole key blocks per decode row; "
+                         f"this pattern is not one (token-level lines or shared row groups); allowed for this "
+                         f"method: attention_kernel=flex")
+    block = pattern.block
+    table = pattern.block_table()  # (B, H, rows, key_blocks): selected blocks | the aligned local region
+    dev = table.device
+    first = torch.arange(table.shape[-1], device=dev) * block
+    pos = torch.arange(b.q0, b.q0 + b.rows, device=dev)
+    table = (table | (first + block <= pattern.sinks)[None, :]) & (first[None, :] <= pos[:, None])
+    step = max(1, (1 << 24) // max(1, b.keys * pattern.batch * pattern.heads))  # rows per check: <= 16M pairs
+    for r0 in range(0, b.rows, step):
+        r1 = min(b.rows, r0 + step)
+        exact = pattern.token_mask(r0, r1)
+        keys = exact.shape[-1]
+        j = torch.arange(keys, device=dev)
+        run = table[:, :, r0:r1][..., j // block] & (j[None, :] <= pos[r0:r1, None])
+        if not torch.equal(run.to(exact.device), exact):
+            raise ValueError(f"{type(pattern).__name__}: the pattern keeps key blocks of {block} in part (a window or "
+                             f"sinks that cut a block), which the Triton decode kernel cannot run exactly (it reads "
+                             f"whole blocks under the causal rule); allowed for this method: attention_kernel=flex")
+    return table
+
+
+def triton_decode_forward(q, k, v, pattern, scaling: float) -> torch.Tensor:
+    """The decode rows of a pattern run by our Triton block-sparse decode kernel
+    (:func:`sparsebench.kernels.block_decode.block_decode_attention`) over per-row lists of whole key blocks
+    (checked exact by :func:`decode_row_table`); q (B, H, rows, D) are the last rows of k / v's positions."""
+    from sparsebench.kernels.block_attention import kv_lists
+    from sparsebench.kernels.block_decode import block_decode_attention
+
+    if q.shape[2] != pattern.budget.rows or k.shape[2] != pattern.budget.keys:
+        raise ValueError(f"q {tuple(q.shape)} / k {tuple(k.shape)} do not match the pattern's {pattern.budget.rows} rows "
+                         f"and {pattern.budget.keys} keys")
+    counts, idx = kv_lists(decode_row_table(pattern).to(q.device))
+    block = pattern.block
+    block_n = min(64, block & -block)  # the largest power of two dividing the block, at most 64
+    if block_n < 16:
+        raise ValueError(f"key blocks of {block}: the Triton decode kernel needs a multiple of 16")
+    k, v = (x if x.stride(-1) == 1 else x.contiguous() for x in (k, v))  # the kernel reads rows of unit stride
+    return block_decode_attention(q, k, v, idx, counts, block, seq=k.shape[2], block_n=block_n, scale=scaling)
+
+
 @functools.lru_cache(maxsize=None)
 def compiled_flex():
     from torch.nn.attention.flex_attention import flex_attention

@@ -80,6 +80,7 @@ class SparseAttention:
         self.keep_queries = keep_queries
         self.phase: str | None = None
         self.stats: dict[str, dict[int, MaskStats]] = defaultdict(lambda: defaultdict(MaskStats))
+        self.kernels_ran: dict[str, set] = defaultdict(set)  # phase -> the block-sparse kernels that ran in it
         self._recent_q: dict[int, torch.Tensor] = {}
 
     def install(self, model) -> "SparseAttention":
@@ -132,13 +133,20 @@ class SparseAttention:
         key_h = _expand_kv(key, heads)
         pattern = self.method.decide(query, key_h, budget, self._recent_q.get(layer))
         if self.executor == "flex":
-            from sparsebench.attention.flex import flex_attention_forward, triton_attention_forward
+            from sparsebench.attention.flex import (flex_attention_forward, triton_attention_forward,
+                                                    triton_decode_forward)
 
-            if self.kernel == "triton":
+            mask = run = None
+            if self.kernel == "triton" and self.phase == "decode":  # one key selection per row
+                out = triton_decode_forward(query, key, value, pattern, scaling)
+                ran = "triton_block_decode"
+            elif self.kernel == "triton":
                 out, run = triton_attention_forward(query, key, value, pattern, scaling)
-                mask = None
+                ran = "triton_block_attention"
             else:
-                (out, mask), run = flex_attention_forward(query, key, value, pattern, scaling), None
+                out, mask = flex_attention_forward(query, key, value, pattern, scaling)
+                ran = "flex_attention"
+            self.kernels_ran[self.phase].add(ran)
             stats = mask_stats(query, key_h, pattern.token_mask, scaling, q0)
             if self.latency is not None and self.phase == "prefill" and q0 == 0:
                 self.latency.measure(layer, query, key, value, mask, scaling, run=run)

@@ -211,6 +211,8 @@ def run(ctx) -> dict:
             ctx.log(f"{phase}: density {outcome.stats['density']:.4f} (sparse layers {measured:.4f}, target "
                     f"{density:.4f}), recall {outcome.stats['recall']:.4f}, "
                     + ", ".join(f"{k}={v:.4g}" for k, v in outcome.metrics.items()))
+    if session.kernels_ran:  # per phase, the kernel(s) that ran the sparse layers (e.g. Triton decode vs prefill)
+        ctx.extra["attention_kernels"] = {p: sorted(k) for p, k in sorted(session.kernels_ran.items())}
     timing = latency.summary() if latency is not None else {}
     if timing:
         ctx.timings["attention_prefill_ms"] = timing["flex_ms"]

@@ -24,12 +24,14 @@ import triton.language as tl
 
 
 def kv_lists(keep: torch.Tensor, sub: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
-    """(counts, indices) of a (.., q_blocks, k_blocks) block table, kept key blocks first in ascending order.
+    """(counts, indices) of a (.., q_blocks, k_blocks) block table, kept key blocks first in ascending order
+    (any leading dimensions: per head, per batch and head).
 
     ``sub``: split every key block into ``sub`` consecutive tiles (a kernel tile of ``block // sub`` keys).
     """
-    if keep.dtype != torch.bool or keep.dim() not in (2, 3):
-        raise ValueError(f"keep must be a 2-D or 3-D bool block table, got {keep.dtype} of shape {tuple(keep.shape)}")
+    if keep.dtype != torch.bool or keep.dim() < 2:
+        raise ValueError(f"keep must be a bool block table of at least 2 dimensions, got {keep.dtype} of shape "
+                         f"{tuple(keep.shape)}")
     if sub > 1:
         keep = keep.repeat_interleave(sub, dim=-1)
     counts = keep.sum(-1).to(torch.int32)
@@ -180,121 +182,5 @@ def reference(q, k, v, keep: torch.Tensor, block: int, rows: torch.Tensor | None
     return p @ vf, tok
 
 
-@triton.jit
-def _block_decode_split(Q, K, V, Idx, Counts, Part, scale_log2, sqb, sqh, skb, skh, sks, svb, svh, svs,
-                        s_ib, s_ih, s_cb, H: tl.constexpr, GROUP: tl.constexpr, SEQ, PER_SPLIT, SPLITS,
-                        D: tl.constexpr, BLOCK: tl.constexpr, BLOCK_N: tl.constexpr):
-    """One query token, one head, one share of the head's key-block list: (m, l, acc) of that share."""
-    bh = tl.program_id(0)
-    sp = tl.program_id(1)
-    b = bh // H
-    h = bh % H
-    kvh = h // GROUP
-    offs_n = tl.arange(0, BLOCK_N)
-    offs_d = tl.arange(0, D)
-    q = tl.load(Q + b * sqb + h * sqh + offs_d).to(tl.float32)
-    sub: tl.constexpr = BLOCK // BLOCK_N
-    count = tl.load(Counts + b * s_cb + h) * sub  # kernel tiles in the list
-    lo = sp * PER_SPLIT
-    hi = tl.minimum(lo + PER_SPLIT, count)
-    k_base = K + b * skb + kvh * skh
-    v_base = V + b * svb + kvh * svh
-    idx_row = Idx + b * s_ib + h * s_ih
-    m_i = tl.full([], float("-inf"), tl.float32)
-    l_i = tl.full([], 0.0, tl.float32)
-    acc = tl.zeros([D], tl.float32)
-    for e in range(lo, hi):
-        cols = tl.load(idx_row + e // sub) * BLOCK + (e % sub) * BLOCK_N + offs_n
-        ok = cols < SEQ
-        k = tl.load(k_base + cols[:, None] * sks + offs_d[None, :], mask=ok[:, None], other=0.0)
-        s = tl.where(ok, tl.sum(k.to(tl.float32) * q[None, :], 1) * scale_log2, float("-inf"))
-        m_new = tl.maximum(tl.maximum(m_i, tl.max(s, 0)), -1e30)
-        p = tl.math.exp2(s - m_new)
-        alpha = tl.math.exp2(m_i - m_new)
-        v = tl.load(v_base + cols[:, None] * svs + offs_d[None, :], mask=ok[:, None], other=0.0)
-        acc = acc * alpha + tl.sum(p[:, None] * v.to(tl.float32), 0)
-        l_i = l_i * alpha + tl.sum(p, 0)
-        m_i = m_new
-    base = Part + (bh * SPLITS + sp) * (D + 2)
-    tl.store(base + offs_d, acc)
-    tl.store(base + D, m_i)
-    tl.store(base + D + 1, l_i)
-
-
-@triton.jit
-def _block_decode_combine(Part, O, sob, soh, H: tl.constexpr, SPLITS, D: tl.constexpr, SPLITS_P2: tl.constexpr):
-    """Merge the shares of one head: rescale each by exp2(m_s - max m), sum, divide by the summed l."""
-    bh = tl.program_id(0)
-    b = bh // H
-    h = bh % H
-    s = tl.arange(0, SPLITS_P2)
-    offs_d = tl.arange(0, D)
-    ok = s < SPLITS
-    base = Part + (bh * SPLITS + s) * (D + 2)
-    m = tl.load(base + D, mask=ok, other=float("-inf"))
-    l = tl.load(base + D + 1, mask=ok, other=0.0)
-    acc = tl.load(base[:, None] + offs_d[None, :], mask=ok[:, None], other=0.0)
-    m_max = tl.maximum(tl.max(m, 0), -1e30)
-    w = tl.where(ok, tl.math.exp2(m - m_max), 0.0)
-    total = tl.sum(w * l, 0)
-    out = tl.sum(w[:, None] * acc, 0) / tl.where(total > 0, total, 1.0)
-    tl.store(O + b * sob + h * soh + offs_d, out.to(O.dtype.element_ty))
-
-
-def block_decode_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, indices: torch.Tensor,
-                           counts: torch.Tensor, block: int, seq: int | None = None, splits: int = 0,
-                           block_n: int = 64, num_warps: int = 4, scale: float | None = None) -> torch.Tensor:
-    """Decode attention of one query token over a blocked KV cache, reading only the listed key blocks.
-
-    ``q`` (b, h, d); ``k``/``v`` the cache (b, kv_h, capacity, d) in blocks of ``block`` tokens, the first
-    ``seq`` (default: all) filled; ``indices`` (b, h, width) int32 key-block numbers per head (the first
-    ``counts[b, h]`` of a row are read, in any order), as Quest- or NSA-style selection produces them.
-    Split-K over the list (flash-decoding): ``splits`` programs per head (0: enough to fill the GPU) each
-    keep a running max / sum / output over their share, and a second kernel merges the shares. A head
-    whose list is empty gets zeros. Returns (b, h, d)."""
-    bsz, heads, dim = q.shape
-    kvh, cap = k.shape[1], k.shape[2]
-    seq = cap if seq is None else seq
-    if k.shape != (bsz, kvh, cap, dim) or v.shape != k.shape or heads % kvh or not 0 < seq <= cap:
-        raise ValueError(f"q {tuple(q.shape)} / k {tuple(k.shape)} / v {tuple(v.shape)} / seq {seq}: need (b, h, d), "
-                         f"(b, kv_h, capacity, d) with h a multiple of kv_h and 0 < seq <= capacity")
-    if indices.shape[:2] != (bsz, heads) or counts.shape != (bsz, heads):
-        raise ValueError(f"indices {tuple(indices.shape)} / counts {tuple(counts.shape)}: need ({bsz}, {heads}, width) "
-                         f"and ({bsz}, {heads})")
-    if block % block_n:
-        raise ValueError(f"block={block} must be a multiple of block_n={block_n}")
-    tiles = indices.shape[2] * (block // block_n)  # the longest list, in kernel tiles
-    if splits <= 0:
-        sms = torch.cuda.get_device_properties(q.device).multi_processor_count if q.is_cuda else 4
-        splits = max(1, min(tiles, -(-2 * sms // (bsz * heads))))
-    per_split = max(1, -(-tiles // splits))
-    splits = max(1, -(-tiles // per_split))
-    part = torch.empty(bsz * heads, splits, dim + 2, dtype=torch.float32, device=q.device)
-    o = torch.empty_like(q)
-    scale = 1.0 / math.sqrt(dim) if scale is None else scale
-    _block_decode_split[(bsz * heads, splits)](
-        q, k, v, indices, counts, part, scale * 1.4426950408889634, q.stride(0), q.stride(1), *k.stride()[:3],
-        *v.stride()[:3], indices.stride(0), indices.stride(1), counts.stride(0), H=heads, GROUP=heads // kvh,
-        SEQ=seq, PER_SPLIT=per_split, SPLITS=splits, D=dim, BLOCK=block, BLOCK_N=block_n, num_warps=num_warps)
-    _block_decode_combine[(bsz * heads,)](part, o, o.stride(0), o.stride(1), H=heads, SPLITS=splits, D=dim,
-                                          SPLITS_P2=max(2, triton.next_power_of_2(splits)), num_warps=1)
-    return o
-
-
-def decode_reference(q, k, v, indices, counts, block: int, seq: int | None = None) -> torch.Tensor:
-    """float32 attention of one token per head over its listed key blocks (dense attention on them)."""
-    bsz, heads, dim = q.shape
-    seq = k.shape[2] if seq is None else seq
-    group = heads // k.shape[1]
-    out = torch.zeros(bsz, heads, dim, dtype=torch.float32, device=q.device)
-    for b in range(bsz):
-        for h in range(heads):
-            blocks = indices[b, h, : int(counts[b, h])].long()
-            if blocks.numel() == 0:
-                continue
-            tok = (blocks[:, None] * block + torch.arange(block, device=q.device)).reshape(-1)
-            tok = tok[tok < seq]
-            kk, vv = k[b, h // group, tok].float(), v[b, h // group, tok].float()
-            p = torch.softmax(kk @ q[b, h].float() / math.sqrt(dim), 0)
-            out[b, h] = p @ vv
-    return out
+# the decode variant lives in its own module; kept importable from here
+from sparsebench.kernels.block_decode import block_decode_attention, decode_reference  # noqa: E402,F401
