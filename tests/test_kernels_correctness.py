@@ -88,7 +88,7 @@ def test_cpu_timing_interleaves_and_reports_medians():
 
 TRITON_CHECK = """
 import torch
-from sparsebench.kernels.act_sparse_gemv import activation_sparse_gemv
+from sparsebench.kernels.act_sparse_gemv import activation_sparse_gemv, to_panels
 from sparsebench.kernels.triton_gemv import gemv_2_4, pack_2_4
 from sparsebench.kernels.cases import Env, mask_2_4
 g = torch.Generator().manual_seed(0)
@@ -105,6 +105,10 @@ for cfg in [("fma", 32, 64, 4, 1, 1, "atomic"), ("fma", 16, 32, 1, 2, 1, "last")
     for _ in range(2):
         y = activation_sparse_gemv(x, w.t().contiguous(), *cfg)
         assert ((y - ref).norm() / ref.norm()) < 1e-5, ("activation-sparse GEMV", cfg)
+# the weight in panels of block_n columns (each program's weights contiguous)
+for cfg in [("fma", 16, 32, 1, 2, 1, "last"), ("mma", 16, 32, 4, 100, 2, "last")]:
+    y = activation_sparse_gemv(x, to_panels(w.t().contiguous(), 32), *cfg)
+    assert ((y - ref).norm() / ref.norm()) < 1e-5, ("activation-sparse GEMV on panels", cfg)
 print("ok")
 """
 
@@ -119,7 +123,8 @@ def test_triton_gemvs_match_dense_in_the_triton_interpreter(root):
 ROW_GEMV_CHECK = """
 import torch
 from sparsebench.kernels.cases import Env, mask_2_4
-from sparsebench.kernels.row_gemv import dense_gemv, gemv_2_4_streamed, run_gemv_2_4
+from sparsebench.kernels.row_gemv import (dense_gemv, gemv_2_4_nibble, gemv_2_4_streamed, pack_meta_nibbles,
+                                         run_gemv_2_4)
 from sparsebench.kernels.triton_gemv import pack_2_4
 g = torch.Generator().manual_seed(0)
 w = torch.randn(40, 200, generator=g)  # ragged: neither dimension a multiple of a tile
@@ -139,6 +144,19 @@ for cfg in [(16, 8, 4, 2, "last"), (8, 16, 4, 1, "atomic"), (16, 8, 4, 100, "sto
         assert ((y - ref).norm() / ref.norm()) < 1e-5, ("2:4 streamed", cfg)
 y = run_gemv_2_4(x, v, m, ("simple", 16, 8, 4, 1))
 assert ((y - ref).norm() / ref.norm()) < 1e-5, "2:4 simple"
+# positions half a byte per group (spans of 64 groups: in_features a multiple of 256)
+w = torch.randn(40, 512, generator=g) * mask_2_4(40, 512, Env("cpu", torch.float32, 1, g))
+x = torch.randn(512, generator=g)
+ref = w @ x
+v, m = pack_2_4(w)
+m4 = pack_meta_nibbles(m)
+assert m4.shape == (40, 64)
+for cfg in [(16, 4, 1, "last"), (8, 4, 1, "atomic"), (32, 4, 100, "store")]:
+    for _ in range(2):
+        y = gemv_2_4_nibble(x, v, m4, *cfg)
+        assert ((y - ref).norm() / ref.norm()) < 1e-5, ("2:4 nibbles", cfg)
+y = run_gemv_2_4(x, v, m4, ("nibble", 16, 4, 1, "last"))
+assert ((y - ref).norm() / ref.norm()) < 1e-5, "2:4 nibbles by config"
 print("ok")
 """
 

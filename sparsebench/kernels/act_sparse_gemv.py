@@ -64,7 +64,8 @@ def _finish(y_ptr, part_ptr, count_ptr, part, offs_n, n_ok, pid_n, pid_k, N, SPL
 
 
 @triton.jit
-def _act_sparse_mma(x_ptr, wt_ptr, y_ptr, part_ptr, count_ptr, K, N, stride_wk, K_PER_PROG, SPLITS, thresh,
+def _act_sparse_mma(x_ptr, wt_ptr, y_ptr, part_ptr, count_ptr, K, N, stride_wp, stride_wk, K_PER_PROG, SPLITS,
+                    thresh,
                     BLOCK_K: tl.constexpr, BLOCK_N: tl.constexpr, STAGES: tl.constexpr, REDUCE: tl.constexpr):
     pid_n = tl.program_id(0)
     pid_k = tl.program_id(1)
@@ -72,12 +73,13 @@ def _act_sparse_mma(x_ptr, wt_ptr, y_ptr, part_ptr, count_ptr, K, N, stride_wk, 
     n_ok = offs_n < N
     k_lo = pid_k * K_PER_PROG
     k_hi = tl.minimum(k_lo + K_PER_PROG, K)
+    w_base = wt_ptr + pid_n * stride_wp + tl.arange(0, BLOCK_N)[None, :]  # this program's output columns
     acc = tl.zeros((16, BLOCK_N), dtype=tl.float32)
     for k in tl.range(k_lo, k_hi, BLOCK_K, num_stages=STAGES):
         offs_k = k + tl.arange(0, BLOCK_K)
         x = tl.load(x_ptr + offs_k, mask=offs_k < k_hi, other=0.0)
         x = tl.where(tl.abs(x) > thresh, x, tl.zeros_like(x))
-        w = tl.load(wt_ptr + offs_k[:, None] * stride_wk + offs_n[None, :],
+        w = tl.load(w_base + offs_k[:, None] * stride_wk,
                     mask=(x != 0)[:, None] & n_ok[None, :], other=0.0)  # zero x: no weight traffic
         acc = tl.dot(tl.broadcast_to(x[None, :], (16, BLOCK_K)), w, acc)
     part = tl.sum(tl.where(tl.arange(0, 16)[:, None] == 0, acc, 0.0), axis=0)  # the 16 rows are equal
@@ -85,7 +87,8 @@ def _act_sparse_mma(x_ptr, wt_ptr, y_ptr, part_ptr, count_ptr, K, N, stride_wk, 
 
 
 @triton.jit
-def _act_sparse_fma(x_ptr, wt_ptr, y_ptr, part_ptr, count_ptr, K, N, stride_wk, K_PER_PROG, SPLITS, thresh,
+def _act_sparse_fma(x_ptr, wt_ptr, y_ptr, part_ptr, count_ptr, K, N, stride_wp, stride_wk, K_PER_PROG, SPLITS,
+                    thresh,
                     BLOCK_K: tl.constexpr, BLOCK_N: tl.constexpr, STAGES: tl.constexpr, REDUCE: tl.constexpr):
     # Triton pipelines only loads that feed a dot, so this one pipelines by hand (STAGES unused): a tile's
     # weight loads can only be issued once its x has arrived, so x runs two tiles ahead and the weights
@@ -97,9 +100,10 @@ def _act_sparse_fma(x_ptr, wt_ptr, y_ptr, part_ptr, count_ptr, K, N, stride_wk, 
     rows = tl.arange(0, BLOCK_K)
     k_lo = pid_k * K_PER_PROG
     k_hi = tl.minimum(k_lo + K_PER_PROG, K)
+    w_base = wt_ptr + pid_n * stride_wp + tl.arange(0, BLOCK_N)[None, :]  # this program's output columns
     x_cur = tl.load(x_ptr + k_lo + rows, mask=k_lo + rows < k_hi, other=0.0, eviction_policy="evict_last")
     x_cur = tl.where(tl.abs(x_cur) > thresh, x_cur, tl.zeros_like(x_cur))
-    w_cur = tl.load(wt_ptr + (k_lo + rows)[:, None] * stride_wk + offs_n[None, :],
+    w_cur = tl.load(w_base + (k_lo + rows)[:, None] * stride_wk,
                     mask=(x_cur != 0)[:, None] & n_ok[None, :], other=0.0, eviction_policy="evict_first")
     k_nxt = k_lo + BLOCK_K
     x_nxt = tl.load(x_ptr + k_nxt + rows, mask=k_nxt + rows < k_hi, other=0.0, eviction_policy="evict_last")
@@ -107,7 +111,7 @@ def _act_sparse_fma(x_ptr, wt_ptr, y_ptr, part_ptr, count_ptr, K, N, stride_wk, 
     acc = tl.zeros((BLOCK_K, BLOCK_N), dtype=tl.float32)  # reduced over rows once, after the loop
     for k in range(k_nxt, k_hi, BLOCK_K):
         # zero x (also past k_hi, loaded as 0) = no load: the whole point
-        w_nxt = tl.load(wt_ptr + (k + rows)[:, None] * stride_wk + offs_n[None, :],
+        w_nxt = tl.load(w_base + (k + rows)[:, None] * stride_wk,
                         mask=(x_nxt != 0)[:, None] & n_ok[None, :], other=0.0, eviction_policy="evict_first")
         x_after = tl.load(x_ptr + k + BLOCK_K + rows, mask=k + BLOCK_K + rows < k_hi, other=0.0,
                           eviction_policy="evict_last")
@@ -145,15 +149,32 @@ def activation_sparse_gemv(x: torch.Tensor, wt: torch.Tensor, engine: str = "fma
 
     Each program walks ``tiles`` tiles of ``block_k`` input channels x ``block_n`` outputs on ``engine``
     (``"fma"`` or ``"mma"``, the latter with ``stages`` tiles in flight); ``tiles`` covering all of K =
-    one split, plain stores; else split-K partial sums meet by ``reduce`` (``"atomic"`` or ``"last"``)."""
-    k_dim, n_dim = wt.shape
+    one split, plain stores; else split-K partial sums meet by ``reduce`` (``"atomic"`` or ``"last"``).
+
+    ``wt`` may also be in panels (:func:`to_panels`, (out / block_n, in, block_n)): each program's weights then
+    lie in one contiguous stretch, its kept rows ``block_n`` values apart."""
+    if wt.dim() == 3:
+        if wt.shape[2] != block_n or wt.stride(2) != 1:
+            raise ValueError(f"weight panels {tuple(wt.shape)} need panels of block_n={block_n} contiguous columns")
+        k_dim, n_dim, stride_wp, stride_wk = wt.shape[1], wt.shape[0] * wt.shape[2], wt.stride(0), wt.stride(1)
+    else:
+        (k_dim, n_dim), stride_wp, stride_wk = wt.shape, block_n, wt.stride(0)
     k_per_prog = min(tiles, triton.cdiv(k_dim, block_k)) * block_k
     splits = triton.cdiv(k_dim, k_per_prog)
     n_blocks = triton.cdiv(n_dim, block_n)
     mode = "store" if splits == 1 else reduce
     y = (torch.zeros if mode == "atomic" else torch.empty)(n_dim, dtype=x.dtype, device=x.device)
     part, count = _workspace(splits, n_dim, n_blocks, x.device) if mode == "last" else (y, y)
-    KERNELS[engine][(n_blocks, splits)](x, wt, y, part, count, k_dim, n_dim, wt.stride(0), k_per_prog, splits,
-                                        float(threshold), BLOCK_K=block_k, BLOCK_N=block_n, STAGES=stages,
+    KERNELS[engine][(n_blocks, splits)](x, wt, y, part, count, k_dim, n_dim, stride_wp, stride_wk, k_per_prog,
+                                        splits, float(threshold), BLOCK_K=block_k, BLOCK_N=block_n, STAGES=stages,
                                         REDUCE=REDUCE[mode], num_warps=num_warps)
     return y
+
+
+def to_panels(wt: torch.Tensor, block_n: int) -> torch.Tensor:
+    """``W^T`` (in, out) as panels (out / block_n, in, block_n): a program's block of outputs contiguous over
+    all inputs (a one-time layout choice like the transpose itself)."""
+    k_dim, n_dim = wt.shape
+    if n_dim % block_n:
+        raise ValueError(f"panels of {block_n} columns need out_features ({n_dim}) divisible by {block_n}")
+    return wt.reshape(k_dim, n_dim // block_n, block_n).permute(1, 0, 2).contiguous()

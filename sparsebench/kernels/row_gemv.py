@@ -87,6 +87,50 @@ def _gemv_2_4_streamed(x_ptr, v_ptr, m_ptr, y_ptr, part_ptr, count_ptr, G, N, st
 
 
 @triton.jit
+def _gemv_2_4_nibble(x_ptr, v_ptr, m_ptr, y_ptr, part_ptr, count_ptr, G, N, stride_vn, stride_mn, G_PER_PROG,
+                     SPLITS, BLOCK_N: tl.constexpr, BLOCK_G: tl.constexpr, REDUCE: tl.constexpr):
+    # As _gemv_2_4_streamed over spans of 64 groups whose positions come two groups a byte
+    # (pack_meta_nibbles: group j of a span in the low nibble, group 32 + j in the high one), so the
+    # metadata is half a byte per group; BLOCK_G (64) is fixed by that packing.
+    HALF: tl.constexpr = BLOCK_G // 2
+    pid_n = tl.program_id(0)
+    pid_k = tl.program_id(1)
+    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    n_ok = offs_n < N
+    hs = tl.arange(0, HALF)
+    vs = tl.arange(0, 2 * HALF)
+    xs = tl.arange(0, 4 * HALF)
+    g_lo = pid_k * G_PER_PROG
+    g_hi = tl.minimum(g_lo + G_PER_PROG, G)
+    v_rows = v_ptr + offs_n[:, None] * stride_vn
+    m_rows = m_ptr + offs_n[:, None] * stride_mn
+    acc = tl.zeros((BLOCK_N, HALF), dtype=tl.float32)
+    ok = n_ok[:, None] & (g_lo < g_hi)
+    m_cur = tl.load(m_rows + (g_lo // 2 + hs)[None, :], mask=ok, other=0, eviction_policy="evict_first")
+    va = tl.load(v_rows + (2 * g_lo + vs)[None, :], mask=ok, other=0.0, eviction_policy="evict_first")
+    vb = tl.load(v_rows + (2 * g_lo + 2 * HALF + vs)[None, :], mask=ok, other=0.0, eviction_policy="evict_first")
+    xa = tl.load(x_ptr + 4 * g_lo + xs, eviction_policy="evict_last")
+    xb = tl.load(x_ptr + 4 * g_lo + 4 * HALF + xs, eviction_policy="evict_last")
+    for g in range(g_lo + BLOCK_G, g_hi, BLOCK_G):
+        m_nxt = tl.load(m_rows + (g // 2 + hs)[None, :], mask=n_ok[:, None], other=0, eviction_policy="evict_first")
+        va_n = tl.load(v_rows + (2 * g + vs)[None, :], mask=n_ok[:, None], other=0.0, eviction_policy="evict_first")
+        vb_n = tl.load(v_rows + (2 * g + 2 * HALF + vs)[None, :], mask=n_ok[:, None], other=0.0,
+                       eviction_policy="evict_first")
+        xa_n = tl.load(x_ptr + 4 * g + xs, eviction_policy="evict_last")
+        xb_n = tl.load(x_ptr + 4 * g + 4 * HALF + xs, eviction_policy="evict_last")
+        m = m_cur.to(tl.int32)
+        acc += _dot_2_4(va, m & 15, xa, BLOCK_N, HALF) + _dot_2_4(vb, m >> 4, xb, BLOCK_N, HALF)
+        m_cur = m_nxt
+        va = va_n
+        vb = vb_n
+        xa = xa_n
+        xb = xb_n
+    m = m_cur.to(tl.int32)
+    acc += _dot_2_4(va, m & 15, xa, BLOCK_N, HALF) + _dot_2_4(vb, m >> 4, xb, BLOCK_N, HALF)
+    _finish(y_ptr, part_ptr, count_ptr, tl.sum(acc, axis=1), offs_n, n_ok, pid_n, pid_k, N, SPLITS, REDUCE)
+
+
+@triton.jit
 def _dot_2_4(v, meta, x, BLOCK_N: tl.constexpr, BLOCK_G: tl.constexpr):
     """Per (row, group): v0 * x[first kept] + v1 * x[second kept], in fp32."""
     # x[4g + 2i + j] as (g, i, j): split j, then i -> the four lanes of every group
@@ -94,7 +138,7 @@ def _dot_2_4(v, meta, x, BLOCK_N: tl.constexpr, BLOCK_G: tl.constexpr):
     x0, x2 = tl.split(x_even)
     x1, x3 = tl.split(x_odd)
     v0, v1 = tl.split(tl.reshape(v, (BLOCK_N, BLOCK_G, 2)))
-    m = meta.to(tl.int32)
+    m = meta.to(tl.int32) & 15
     i0 = m & 3  # first kept position: 0, 1 or 2
     i1 = m >> 2  # second: 1, 2 or 3
     xa = tl.where(i0 == 0, x0[None, :], tl.where(i0 == 1, x1[None, :], x2[None, :]))
@@ -134,9 +178,28 @@ def gemv_2_4_streamed(x: torch.Tensor, values: torch.Tensor, meta: torch.Tensor,
                    (values, meta), (groups, n_dim, values.stride(0), meta.stride(0)), num_warps)
 
 
+def pack_meta_nibbles(meta: torch.Tensor) -> torch.Tensor:
+    """The one-byte-per-group positions of :func:`sparsebench.kernels.triton_gemv.pack_2_4` (out, G) as half a
+    byte per group (out, G / 2): in every span of 64 groups, byte j holds group j (low nibble) and 32 + j."""
+    n_dim, groups = meta.shape
+    if groups % 64:
+        raise ValueError(f"nibble-packed 2:4 positions need in_features divisible by 256, got {4 * groups}")
+    spans = meta.reshape(n_dim, groups // 64, 2, 32)
+    return (spans[:, :, 0] | (spans[:, :, 1] << 4)).reshape(n_dim, groups // 2).contiguous()
+
+
+def gemv_2_4_nibble(x: torch.Tensor, values: torch.Tensor, meta4: torch.Tensor, block_n: int = 16,
+                    num_warps: int = 4, tiles: int = 8, reduce: str = "last") -> torch.Tensor:
+    """``W x`` for one token, W's positions packed by :func:`pack_meta_nibbles` (1.125 bytes per weight column)."""
+    n_dim, half = meta4.shape
+    return _launch(_gemv_2_4_nibble, x, x.dtype, n_dim, 2 * half, block_n, 64, tiles, reduce,
+                   (values, meta4), (2 * half, n_dim, values.stride(0), meta4.stride(0)), num_warps)
+
+
 def run_gemv_2_4(x: torch.Tensor, values: torch.Tensor, meta: torch.Tensor, config: tuple) -> torch.Tensor:
-    """One of our 2:4 GEMVs by a tuning config: ``("streamed", block_n, block_g, warps, tiles, reduce)`` or
-    ``("simple", ...)`` (:func:`sparsebench.kernels.triton_gemv.gemv_2_4`'s arguments)."""
+    """One of our 2:4 GEMVs by a tuning config: ``("streamed", block_n, block_g, warps, tiles, reduce)``,
+    ``("nibble", block_n, warps, tiles, reduce)`` (positions from :func:`packed_for`) or ``("simple", ...)``
+    (:func:`sparsebench.kernels.triton_gemv.gemv_2_4`'s arguments)."""
     from sparsebench.kernels.triton_gemv import gemv_2_4
 
     kind, *args = config
@@ -144,7 +207,17 @@ def run_gemv_2_4(x: torch.Tensor, values: torch.Tensor, meta: torch.Tensor, conf
         return gemv_2_4_streamed(x, values, meta, *args)
     if kind == "simple":
         return gemv_2_4(x, values, meta, *args)
-    raise ValueError(f"2:4 GEMV config {config!r}: kind must be 'streamed' or 'simple'")
+    if kind == "nibble":
+        if meta.shape[1] * 4 != values.shape[1]:
+            raise ValueError(f"2:4 GEMV config {config!r} takes positions packed by pack_meta_nibbles (see packed_for)")
+        return gemv_2_4_nibble(x, values, meta, *args)
+    raise ValueError(f"2:4 GEMV config {config!r}: kind must be 'streamed', 'simple' or 'nibble'")
+
+
+def packed_for(config: tuple, values: torch.Tensor, meta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The storage ``config``'s kernel reads, from :func:`sparsebench.kernels.triton_gemv.pack_2_4`'s (made once,
+    offline: the positions half a byte per group for "nibble")."""
+    return (values, pack_meta_nibbles(meta)) if config[0] == "nibble" else (values, meta)
 
 
 # (block_n, block_k, num_warps, k tiles per program, reduce) for dense_gemv; 1 << 20 tiles = one split.
