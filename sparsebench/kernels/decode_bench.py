@@ -170,7 +170,7 @@ def run_decode_bench(layers: int = 32, context: int = 1024, teal: tuple = (0.4, 
                      prefill: tuple = (), prefill_densities: tuple = (0.1,)) -> dict:
     from sparsebench.kernels.act_sparse_gemv import activation_sparse_gemv
     from sparsebench.kernels.linear_cases import TUNE_ACT
-    from sparsebench.kernels.row_gemv import TUNE_2_4, run_gemv_2_4
+    from sparsebench.kernels.row_gemv import TUNE_2_4, packed_for, run_gemv_2_4
     from sparsebench.kernels.triton_gemv import pack_2_4
 
     if device == "cuda" and not torch.cuda.is_available():
@@ -194,16 +194,23 @@ def run_decode_bench(layers: int = 32, context: int = 1024, teal: tuple = (0.4, 
 
     # 2:4: masked copies of the weights, packed for our GEMV
     w24 = [{n: w * _mask_2_4(w, gen) for n, w in layer.items()} for layer in model.w]
-    packed = [{n: pack_2_4(w) for n, w in layer.items()} for layer in w24]
+    base = [{n: pack_2_4(w) for n, w in layer.items()} for layer in w24]
+    stores = {}  # kernel kind -> every layer's weights in the storage that kernel reads (made once, offline)
+
+    def packed(cfg, i, n):
+        if cfg[0] not in stores:
+            stores[cfg[0]] = [{m: packed_for(cfg, *p) for m, p in layer.items()} for layer in base]
+        return stores[cfg[0]][i][n]
+
     cfg24 = {}
     for name in LINEARS:
         xs = inputs(name)
-        cfg24[name] = _tuned(lambda c, i: run_gemv_2_4(xs[i], *packed[i][name], c), TUNE_2_4, layers, device)
-    ms, out = _time_graph(lambda: model.step(lambda i, n, a: run_gemv_2_4(a.reshape(-1), *packed[i][n],
+        cfg24[name] = _tuned(lambda c, i: run_gemv_2_4(xs[i], *packed(c, i, name), c), TUNE_2_4, layers, device)
+    ms, out = _time_graph(lambda: model.step(lambda i, n, a: run_gemv_2_4(a.reshape(-1), *packed(cfg24[n], i, n),
                                                                             cfg24[n]).reshape(1, -1)), repeats)
     ref = model.step(lambda i, n, a: F.linear(a, w24[i][n]))
     record("2:4", ms, out, ref, configs={k: list(v) for k, v in cfg24.items()})
-    del w24, packed
+    del w24, base, stores
     if device == "cuda":
         torch.cuda.empty_cache()
 
