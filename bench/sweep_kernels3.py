@@ -38,7 +38,8 @@ NEW_ACT = ([(c, True) for c in TUNE_ACT]
            + [(c, p) for p in (False, True) for c in
               [("fma", 8, 128, 2, 8, 1, "last"), ("fma", 8, 128, 2, 16, 1, "last"), ("fma", 8, 256, 4, 8, 1, "last"),
                ("fma", 8, 256, 4, 16, 1, "last"), ("fma", 16, 128, 4, 8, 1, "last"), ("fma", 4, 256, 2, 16, 1, "last"),
-               ("mma", 64, 256, 8, 16, 3, "last"), ("mma", 128, 128, 8, 8, 3, "last"), ("mma", 64, 128, 4, 16, 4, "last")]])
+               ("mma", 64, 256, 8, 16, 3, "last"), ("mma", 128, 128, 8, 8, 3, "last"),
+               ("mma", 64, 128, 4, 16, 4, "last")]])
 
 
 def err(y, ref) -> float:
@@ -73,7 +74,8 @@ def sweep(name, n, k, log, deadline) -> dict:
     cublas = graph_ms(lambda i: F.linear(xs[i], ws[i]), copies)
     dense = best_of("dense", TUNE_DENSE, lambda c, i: dense_gemv(xs[i], ws[i], *c), refs, copies, log, deadline)
     best_dense = min(cublas, dense[0][0]) if dense else cublas
-    row = {"shape": [n, k], "copies": copies, "cublas_ms": cublas, "dense_triton": dense[:3], "best_dense_ms": best_dense}
+    row = {"shape": [n, k], "copies": copies, "cublas_ms": cublas, "dense_triton": dense[:3],
+           "best_dense_ms": best_dense}
     # 2:4: mask every group of 4 to its 2 largest, pack once per storage kind
     w24 = [w * (w.abs().reshape(n, k // 4, 4).argsort(-1).argsort(-1) >= 2).reshape(n, k) for w in ws]
     refs24 = [w.float() @ x.float() for w, x in zip(w24, xs)]

@@ -152,8 +152,8 @@ def triton_decode_forward(q, k, v, pattern, scaling: float) -> torch.Tensor:
     from sparsebench.kernels.block_decode import block_decode_attention
 
     if q.shape[2] != pattern.budget.rows or k.shape[2] != pattern.budget.keys:
-        raise ValueError(f"q {tuple(q.shape)} / k {tuple(k.shape)} do not match the pattern's {pattern.budget.rows} rows "
-                         f"and {pattern.budget.keys} keys")
+        raise ValueError(f"q {tuple(q.shape)} / k {tuple(k.shape)} do not match the pattern's {pattern.budget.rows} "
+                         f"rows and {pattern.budget.keys} keys")
     counts, idx = kv_lists(decode_row_table(pattern).to(q.device))
     block = pattern.block
     block_n = min(64, block & -block)  # the largest power of two dividing the block, at most 64

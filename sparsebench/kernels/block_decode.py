@@ -103,8 +103,9 @@ def block_decode_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, in
     kvh, cap = k.shape[1], k.shape[2]
     seq = cap if seq is None else seq
     if k.shape != (bsz, kvh, cap, dim) or v.shape != k.shape or heads % kvh or not rows <= seq <= cap:
-        raise ValueError(f"q {tuple(q.shape)} / k {tuple(k.shape)} / v {tuple(v.shape)} / seq {seq}: need (b, h[, rows], "
-                         f"d), (b, kv_h, capacity, d) with h a multiple of kv_h and rows <= seq <= capacity")
+        raise ValueError(f"q {tuple(q.shape)} / k {tuple(k.shape)} / v {tuple(v.shape)} / seq {seq}: need "
+                         f"(b, h[, rows], d), (b, kv_h, capacity, d) with h a multiple of kv_h and "
+                         f"rows <= seq <= capacity")
     if indices.shape[:3] != (bsz, heads, rows) or counts.shape != (bsz, heads, rows):
         raise ValueError(f"indices {tuple(indices.shape)} / counts {tuple(counts.shape)}: need ({bsz}, {heads}"
                          f"{'' if one else f', {rows}'}, width) and ({bsz}, {heads}{'' if one else f', {rows}'})")

@@ -226,8 +226,9 @@ TUNE_DENSE = [(4, 512, 4, 1 << 20, "store"), (8, 256, 4, 4, "last"), (8, 256, 4,
               (16, 128, 4, 8, "last"), (16, 128, 4, 4, "last"), (8, 256, 4, 8, "last"), (4, 512, 4, 4, "last"),
               (16, 128, 4, 1 << 20, "store")]
 # ("streamed", block_n, block_g (groups of 4 = 4 * block_g inputs), num_warps, tiles, reduce), ("nibble",
-# block_n, num_warps, tiles, reduce), then the simple kernel (triton_gemv.gemv_2_4). From a sweep of 19 on the H200's LLaMA shapes the first three won
-# every one; the simple kernel's candidates stay for shapes where one split of few rows wins.
+# block_n, num_warps, tiles, reduce), then the simple kernel (triton_gemv.gemv_2_4). From a sweep of 19 streamed/simple
+# ones on the H200's LLaMA shapes the first three won every one; the simple kernel's candidates stay for shapes
+# where one split of few rows wins.
 TUNE_2_4 = [("streamed", 16, 64, 4, 8, "last"),
             # positions half a byte per group: 1.17-1.30x over the best dense GEMV on the LLaMA shapes but
             # LLaMA-3-8B k (1024x4096) in a sweep on the H200 (bench/sweep_kernels3.py), where it ties it
