@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import sysconfig
 from dataclasses import dataclass
@@ -16,6 +17,20 @@ from pathlib import Path
 from typing import Iterator
 
 _SKIP_DIRS = {"site-packages", "test", "tests", "idle_test", "__pycache__", "lib2to3"}
+
+
+@functools.lru_cache(maxsize=None)
+def _stdlib_splits(root: Path, eval_fraction_per_256: int) -> dict[str, tuple[Path, ...]]:
+    """Both splits of the ``*.py`` files under ``root``, from one walk per process (a walk of the stdlib
+    takes ~0.5 s, and a job asks for both splits, some more than once)."""
+    out: dict[str, list[Path]] = {"calibration": [], "evaluation": []}
+    for path in sorted(root.rglob("*.py")):
+        rel = path.relative_to(root)
+        if any(part in _SKIP_DIRS for part in rel.parts[:-1]):
+            continue
+        is_eval = hashlib.sha256(rel.as_posix().encode()).digest()[0] < eval_fraction_per_256
+        out["evaluation" if is_eval else "calibration"].append(path)
+    return {split: tuple(paths) for split, paths in out.items()}
 
 
 @dataclass(frozen=True)
@@ -29,16 +44,7 @@ class StdlibText:
     def files(self, split: str) -> list[Path]:
         if split not in ("calibration", "evaluation"):
             raise ValueError(f"split={split!r}; allowed: 'calibration', 'evaluation'")
-        root = self._root()
-        out = []
-        for path in sorted(root.rglob("*.py")):
-            rel = path.relative_to(root)
-            if any(part in _SKIP_DIRS for part in rel.parts[:-1]):
-                continue
-            is_eval = hashlib.sha256(rel.as_posix().encode()).digest()[0] < self.eval_fraction_per_256
-            if is_eval == (split == "evaluation"):
-                out.append(path)
-        return out
+        return list(_stdlib_splits(self._root(), self.eval_fraction_per_256)[split])
 
     def texts(self, split: str) -> Iterator[str]:
         for path in self.files(split):
