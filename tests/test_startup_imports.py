@@ -118,3 +118,27 @@ def test_the_run_command_ends_its_process_without_the_interpreters_teardown():
             "exit_at_once(3)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert (out.returncode, out.stdout) == (3, "written")
+
+
+def test_bench_startup_times_every_phase_of_a_job_in_fresh_processes(tmp_path):
+    import json
+
+    out = tmp_path / "startup.json"
+    proc = subprocess.run([sys.executable, "-m", "sparsebench", "bench", "startup", "--families", "sparse_training",
+                           "--repeats", "2", "--config", "config/ci.yaml", "--json", str(out)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    (row,) = json.loads(out.read_text())
+    assert row["job"] == "vision-digits rigl 90%" and len(row["runs"]) == 2
+    best = row["min"]
+    assert all(best[f"{p}_s"] > 0 for p in ("import", "discovery", "load", "data"))
+    for run in row["runs"]:  # the phases split the start-up, which the process's wall time includes
+        phases = sum(run[f"{p}_s"] for p in ("import", "discovery", "load", "data"))
+        assert abs(run["startup_s"] - phases) < 1e-6 and run["startup_s"] <= run["process_s"]
+    assert "sparse_training" in proc.stdout.splitlines()[-1]
+
+
+def test_bench_startup_names_an_unknown_family():
+    proc = subprocess.run([sys.executable, "-m", "sparsebench", "bench", "startup", "--families", "pruning,nope"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and "--families: nope unknown; allowed: pruning" in proc.stderr
