@@ -26,6 +26,8 @@ import sys
 import time
 from pathlib import Path
 
+from sparsebench.errors import ConfigError
+
 # One job per family: (task, method, target) of the default matrix (config/config.yaml).
 JOBS = {
     "pruning": ("lm-smollm2", "wanda", {"sparsity": 0.5}),
@@ -97,17 +99,13 @@ def run_startup(args) -> int:
     families = [f.strip() for f in args.families.split(",") if f.strip()]
     unknown = [f for f in families if f not in JOBS]
     if unknown:
-        from sparsebench.errors import ConfigError
-
         raise ConfigError(f"--families: {', '.join(unknown)} unknown; allowed: {', '.join(JOBS)}")
     if args.repeats < 1:
-        from sparsebench.errors import ConfigError
-
         raise ConfigError(f"--repeats={args.repeats}: allowed: an integer >= 1")
     print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; min over {args.repeats} fresh processes "
           f"per family, seconds (a shared machine makes times noisy)")
-    head = f"{'family':<20} {'job':<28}" + "".join(f"{p:>10}" for p in PHASES) + f"{'start-up':>10}{'CPU':>8}{'process':>10}"
-    print(head)
+    print(f"{'family':<20} {'job':<28}" + "".join(f"{p:>10}" for p in PHASES)
+          + f"{'start-up':>10}{'CPU':>8}{'process':>10}")
     rows = []
     for family in families:
         runs = []
