@@ -60,24 +60,24 @@ def families() -> dict[str, Family]:
 
     found = {}
     for info in pkgutil.iter_modules(pkg.__path__):
-        fam = family(info.name)
-        if fam is not None:
-            found[fam.name] = fam
+        mod = importlib.import_module(f"sparsebench.families.{info.name}")
+        if hasattr(mod, "FAMILY") and hasattr(mod, "BASE"):
+            found[mod.FAMILY] = Family(mod.FAMILY, mod)
     return found
 
 
 @functools.lru_cache(maxsize=None)
 def family(name: str) -> Family | None:
-    """The family in ``sparsebench/families/<name>.py`` alone (None: no such family). A job imports only its
-    own family's engine: each job is a fresh process, and the other families' engines are start-up time."""
+    """``families().get(name)``, importing only ``sparsebench/families/<name>.py`` when that file declares the
+    family (always, in this repository): a job imports only its own family's engine, since each job is a
+    fresh process and the other families' engines are start-up time. None: no such family."""
     import sparsebench.families as pkg
 
-    if not name.isidentifier() or not any(info.name == name for info in pkgutil.iter_modules(pkg.__path__)):
-        return None
-    mod = importlib.import_module(f"sparsebench.families.{name}")
-    if not (hasattr(mod, "FAMILY") and hasattr(mod, "BASE")) or mod.FAMILY != name:
-        return None
-    return Family(mod.FAMILY, mod)
+    if name.isidentifier() and any(info.name == name for info in pkgutil.iter_modules(pkg.__path__)):
+        mod = importlib.import_module(f"sparsebench.families.{name}")
+        if hasattr(mod, "FAMILY") and hasattr(mod, "BASE") and mod.FAMILY == name:
+            return Family(mod.FAMILY, mod)
+    return families().get(name)
 
 
 def _load_file(path: Path, module_name: str) -> ModuleType:

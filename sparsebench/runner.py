@@ -128,7 +128,7 @@ def run_job(job: Job, out: Path) -> dict:
     method = mentry.cls.build(job.method_params, "job.method_params")
     target = Target.from_dict(job.target)
     ctx = JobContext(job, task, method, target, hw, seed_everything(job.seed))
-    family = registry.family(job.family).module
+    family = registry.family(job.family).module  # exists: the method above was found in this family
     if ctx.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     outcome = family.run(ctx)
