@@ -38,10 +38,12 @@ test-all: $(STAMP)
 
 # Prune wall time, calibration time and peak RSS per method and pattern
 # (SmolLM2-135M, 32 x 512 calibration), each in a fresh process; then the time of one
-# zero-shot evaluation (lm-eval, the offline tasks at the default config's 100 items each).
+# zero-shot evaluation (lm-eval, the offline tasks at the default config's 100 items each); then a
+# job's start-up per family (imports, discovery, model load, data; min of 3 fresh processes).
 bench: $(STAMP)
 	sparsebench bench prune
 	sparsebench bench zeroshot
+	sparsebench bench startup
 
 # The kernel suite on this machine's profile, then the speed gate.
 bench-kernels: $(STAMP)

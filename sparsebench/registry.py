@@ -66,6 +66,20 @@ def families() -> dict[str, Family]:
     return found
 
 
+@functools.lru_cache(maxsize=None)
+def family(name: str) -> Family | None:
+    """``families().get(name)``, importing only ``sparsebench/families/<name>.py`` when that file declares the
+    family (always, in this repository): a job imports only its own family's engine, since each job is a
+    fresh process and the other families' engines are start-up time. None: no such family."""
+    import sparsebench.families as pkg
+
+    if name.isidentifier() and any(info.name == name for info in pkgutil.iter_modules(pkg.__path__)):
+        mod = importlib.import_module(f"sparsebench.families.{name}")
+        if hasattr(mod, "FAMILY") and hasattr(mod, "BASE") and mod.FAMILY == name:
+            return Family(mod.FAMILY, mod)
+    return families().get(name)
+
+
 def _load_file(path: Path, module_name: str) -> ModuleType:
     if module_name in sys.modules:
         return sys.modules[module_name]
@@ -123,20 +137,35 @@ def methods(root: Path | None = None) -> dict[str, MethodEntry]:
             raise ConfigError(
                 f"methods/{fam_dir.name}/: unknown family {fam_dir.name!r}; allowed: {sorted(fams)}"
             )
-        base = fams[fam_dir.name].base
-        for path in sorted(fam_dir.glob("*.py")):
-            if path.name.startswith("_"):
-                continue
-            module = _load_file(path, f"sparsebench_methods.{fam_dir.name}.{path.stem}")
-            classes = _classes_defined_in(module, base)
-            if len(classes) != 1:
-                raise ConfigError(
-                    f"{path}: expected exactly one {base.__name__} subclass with a 'name', found {len(classes)}"
-                )
-            cls = classes[0]
-            if cls.name in found:
-                raise ConfigError(f"{path}: method name {cls.name!r} is already used by {found[cls.name].file}")
-            found[cls.name] = MethodEntry(cls.name, fam_dir.name, cls, path)
+        for name, entry in family_methods(fam_dir.name, root).items():
+            if name in found:
+                raise ConfigError(f"{entry.file}: method name {name!r} is already used by {found[name].file}")
+            found[name] = entry
+    return found
+
+
+@functools.lru_cache(maxsize=None)
+def family_methods(family_name: str, root: Path | None = None) -> dict[str, MethodEntry]:
+    """The methods in ``methods/<family_name>/`` only (loads no other family's files)."""
+    root = Path(root or project_root())
+    fam = family(family_name)
+    if fam is None:
+        raise ConfigError(f"family={family_name!r} is not a known family; allowed: {sorted(families())}")
+    base = fam.base
+    found: dict[str, MethodEntry] = {}
+    for path in sorted((root / "methods" / family_name).glob("*.py")):
+        if path.name.startswith("_"):
+            continue
+        module = _load_file(path, f"sparsebench_methods.{family_name}.{path.stem}")
+        classes = _classes_defined_in(module, base)
+        if len(classes) != 1:
+            raise ConfigError(
+                f"{path}: expected exactly one {base.__name__} subclass with a 'name', found {len(classes)}"
+            )
+        cls = classes[0]
+        if cls.name in found:
+            raise ConfigError(f"{path}: method name {cls.name!r} is already used by {found[cls.name].file}")
+        found[cls.name] = MethodEntry(cls.name, family_name, cls, path)
     return found
 
 
@@ -157,11 +186,21 @@ def tasks(root: Path | None = None) -> dict[str, TaskEntry]:
     return found
 
 
-def method(name: str, where: str = "method") -> MethodEntry:
+def method(name: str, where: str = "method", family: str | None = None) -> MethodEntry:
+    """The method ``name``; with ``family`` (a job's spec names it), only that family's files are loaded
+    when the method is there, so a job imports no other family's methods and engine."""
+    if family is not None and family_dir_exists(family):
+        entry = family_methods(family).get(name)
+        if entry is not None:
+            return entry
     all_methods = methods()
     if name not in all_methods:
         raise ConfigError(f"{where}={name!r} is not a known method; allowed: {', '.join(sorted(all_methods))}")
     return all_methods[name]
+
+
+def family_dir_exists(name: str) -> bool:
+    return family(name) is not None and (project_root() / "methods" / name).is_dir()
 
 
 def task(name: str, where: str = "task") -> TaskEntry:

@@ -20,6 +20,32 @@ def test_stdlib_split_is_disjoint_deterministic_and_mostly_calibration():
     assert all("site-packages" not in p.parts for p in cal + ev)
 
 
+def test_stdlib_split_files_are_every_py_file_outside_skipped_directories(tmp_path):
+    import hashlib
+
+    from sparsebench.lm.text import _SKIP_DIRS
+
+    def by_rglob(root, split):  # the definition: every *.py under root, none under a skipped directory
+        out = []
+        for path in sorted(root.rglob("*.py")):
+            rel = path.relative_to(root)
+            if any(part in _SKIP_DIRS for part in rel.parts[:-1]):
+                continue
+            if (hashlib.sha256(rel.as_posix().encode()).digest()[0] < 26) == (split == "evaluation"):
+                out.append(path)
+        return out
+
+    for rel in ("a.py", "b.txt", "pkg/c.py", "pkg/deep/d.py", "site-packages/e.py", "pkg/tests/f.py",
+                "Z.py", "pkg/__pycache__/g.py", "x/y/z/h.py"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("pass\n")
+    (tmp_path / "linked").symlink_to(tmp_path / "pkg", target_is_directory=True)  # not entered, as rglob
+    for root in (tmp_path, StdlibText()._root()):
+        src = StdlibText(root=str(root))
+        for split in ("calibration", "evaluation"):
+            assert src.files(split) == by_rglob(root, split)
+
+
 @pytest.fixture(scope="module")
 def hub_fixture(tmp_path_factory):
     """A tiny llama checkpoint and tokenizer in hub layout, plus WikiText-like parquet files."""

@@ -84,6 +84,27 @@ def test_t_intervals_match_their_closed_forms():
     assert math.isnan(stats.t_interval([1.0]).lo)  # one seed: no interval
 
 
+def test_t_and_normal_quantiles_equal_scipy_stats_bit_for_bit():
+    from scipy.stats import norm, t
+
+    for confidence in (0.9, 0.95, 0.99):
+        assert stats.z_quantile(confidence) == float(norm.ppf(0.5 + confidence / 2))
+        # integer degrees of freedom (seeds, windows) and Welch's fractional ones
+        for df in [*range(1, 64), 1.5, 2.718, 13.37, 1e6]:
+            assert stats.t_quantile(df, confidence) == float(t.ppf(0.5 + confidence / 2, df))
+
+
+def test_a_perplexity_interval_over_few_windows_does_not_import_scipy_stats():
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom sparsebench.stats import samples_entry, sample_interval\n"
+            "sample_interval(samples_entry([2.1, 2.3, 2.2, 2.6], 'window', 'exp_mean'))\n"
+            "print('scipy.stats' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
 def test_non_finite_values_never_enter_an_interval(bad):
     with pytest.raises(stats.NonFinite):

@@ -2,7 +2,8 @@
 sparsebench bench structured: measured dense-kernel latency of structured, N:M, unstructured and EoRA models;
 sparsebench bench parity: perplexity over equivalent orderings of the same calibration windows (the spread
 that float rounding alone gives), beside the authors' spread where given;
-sparsebench bench zeroshot: time of one zero-shot evaluation (lm-eval) of the dense model.
+sparsebench bench zeroshot: time of one zero-shot evaluation (lm-eval) of the dense model;
+sparsebench bench startup: a job's start-up per family (imports, discovery, model load, data; sparsebench.startup).
 
 Each (method, target) runs in a fresh process (peak RSS is per process) that
 loads the task's model, prunes it exactly as a job does (sequential calibration
@@ -17,6 +18,8 @@ import os
 import subprocess
 import sys
 import time
+
+from sparsebench.startup import register_startup
 
 DEFAULT_METHODS = "magnitude,wanda,sparsegpt,dsnot"
 DEFAULT_TARGETS = "50%,2:4,4:8,70%"
@@ -39,6 +42,7 @@ def register(sub):
     register_decode(bsub)
     register_structured(bsub)
     register_parity(bsub)
+    register_startup(bsub)
     z = bsub.add_parser("zeroshot", help="wall and CPU time of zero-shot evaluation (lm-eval) of the dense model")
     z.add_argument("--task", default="lm-smollm2")
     z.add_argument("--tasks", default="pydoc_lastword,stdlib_docstring", help="comma-separated zero-shot tasks")

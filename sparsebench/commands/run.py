@@ -16,7 +16,7 @@ def register(sub):
     p = sub.add_parser("run", help="run one job and write its result.json atomically")
     p.add_argument("--spec", required=True, help="the job as JSON (see `sparsebench plan`)")
     p.add_argument("--out", required=True, help="path of result.json")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, exit_at_once=True)  # see sparsebench.cli.exit_at_once
 
 
 def prepare(args) -> int:

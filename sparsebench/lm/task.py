@@ -24,13 +24,17 @@ from sparsebench.task import JobResources, Metric, Task
 def token_stream(texts, tokenizer, n_tokens: int, batch: int = 64) -> torch.Tensor:
     """The first ``n_tokens`` tokens of ``texts`` (each followed by EOS), or fail if too short.
 
-    Texts are tokenized ``batch`` at a time: a fast tokenizer encodes a batch on all cores (a 128 x 2048
+    Texts are tokenized in batches: a fast tokenizer encodes a batch on all cores (a 128 x 2048
     calibration pool, 2 M tokens, took seconds one text at a time); each text is still encoded on its
-    own, so the ids are those of one call per text."""
+    own, so the ids are those of one call per text. Batches grow from one text up to ``batch``: a job
+    that needs a few thousand tokens (one stdlib file holds that many) encodes one file, not 64 of them
+    (about 1 s of every job's start-up)."""
     eos = tokenizer.eos_token_id
     ids: list[int] = []
     texts = iter(texts)
-    while chunk := list(itertools.islice(texts, batch)):
+    size = 1
+    while chunk := list(itertools.islice(texts, size)):
+        size = min(2 * size, batch)
         for encoded in tokenizer(chunk, add_special_tokens=False)["input_ids"]:
             ids.extend(encoded)
             if eos is not None:
