@@ -146,3 +146,16 @@ def test_vertical_slash_counts_its_kept_pairs_without_a_mask_exactly():
         mask = LinePattern(budget, v, s).token_mask()
         cover = (q0 + rows - torch.clamp(torch.arange(keys), min=q0)).clamp(min=0).double()
         assert torch.equal(line_pairs(v, s, cover, q0, q0 + rows), mask.sum(dim=(-1, -2)).double())
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_every_method_decides_on_float16_queries_and_keys(name):
+    """A GPU profile runs the model in float16: a method's scores must not overflow there (SpargeAttn's
+    masked prediction filled with -1e9 failed on the H200's float16 RULER job)."""
+    q, k, v = (x.half() for x in qkv(seq=512))
+    method = registry.method(name).cls()
+    for phase, q0 in (("prefill", 0), ("decode", 384)):
+        budget = Budget(1 / 4, phase, q0, 512 - q0, 64, 2)
+        kk, vv, _ = method.compress_kv(k, v, budget)
+        keep = method.select(q[:, :, q0:], kk, budget, q[:, :, q0 - 64 : q0] if q0 else None)
+        assert keep.shape[-1] == kk.shape[2] and keep.any()

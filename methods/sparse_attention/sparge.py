@@ -74,7 +74,9 @@ class SpargeAttn(SparseAttentionMethod):
         kb_end = torch.clamp((torch.arange(k_mean.shape[2], device=q.device) + 1) * p.block - 1, max=budget.keys - 1)
         first_row = pos[::g]
         visible = kb_end[None, :] <= first_row[:, None]
-        pred = torch.softmax((q_mean @ k_mean.transpose(-1, -2) * q.shape[-1] ** -0.5).masked_fill(~visible, -1e9), -1)
+        # scored in float32: -1e9 (a row that sees no whole block gets a uniform row, not NaN) overflows float16
+        scores = q_mean.float() @ k_mean.float().transpose(-1, -2) * q.shape[-1] ** -0.5
+        pred = torch.softmax(scores.masked_fill(~visible, -1e9), -1)
         k_for_sim = k - k.mean(dim=2, keepdim=True) if p.smooth_k else k
         k_sim = self_similarity(k_for_sim, p.block) > p.theta
         forced = ~k_sim[:, :, None, :].expand_as(pred)

@@ -13,9 +13,11 @@ Latency (CUDA only): each layer's prefill attention on the method's BlockMask,
 timed against dense causal SDPA on the same q, k, v, with the kernel suite's
 timing (``sparsebench.kernels.timing.time_pair``: warm-up, interleaved
 repetitions, median), in the hardware profile's dtype. One repetition is the
-replay of a CUDA graph of ``calls`` back-to-back calls: a 2k-token prefill
-attention of a small model takes tens of microseconds, less than the Python
-side of an eager compiled-flex call, so timing eager calls would time Python.
+replay of a CUDA graph of back-to-back calls: a 2k-token prefill attention of a
+small model takes tens of microseconds, less than the Python side of an eager
+compiled-flex call, so timing eager calls would time Python; a replay holds
+enough calls to last ~8 ms (64 at 2k, ~10 at 32k). A job times a sample of layers
+spread over the ones its method sparsifies (3 by default) and scales their mean.
 """
 
 from __future__ import annotations
@@ -175,9 +177,27 @@ def compiled_flex():
 _PINNED: dict = {}  # (q tile, key block) -> kernel tiles, where the default tiles did not divide the blocks
 
 
+# wall seconds of the first compiled call of each shape (compile and autotune included; a job's cost
+# that no later call pays): shape key -> s
+FIRST_CALL_S: dict = {}
+
+
 def compiled_call(q, k, v, mask, scaling: float) -> torch.Tensor:
     """Compiled flex_attention; tiles smaller than the kernel's defaults (Quest's 16-key pages) pin smaller
-    kernel tiles (torch >= 2.12 shrinks them itself; older versions refuse the default)."""
+    kernel tiles (torch >= 2.12 shrinks them itself; older versions refuse the default). The first call of
+    each shape is timed into FIRST_CALL_S (synchronised: it compiles, so the wait costs nothing)."""
+    key = (tuple(q.shape), tuple(k.shape), q.dtype, tuple(mask.BLOCK_SIZE))
+    if key in FIRST_CALL_S:
+        return _compiled_call(q, k, v, mask, scaling)
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    out = _compiled_call(q, k, v, mask, scaling)
+    torch.cuda.synchronize()
+    FIRST_CALL_S[key] = time.perf_counter() - t0
+    return out
+
+
+def _compiled_call(q, k, v, mask, scaling: float) -> torch.Tensor:
     gqa = k.shape[1] != q.shape[1]
     q_tile, kv_block = mask.BLOCK_SIZE
     opts = _PINNED.get((q_tile, kv_block))
@@ -209,29 +229,53 @@ def flex_attention_forward(q, k, v, pattern, scaling: float):
     return flex_call(q, k, v, mask, scaling), mask
 
 
+def spread_layers(layers: list[int], count: int) -> tuple[int, ...]:
+    """``count`` layers spread evenly over ``layers`` (first and last included); all of them if fewer."""
+    layers = sorted(layers)
+    if count <= 0 or count >= len(layers):
+        return tuple(layers)
+    if count == 1:
+        return (layers[len(layers) // 2],)
+    return tuple(sorted({layers[int(i * (len(layers) - 1) / (count - 1) + 0.5)] for i in range(count)}))
+
+
+def calls_per_pass(call_ms: float, target_ms: float = 8.0, most: int = 64) -> int:
+    """Kernel calls in one timed graph replay: enough that a replay lasts ``target_ms`` (a replay's launch,
+    ~15 us, then weighs < 0.2 %), at most ``most`` (tens of microseconds at 2k tokens), a few for calls of
+    milliseconds (32k tokens: ~10), where 64 calls a replay made each layer's timing last seconds."""
+    return max(1, min(most, -(-int(target_ms * 1000) // max(1, int(call_ms * 1000)))))
+
+
 @dataclass
 class PrefillLatency:
-    """Per-layer prefill attention time on the method's BlockMask vs dense causal SDPA (first sequence only)."""
+    """Prefill attention time on the method's BlockMask vs dense causal SDPA (first sequence only).
+
+    ``sample``: the layers to time (None: every layer). A job times a few layers spread over the ones the
+    method sparsifies and scales their mean to all of them (``summary()["layers_sampled"]``): the kernel's
+    time per layer depends on the layer's kept tiles, which a budget spreads evenly over the layers.
+    """
 
     dtype: torch.dtype
     warmup: int = 10
     repeats: int = 50
     budget_s: float = 0.3  # per layer; the timing loop shortens its repetitions to fit
-    calls: int = 8  # kernel calls per timed graph replay (the time is per call)
-    layers: dict = field(default_factory=dict)  # layer -> {"flex_ms", "sdpa_ms", "timing"}
+    calls: int = 64  # most kernel calls per timed graph replay (the time is per call); fewer for long calls
+    sample: tuple[int, ...] | None = None  # layers to time; None: all
+    scale_to: int | None = None  # how many layers the sampled mean stands for (None: the sampled ones only)
+    layers: dict = field(default_factory=dict)  # layer -> {"flex_ms", "sdpa_ms", "timing", "calls"}
     spent_s: float = 0.0  # wall time the measurements took (warm-up and repetitions): part of a job's time
 
     def measure(self, layer: int, q, k, v, mask, scaling: float, run=None) -> None:
         """``run``: the block-sparse kernel as a callable of (q, k, v) (the Triton backend); else FlexAttention
         on ``mask``."""
-        if layer in self.layers or not q.is_cuda:
+        if layer in self.layers or not q.is_cuda or (self.sample is not None and layer not in self.sample):
             return
         t0 = time.perf_counter()
         self._measure(layer, q, k, v, mask, scaling, run)
         self.spent_s += time.perf_counter() - t0
 
     def _measure(self, layer: int, q, k, v, mask, scaling: float, run=None) -> None:
-        from sparsebench.kernels.timing import time_pair
+        from sparsebench.kernels.timing import _event_ms, time_pair
 
         q, k, v = (x.to(self.dtype) for x in (q, k, v))
         gqa = k.shape[1] != q.shape[1]
@@ -242,16 +286,24 @@ class PrefillLatency:
         def sparse(i):
             return run(q, k, v) if run is not None else compiled_call(q, k, v, mask, scaling)
 
-        t = time_pair(dense, sparse, self.calls, "cuda", self.warmup, self.repeats, graph=True, budget_s=self.budget_s)
-        self.layers[layer] = {"flex_ms": t.sparse_ms, "sdpa_ms": t.dense_ms, "timing": t.method}
+        sparse(0)  # compiled and autotuned before the probe below
+        probe = min(_event_ms(lambda: dense(0)), _event_ms(lambda: sparse(0)))
+        calls = calls_per_pass(probe, most=self.calls)
+        # one copy of q, k, v, re-read by every call (as before: the layer's own inputs, not rotated copies)
+        t = time_pair(dense, sparse, 1, "cuda", self.warmup, self.repeats, graph=True, budget_s=self.budget_s,
+                      min_calls=calls)
+        self.layers[layer] = {"flex_ms": t.sparse_ms, "sdpa_ms": t.dense_ms, "timing": t.method, "calls": calls}
 
     def summary(self) -> dict:
-        """Totals over layers (one prefill of the first sequence) and the speed-up of flex over SDPA."""
+        """Totals over layers (one prefill of the first sequence; a sample's mean times the layers it stands
+        for) and the speed-up of flex over SDPA."""
         if not self.layers:
             return {}
-        flex = sum(x["flex_ms"] for x in self.layers.values())
-        sdpa = sum(x["sdpa_ms"] for x in self.layers.values())
+        scale = (self.scale_to or len(self.layers)) / len(self.layers)
+        flex = sum(x["flex_ms"] for x in self.layers.values()) * scale
+        sdpa = sum(x["sdpa_ms"] for x in self.layers.values()) * scale
         return {"flex_ms": flex, "sdpa_ms": sdpa, "speedup": sdpa / flex, "dtype": str(self.dtype).split(".")[-1],
-                "measure_s": self.spent_s,
+                "measure_s": self.spent_s, "layers_sampled": sorted(self.layers),
+                "layers_total": self.scale_to or len(self.layers),
                 "timing": ",".join(sorted({x["timing"] for x in self.layers.values()})),
                 "layers": {str(k): v for k, v in sorted(self.layers.items())}}

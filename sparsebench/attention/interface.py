@@ -24,6 +24,7 @@ from sparsebench.attention.executor import MaskStats, dense_attention, mask_stat
 from sparsebench.attention.pattern import Tiling
 
 IMPLEMENTATION = "sparsebench"
+MAX_TIMED_CALLS = 2048  # sparse calls whose parts are timed (events per call: 4); generation makes many more
 _ACTIVE: list["SparseAttention"] = []  # the session the registered function consults (innermost last)
 
 
@@ -82,6 +83,37 @@ class SparseAttention:
         self.stats: dict[str, dict[int, MaskStats]] = defaultdict(lambda: defaultdict(MaskStats))
         self.kernels_ran: dict[str, set] = defaultdict(set)  # phase -> the block-sparse kernels that ran in it
         self._recent_q: dict[int, torch.Tensor] = {}
+        self._parts: list = []  # (phase, [event per part boundary]) of the first MAX_TIMED_CALLS CUDA calls
+
+    def _mark(self, query) -> list | None:
+        """CUDA events bracketing the parts of one sparse call (selection, kernel, bookkeeping): where a
+        job's time goes, read at the phase's end without synchronising inside the call."""
+        if not query.is_cuda or len(self._parts) >= MAX_TIMED_CALLS:
+            return None
+        marks = []
+        self._parts.append((self.phase, marks))
+        return marks
+
+    @staticmethod
+    def _tick(marks) -> None:
+        if marks is not None:
+            ev = torch.cuda.Event(enable_timing=True)
+            ev.record()
+            marks.append(ev)
+
+    def parts_ms(self) -> dict:
+        """GPU-timeline ms per phase and part (select, kernel, bookkeeping) over the timed calls, and how many
+        calls were timed. A part's time includes the GPU waiting for its launches (Python, compilation)."""
+        if not self._parts:
+            return {}
+        torch.cuda.synchronize()
+        out: dict = {}
+        for phase, marks in self._parts:
+            d = out.setdefault(phase, {"select": 0.0, "kernel": 0.0, "bookkeeping": 0.0, "calls": 0})
+            d["calls"] += 1
+            for name, a, b in zip(("select", "kernel", "bookkeeping"), marks, marks[1:]):
+                d[name] += a.elapsed_time(b)
+        return out
 
     def install(self, model) -> "SparseAttention":
         model.set_attn_implementation(register())
@@ -128,10 +160,13 @@ class SparseAttention:
                                                         dense_layer=True))
             self.remember_queries(layer, query)
             return out
+        marks = self._mark(query)
+        self._tick(marks)
         budget = Budget(self.density, self.phase, q0, query.shape[2], self.query_block, key.shape[1])
         key, value, kv_stats = self.method.compress_kv(key, value, budget)
         key_h = _expand_kv(key, heads)
         pattern = self.method.decide(query, key_h, budget, self._recent_q.get(layer))
+        self._tick(marks)
         if self.executor == "flex":
             from sparsebench.attention.flex import (flex_attention_forward, triton_attention_forward,
                                                     triton_decode_forward)
@@ -147,15 +182,18 @@ class SparseAttention:
                 out, mask = flex_attention_forward(query, key, value, pattern, scaling)
                 ran = "flex_attention"
             self.kernels_ran[self.phase].add(ran)
+            self._tick(marks)
             stats = mask_stats(query, key_h, pattern.token_mask, scaling, q0)
-            if self.latency is not None and self.phase == "prefill" and q0 == 0:
-                self.latency.measure(layer, query, key, value, mask, scaling, run=run)
         else:
             out, stats = masked_attention(query, key_h, _expand_kv(value, heads), pattern.token_mask, scaling, q0)
+            self._tick(marks)  # the reference executor's kernel and statistics are one pass over row chunks
         tiling = pattern.tiling()
         stats.tiles_kept = pattern.tiles(tiling)[0].sum()  # stays on the device until the summary
         stats.tiles_causal = int(tiling.causal_tiles()[0].sum()) * query.shape[0] * heads
         stats.kv_kept, stats.kv_total = kv_stats
+        self._tick(marks)
+        if self.executor == "flex" and self.latency is not None and self.phase == "prefill" and q0 == 0:
+            self.latency.measure(layer, query, key, value, mask, scaling, run=run)  # timed apart (measure_s)
         self.stats[self.phase][layer].add(stats)
         self.remember_queries(layer, query)
         return out
