@@ -28,16 +28,41 @@ def token_stream(texts, tokenizer, n_tokens: int, batch: int = 64) -> torch.Tens
     calibration pool, 2 M tokens, took seconds one text at a time); each text is still encoded on its
     own, so the ids are those of one call per text."""
     eos = tokenizer.eos_token_id
+    encode = _batch_encoder(tokenizer)
     ids: list[int] = []
     texts = iter(texts)
     while chunk := list(itertools.islice(texts, batch)):
-        for encoded in tokenizer(chunk, add_special_tokens=False)["input_ids"]:
+        for encoded in encode(chunk):
             ids.extend(encoded)
             if eos is not None:
                 ids.append(eos)
             if len(ids) >= n_tokens:
                 return torch.tensor(ids[:n_tokens], dtype=torch.long)
     raise ValueError(f"the text source has only {len(ids)} tokens; {n_tokens} are needed")
+
+
+def _batch_encoder(tokenizer):
+    """``texts -> [ids per text]``: a fast tokenizer's Rust backend without the offsets and the Python
+    encoding objects the wrapper builds (~0.7x the time), as long as it gives the wrapper's ids on the first
+    text it sees; otherwise (a slow tokenizer, a wrapper that adds its own processing) the wrapper."""
+    def wrapper(chunk):
+        return tokenizer(chunk, add_special_tokens=False)["input_ids"]
+
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if not getattr(tokenizer, "is_fast", False) or not hasattr(backend, "encode_batch_fast"):
+        return wrapper
+    checked = []
+
+    def fast(chunk):
+        out = [e.ids for e in backend.encode_batch_fast(chunk, add_special_tokens=False)]
+        if not checked:
+            if out[:1] != wrapper(chunk[:1]):
+                checked.append(wrapper)
+                return wrapper(chunk)
+            checked.append(fast)
+        return out if checked[0] is fast else wrapper(chunk)
+
+    return fast
 
 
 def tokens_sha256(ids: torch.Tensor) -> str:
