@@ -4,7 +4,7 @@ against the same widths rounded to multiples of 128 (docs/pruning.md).
 For each MLP width k a block keeps, a prefill of T tokens runs gate and up (T x hidden) @ (hidden x k) and down
 (T x k) @ (k x hidden) in nn.Linear's layout (weights out x in). Input: the JSON that
 ``sparsebench bench structured --json`` writes (its FLAP rows carry ``mlp_widths`` per block); plus a sweep of
-one width around a given k at alignments 1, 2, 8, 16, 64, 128::
+widths near a given k aligned to exactly 1, 2, 4, ..., 128::
 
     PYTHONPATH=$PWD python3 bench/gemm_alignment.py --structured rows.json --hidden 4096 --tokens 2048
 
@@ -87,11 +87,13 @@ def main() -> None:
             print(f"{r['variant']:<58} MLP GEMMs over {len(widths)} blocks: exact widths {exact:7.2f} ms, rounded up "
                   f"to 128 {rounded:7.2f} ms; widths not multiples of 8: {out['rows'][-1]['unaligned_blocks']}",
                   flush=True)
-    for n in (1, 2, 8, 16, 64, 128):
-        k = (a.sweep // n) * n if n > 1 else a.sweep
+    for n in (1, 2, 4, 8, 16, 32, 64, 128):
+        m = round(a.sweep / n)
+        m += 1 if m % 2 == 0 and n < 128 else 0  # an odd multiple: aligned to n, not to 2n
+        k = m * n
         ms = cost(k)
         out["sweep"].append({"align": n, "width": k, "ms": ms, "tflops": 3 * 2 * a.tokens * a.hidden * k / ms / 1e9})
-        print(f"width {k:>6} (multiple of {n:>3}): {ms:7.3f} ms, {out['sweep'][-1]['tflops']:6.1f} TFLOP/s", flush=True)
+        print(f"width {k:>6} (aligned to {n:>3}): {ms:7.3f} ms, {out['sweep'][-1]['tflops']:6.1f} TFLOP/s", flush=True)
     if a.out:
         json.dump(out, open(a.out, "w"), indent=1)
 
