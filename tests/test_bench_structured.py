@@ -70,3 +70,19 @@ def test_bench_eora_budget_compares_eora_with_pruning_less_at_equal_stored_param
     # per-row pruning rounds each row's count: equal within one weight per row of every layer
     assert abs(e["stored"] - l["stored"]) <= e["rows"]
     assert r["ratio_interval"][0] <= r["ratio"] <= r["ratio_interval"][1]
+
+
+def test_a_permuted_ordering_holds_the_same_calibration_windows_in_another_order():
+    import torch
+
+    from sparsebench.pruning.bench_parity import PermutedCalibration
+
+    class Task:
+        def calibration_windows(self, seed):
+            return torch.arange(40).reshape(8, 5) + seed
+
+    base = Task().calibration_windows(0)
+    assert torch.equal(PermutedCalibration(Task(), 0).calibration_windows(0), base)
+    other = PermutedCalibration(Task(), 1).calibration_windows(0)
+    assert not torch.equal(other, base)
+    assert sorted(map(tuple, other.tolist())) == sorted(map(tuple, base.tolist()))
