@@ -134,3 +134,26 @@ def test_token_stream_fails_clearly_when_text_is_too_short(hub_fixture):
     _, tok = HubModel(str(model_dir)).load()
     with pytest.raises(ValueError, match="only"):
         token_stream(["a few words"], tok, 10_000)
+
+
+def test_the_fast_backend_encoder_gives_the_wrappers_ids_and_falls_back_when_it_would_not(hub_fixture):
+    from types import SimpleNamespace
+
+    from sparsebench.lm.task import _batch_encoder
+
+    model_dir, _ = hub_fixture
+    _, tok = HubModel(str(model_dir)).load()
+    texts = [f"def f{i}(x):\n    return x * {i}  # the quick brown fox" for i in range(20)]
+    want = tok(texts, add_special_tokens=False)["input_ids"]
+    assert _batch_encoder(tok)(texts) == want
+
+    class Differs:  # a wrapper that post-processes what its backend gives
+        is_fast, eos_token_id = True, tok.eos_token_id
+        backend_tokenizer = SimpleNamespace(
+            encode_batch_fast=lambda chunk, add_special_tokens: [SimpleNamespace(ids=[7]) for _ in chunk])
+
+        def __call__(self, chunk, add_special_tokens=False):
+            return tok(chunk, add_special_tokens=add_special_tokens)
+
+    assert _batch_encoder(Differs())(texts) == want
+    assert token_stream(iter(texts), Differs(), 50).tolist() == token_stream(iter(texts), tok, 50).tolist()

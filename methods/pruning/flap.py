@@ -122,8 +122,9 @@ class FLAP(PruningMethod):
             if not keep_mlp[i].any():
                 keep_mlp[i, mlp[i].argmax()] = True
                 guarded += 1
+        keep_mlp, extra = self.round_mlp_widths(keep_mlp, mlp)
 
-        plan = StructuredPlan(granularity=float(group_params * (1 + guarded) / total))
+        plan = StructuredPlan(granularity=float((group_params * (1 + guarded) + channel_params * extra) / total))
         for block, n, ka, km in zip(blocks, names, keep_attn, keep_mlp):
             q_rows = ka.repeat_interleave(per_group * head_dim)
             kv_rows = ka.repeat_interleave(head_dim)
@@ -144,6 +145,11 @@ class FLAP(PruningMethod):
                         "kept_mlp_channels": keep_mlp.sum(1).tolist(), "mlp_channels": mlp.shape[1],
                         "guarded_units": guarded}
         return plan
+
+    def round_mlp_widths(self, keep_mlp: torch.Tensor, scores: torch.Tensor) -> tuple[torch.Tensor, int]:
+        """The kept MLP channels per block after any rounding of their counts, and by how many channels the
+        total may now sit off the global threshold's (the paper's FLAP: no rounding)."""
+        return keep_mlp, 0
 
     def record(self) -> dict:
         return self._record

@@ -1,11 +1,13 @@
 """sparsebench bench prune: wall time, calibration time and peak RSS of one-shot pruning;
 sparsebench bench structured: measured dense-kernel latency of structured, N:M, unstructured and EoRA models;
-sparsebench bench parity: perplexity over equivalent orderings of the same calibration windows (the spread
-that float rounding alone gives), beside the authors' spread where given;
+sparsebench bench parity: perplexity over equivalent orderings of the same calibration windows and thread counts
+(the spread that float rounding alone gives), beside the authors' SparseGPT over the same runs;
+sparsebench bench eora-budget: EoRA's compensation against pruning less at the same parameter count;
 sparsebench bench zeroshot: time of one zero-shot evaluation (lm-eval) of the dense model;
 sparsebench bench startup: a job's start-up per family (imports, discovery, model load, data; sparsebench.startup).
 
-Each (method, target) runs in a fresh process (peak RSS is per process) that
+The pruning benchmarks' code lives in ``sparsebench/pruning/bench_*.py``; this module holds their arguments.
+In ``bench prune`` each (method, target) runs in a fresh process (peak RSS is per process) that
 loads the task's model, prunes it exactly as a job does (sequential calibration
 for methods that calibrate) and reports its timings; no evaluation is run.
 """
@@ -52,12 +54,9 @@ def register(sub):
 
 
 def parse_target(text: str):
-    from sparsebench.targets import Target
+    from sparsebench.pruning.bench_parity import parse_target as parse
 
-    text = text.strip()
-    if text.endswith("%"):
-        return Target.from_config({"sparsity": float(text[:-1]) / 100})
-    return Target.from_config({"pattern": text} if ":" in text else {"sparsity": float(text)})
+    return parse(text)
 
 
 def prune_once(args) -> dict:
@@ -229,155 +228,14 @@ def register_structured(bsub):
     s.add_argument("--hardware", default="cpu", help="profile: its device and dtype (default cpu)")
     s.add_argument("--sparsities", default="0.2,0.5", help="FLAP and unstructured sparsities (2:4 is always 0.5)")
     s.add_argument("--eora-ranks", default="16,128", help="ranks of EoRA over Wanda 2:4 ('' to skip)")
+    s.add_argument("--align", type=int, default=128,
+                   help="flap-aligned rows: kept MLP widths rounded to multiples of this (0: no such rows)")
     s.add_argument("--calibration-windows", type=int, default=8)
     s.add_argument("--batch", type=int, default=1)
     s.add_argument("--tokens", type=int, default=512, help="prefill length of the timed forward")
     s.add_argument("--repeats", type=int, default=10)
     s.add_argument("--json", help="also write the rows to this file")
-    s.set_defaults(func=run_structured)
-
-
-def _available_profile(name: str):
-    """The hardware profile ``--hardware`` names, refused when this machine lacks its device; on a CPU
-    profile, torch runs on the profile's thread count."""
-    import torch
-
-    from sparsebench.errors import ConfigError
-    from sparsebench.hardware import profile
-
-    hw = profile(name, "--hardware")
-    ok, why = hw.available()
-    if not ok:
-        raise ConfigError(f"--hardware={name!r}: {why}")
-    if hw.device == "cpu":
-        torch.set_num_threads(hw.thread_count())
-    return hw
-
-
-def interleaved_forward_ms(models: list, ids, repeats: int) -> list[dict]:
-    """Median wall time of one forward over ``ids`` (prefill) and of one single-token forward, for each model;
-    the models take turns within every repeat, so a load change on a shared machine hits all of them alike."""
-    import torch
-
-    def sync():
-        if ids.device.type == "cuda":
-            torch.cuda.synchronize(ids.device)
-
-    times = [{"prefill_ms": [], "token_ms": []} for _ in models]
-    with torch.no_grad():
-        for i in range(repeats + 2):  # two warm-ups
-            for model, t in zip(models, times):
-                for label, x in (("prefill_ms", ids), ("token_ms", ids[:, :1])):
-                    sync()
-                    t0 = time.perf_counter()
-                    model(x, use_cache=False)
-                    sync()
-                    if i >= 2:
-                        t[label].append(1e3 * (time.perf_counter() - t0))
-    out = []
-    for t in times:
-        row = {}
-        for label, xs in t.items():
-            xs.sort()
-            row[label] = xs[len(xs) // 2]
-            row[label.replace("_ms", "_iqr_ms")] = [xs[len(xs) // 4], xs[(3 * len(xs)) // 4]]
-        out.append(row)
-    return out
-
-
-def run_structured(args) -> int:
-    """Each variant is pruned by the family's own step (``prune_model``) from a fresh copy of the dense model;
-    masks are then baked into the weights (what a user runs without sparse kernels)."""
-    import copy
-
-    from torch.nn.utils import parametrize
-
-    from sparsebench import registry
-    from sparsebench.errors import ConfigError
-    from sparsebench.params import params_dict
-    from sparsebench.plan import Job
-    from sparsebench.pruning.step import prune_model
-    from sparsebench.runner import JobContext, seed_everything
-    from sparsebench.targets import Target
-
-    try:
-        sparsities = [float(x) for x in args.sparsities.split(",") if x.strip()]
-        ranks = [int(x) for x in args.eora_ranks.split(",") if x.strip()]
-        raw = json.loads(args.task_params) if args.task_params else {}
-    except ValueError:
-        raise ConfigError(f"--sparsities={args.sparsities!r} (comma-separated shares in (0, 1)), --eora-ranks="
-                          f"{args.eora_ranks!r} (comma-separated integers), --task-params={args.task_params!r} "
-                          "(a JSON object)") from None
-    if any(not 0 < x < 1 for x in sparsities) or any(r < 1 for r in ranks):
-        raise ConfigError(f"--sparsities={args.sparsities!r}: shares in (0, 1); --eora-ranks={args.eora_ranks!r}: >= 1")
-    hw = _available_profile(args.hardware)
-    tentry = registry.task(args.task, "--task")
-    task = tentry.cls.build({**raw, "calibration_windows": args.calibration_windows}, "--task-params")
-
-    def context(method_name, params, target):
-        entry = registry.method(method_name)
-        method = entry.cls.build(params, "bench")
-        job = Job(args.task, method_name, entry.family, target.to_dict(), 0, hw.name, params_dict(task.params),
-                  params_dict(method.params))
-        return JobContext(job, task, method, target, hw, seed_everything(0))
-
-    dense_ctx = context("dense", {}, Target(0.0))
-    dense = dense_ctx.load_model()
-    dense.eval()
-    device = dense_ctx.device
-    ids = task.eval_ids()[: args.batch, : args.tokens].to(device)
-    if ids.shape != (args.batch, args.tokens):
-        raise ConfigError(f"--batch={args.batch} --tokens={args.tokens}: the task's evaluation windows are "
-                          f"{tuple(task.eval_ids().shape)}")
-
-    def count(model, layers):
-        total = sum(p.numel() for p in model.parameters()) + sum(b.numel() for n, b in model.named_buffers()
-                                                                 if "eora_" in n)
-        prunable = sum(int((m.weight != 0).sum()) for m in layers.values())
-        return total, prunable
-
-    variants = [("dense", "dense", {}, Target(0.0))]
-    for s in sparsities:
-        variants.append((f"FLAP {s:.0%} (smaller dense model)", "flap", {}, Target(s)))
-        variants.append((f"unstructured {s:.0%} (magnitude, zeros in dense weights)", "magnitude", {}, Target(s)))
-    variants.append(("2:4 (magnitude, zeros in dense weights)", "magnitude", {}, Target.from_config({"pattern": "2:4"})))
-    for r in ranks:
-        variants.append((f"2:4 + EoRA rank {r} (Wanda)", "wanda", {"eora_rank": r},
-                         Target.from_config({"pattern": "2:4"})))
-    rows, models = [], []
-    load_before = os.getloadavg()[0]
-    for label, method_name, params, target in variants:
-        model = dense if method_name == "dense" else copy.deepcopy(dense)
-        layers = task.prunable_layers(model)
-        if method_name != "dense":
-            ctx = context(method_name, params, target)
-            ctx.placed = dense_ctx.placed
-            prune_model(ctx, model, layers)
-            for mod in layers.values():  # bake the masks: the plain dense layer a user runs
-                if parametrize.is_parametrized(mod, "weight"):
-                    parametrize.remove_parametrizations(mod, "weight", leave_parametrized=True)
-        total, nonzero = count(model, layers)
-        rows.append({"variant": label, "method": method_name, "target": target.label, "parameters": total,
-                     "prunable_nonzero": nonzero})
-        models.append(model)
-    for row, timing in zip(rows, interleaved_forward_ms(models, ids, args.repeats)):
-        row.update(timing)
-    print(f"{args.task} on {hw.name} ({device}, {dense_ctx.dtype}), batch {args.batch} x {args.tokens} tokens, "
-          f"median of {args.repeats} interleaved repeats; load average {load_before:.1f} before, "
-          f"{os.getloadavg()[0]:.1f} after", flush=True)
-    base = rows[0]
-    print(f"{'variant':<52} {'params (M)':>10} {'prunable nnz (M)':>16} {'prefill ms':>10} {'x dense':>7} "
-          f"{'1-token ms':>10} {'x dense':>7}")
-    for r in rows:
-        r["prefill_speedup"] = base["prefill_ms"] / r["prefill_ms"]
-        r["token_speedup"] = base["token_ms"] / r["token_ms"]
-        print(f"{r['variant']:<52} {r['parameters'] / 1e6:>10.2f} {r['prunable_nonzero'] / 1e6:>16.2f} "
-              f"{r['prefill_ms']:>10.2f} {r['prefill_speedup']:>6.2f}x {r['token_ms']:>10.2f} {r['token_speedup']:>6.2f}x")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"task": args.task, "hardware": hw.name, "device": str(device), "dtype": str(dense_ctx.dtype),
-                       "batch": args.batch, "tokens": args.tokens, "repeats": args.repeats, "rows": rows}, f, indent=1)
-    return 0
+    s.set_defaults(func=lambda args: _load("bench_structured").run_structured(args))
 
 
 def register_parity(bsub):
@@ -388,84 +246,35 @@ def register_parity(bsub):
     q.add_argument("--method", default="sparsegpt")
     q.add_argument("--targets", default="50%,2:4")
     q.add_argument("--orderings", type=int, default=3, help="0 is the task's order; k > 0 a seeded permutation")
+    q.add_argument("--threads", default="1", help="comma-separated intra-op thread counts; every ordering runs on each")
+    q.add_argument("--authors", default=None, help="directory holding IST-DASLab/sparsegpt (llama.py, sparsegpt.py, "
+                                                   "fetched separately): run their SparseGPT over the same orderings")
     q.add_argument("--hardware", default="cpu")
     q.add_argument("--reference", default=None,
                    help="JSON file {target label: [the authors' perplexities over such orderings]} to show beside")
     q.add_argument("--json", help="also write the rows to this file")
-    q.set_defaults(func=run_parity)
+    q.set_defaults(func=lambda args: _load("bench_parity").run_parity(args))
+    register_eora_budget(bsub)
 
 
-class PermutedCalibration:
-    """The task, with its calibration windows in another order (the same token ids, so the same data: only
-    the order in which statistics are summed, and so their rounding, changes)."""
-
-    def __init__(self, task, ordering: int):
-        self._task, self.ordering = task, ordering
-
-    def __getattr__(self, name):
-        return getattr(self._task, name)
-
-    def calibration_windows(self, seed: int):
-        import torch
-
-        ids = self._task.calibration_windows(seed)
-        if self.ordering == 0:
-            return ids
-        order = torch.randperm(ids.shape[0], generator=torch.Generator().manual_seed(self.ordering))
-        return ids[order]
+def register_eora_budget(bsub):
+    e = bsub.add_parser("eora-budget", help="EoRA's low-rank compensation vs pruning less at the same parameter "
+                                            "count: perplexity, paired over the evaluation windows")
+    e.add_argument("--task", default="lm-smollm2")
+    e.add_argument("--task-params", default=None, help="the task's parameters as JSON")
+    e.add_argument("--method", default="wanda")
+    e.add_argument("--sparsity", type=float, default=0.5)
+    e.add_argument("--ranks", default="16,64,128")
+    e.add_argument("--calibration-windows", type=int, default=16)
+    e.add_argument("--eval-windows", type=int, default=8)
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--hardware", default="cpu")
+    e.add_argument("--json", help="also write the rows to this file")
+    e.set_defaults(func=lambda args: _load("bench_eora").run_eora_budget(args))
 
 
-def run_parity(args) -> int:
-    import statistics
+def _load(name: str):
+    """The benchmark's module in the pruning engine (imported when its subcommand runs: the CLI starts fast)."""
+    import importlib
 
-    import torch
-
-    from sparsebench import registry
-    from sparsebench.errors import ConfigError
-    from sparsebench.params import params_dict
-    from sparsebench.plan import Job
-    from sparsebench.pruning.step import prune_model
-    from sparsebench.runner import JobContext, seed_everything
-
-    if args.orderings < 2:
-        raise ConfigError(f"--orderings={args.orderings}: a spread needs at least 2")
-    hw = _available_profile(args.hardware)
-    reference = {}
-    if args.reference:
-        with open(args.reference) as f:
-            reference = json.load(f)
-    task = registry.task(args.task, "--task").cls.build(json.loads(args.task_params) if args.task_params else None,
-                                                       "--task-params")
-    entry = registry.method(args.method, "--method")
-    method = entry.cls.build({}, "bench")
-    rows = []
-    for text in args.targets.split(","):
-        target = parse_target(text)
-        values = []
-        for k in range(args.orderings):
-            job = Job(args.task, args.method, entry.family, target.to_dict(), 0, hw.name, params_dict(task.params),
-                      params_dict(method.params))
-            ctx = JobContext(job, PermutedCalibration(task, k), method, target, hw, seed_everything(0))
-            model = ctx.load_model()
-            layers = task.prunable_layers(model)
-            prune_model(ctx, model, layers)
-            with torch.no_grad():
-                ppl = task.evaluate(model)["perplexity"]
-            values.append(ppl)
-            print(f"{args.method} {target.label} ordering {k}: perplexity {ppl:.4f}", flush=True)
-            del model
-        ref = reference.get(target.label, [])
-        rows.append({"target": target.label, "ours": values, "theirs": ref})
-    print(f"{'target':<7} {'ours mean':>9} {'ours min-max':>17} {'theirs mean':>11} {'theirs min-max':>17} "
-          f"{'ours/theirs':>11}")
-    for r in rows:
-        ours, ref = r["ours"], r["theirs"]
-        line = f"{r['target']:<7} {statistics.mean(ours):>9.3f} {f'{min(ours):.3f}-{max(ours):.3f}':>17}"
-        if ref:
-            ratio = statistics.mean(ours) / statistics.mean(ref)
-            line += f" {statistics.mean(ref):>11.3f} {f'{min(ref):.3f}-{max(ref):.3f}':>17} {ratio:>11.4f}"
-        print(line)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"task": args.task, "method": args.method, "hardware": hw.name, "rows": rows}, f, indent=1)
-    return 0
+    return importlib.import_module(f"sparsebench.pruning.{name}")

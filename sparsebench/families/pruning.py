@@ -58,8 +58,9 @@ class PruningMethod(Method):
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        # a subclass that inherits its parent's Params gets its own copy (the checks name the method)
-        params = getattr(cls.Params, "_declared", cls.Params)
+        # a subclass that inherits its parent's Params gets its own copy (the checks name the method); one that
+        # declares its own (a variant adding a field to its parent's) keeps its fields
+        params = vars(cls.Params).get("_declared", cls.Params)
         cls.Params = _with_compensation(cls, params)
     patterns: ClassVar[tuple[str, ...]] = ("unstructured", "n:m")
     # True: the core runs calibration data through the model block by block and

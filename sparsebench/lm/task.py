@@ -30,18 +30,43 @@ def token_stream(texts, tokenizer, n_tokens: int, batch: int = 64) -> torch.Tens
     that needs a few thousand tokens (one stdlib file holds that many) encodes one file, not 64 of them
     (about 1 s of every job's start-up)."""
     eos = tokenizer.eos_token_id
+    encode = _batch_encoder(tokenizer)
     ids: list[int] = []
     texts = iter(texts)
     size = 1
     while chunk := list(itertools.islice(texts, size)):
         size = min(2 * size, batch)
-        for encoded in tokenizer(chunk, add_special_tokens=False)["input_ids"]:
+        for encoded in encode(chunk):
             ids.extend(encoded)
             if eos is not None:
                 ids.append(eos)
             if len(ids) >= n_tokens:
                 return torch.tensor(ids[:n_tokens], dtype=torch.long)
     raise ValueError(f"the text source has only {len(ids)} tokens; {n_tokens} are needed")
+
+
+def _batch_encoder(tokenizer):
+    """``texts -> [ids per text]``: a fast tokenizer's Rust backend without the offsets and the Python
+    encoding objects the wrapper builds (~0.7x the time), as long as it gives the wrapper's ids on the first
+    text it sees; otherwise (a slow tokenizer, a wrapper that adds its own processing) the wrapper."""
+    def wrapper(chunk):
+        return tokenizer(chunk, add_special_tokens=False)["input_ids"]
+
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if not getattr(tokenizer, "is_fast", False) or not hasattr(backend, "encode_batch_fast"):
+        return wrapper
+    checked = []
+
+    def fast(chunk):
+        out = [e.ids for e in backend.encode_batch_fast(chunk, add_special_tokens=False)]
+        if not checked:
+            if out[:1] != wrapper(chunk[:1]):
+                checked.append(wrapper)
+                return wrapper(chunk)
+            checked.append(fast)
+        return out if checked[0] is fast else wrapper(chunk)
+
+    return fast
 
 
 def tokens_sha256(ids: torch.Tensor) -> str:
