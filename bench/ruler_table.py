@@ -39,8 +39,11 @@ def load(dirs):
                 m = LINE.match(line)
                 if m:
                     found.setdefault((m["method"], m["phase"]), ({}, []))[0][m["id"]] = float(m["score"])
-            name = os.path.basename(f)[:-4]  # ruler-<len>-<method>: the job list's names
-            length = name.split("-")[1]
+            name = os.path.basename(f)[:-4]  # a job list's name holding its length, e.g. ruler-4k-quest
+            lengths = re.findall(r"(?<![0-9a-z])([0-9]+k)(?![a-z])", name)
+            if len(lengths) != 1:
+                sys.exit(f"{f}: the log's name must hold its length once (e.g. ruler-4k-quest.log), found {lengths}")
+            length = lengths[0]
             task = f"lm-smollm2-ruler-niah-single-{length}"
             for (method, phase), (vals, _) in found.items():
                 rows[(task, method, phase)] = (list(vals), list(vals.values()), "log (partial)")
