@@ -29,6 +29,8 @@ from pathlib import Path
 
 import torch
 
+from sparsebench.pruning.parity_authors import shim_rotary
+
 HERE = Path.cwd()
 WORK = Path(os.environ.get("G13_WORK", "/tmp/g13"))
 SHAPE_7B = dict(hidden_size=4096, intermediate_size=11008, num_attention_heads=32, num_key_value_heads=32,
@@ -116,25 +118,9 @@ def ours(args, method: str):
 def _shim_transformers():
     """The authors' loops call a decoder layer with the attention mask alone (the transformers of 2023);
     today's LlamaDecoderLayer also needs the rotary (cos, sin): compute them when the caller gives none."""
-    from transformers.models.llama import modeling_llama as ml
-
     sys.modules.setdefault("datasets", types.ModuleType("datasets"))  # their data loaders import it; unused here
     sys.modules["datasets"].load_dataset = None
-    orig = ml.LlamaDecoderLayer.forward
-    rotary = {}
-
-    def forward(self, hidden_states, *a, position_embeddings=None, **kw):
-        if position_embeddings is None:
-            key = (hidden_states.device, hidden_states.shape[1])
-            if key not in rotary:
-                rot = ml.LlamaRotaryEmbedding(self.self_attn.config).to(hidden_states.device)
-                pos = torch.arange(hidden_states.shape[1], device=hidden_states.device)[None]
-                rotary[key] = rot(hidden_states, pos)
-            position_embeddings = rotary[key]
-        kw.pop("position_ids", None)
-        return orig(self, hidden_states, *a, position_embeddings=position_embeddings, **kw)
-
-    ml.LlamaDecoderLayer.forward = forward
+    shim_rotary()
 
 
 def ref_sparsegpt(args):
