@@ -16,24 +16,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 
 import torch
 import torch.nn.functional as F
 
-
-def time_ms(fn, repeats: int) -> float:
-    for _ in range(3):
-        fn()
-    times = []
-    for _ in range(repeats):
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        fn()
-        b.record()
-        torch.cuda.synchronize()
-        times.append(a.elapsed_time(b))
-    return statistics.median(times)
+from sparsebench.kernels.timing import median_event_ms
 
 
 def mlp_ms(k: int, hidden: int, tokens: int, repeats: int, dtype) -> float:
@@ -48,7 +35,7 @@ def mlp_ms(k: int, hidden: int, tokens: int, repeats: int, dtype) -> float:
         F.linear(x, wg)
         F.linear(h, wd)
 
-    return time_ms(run, repeats)
+    return median_event_ms(run, repeats, warmup=3)
 
 
 def up(k: int, n: int) -> int:

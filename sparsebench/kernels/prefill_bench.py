@@ -11,10 +11,10 @@ milliseconds: launches are negligible), median of ``repeats`` after one warm-up.
 
 from __future__ import annotations
 
-import statistics
-
 import torch
 import torch.nn.functional as F
+
+from sparsebench.kernels.timing import median_event_ms
 
 BLOCK = 128
 
@@ -57,20 +57,6 @@ def prefill(model, x: torch.Tensor, attention) -> torch.Tensor:
     return F.linear(model._rms(x[-1:], model.norms[-1][0]), model.head)
 
 
-def _median_ms(fn, repeats: int) -> float:
-    fn()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(repeats):
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        fn()
-        b.record()
-        b.synchronize()
-        times.append(a.elapsed_time(b))
-    return statistics.median(times)
-
-
 def run_prefill_bench(model, seqs=(16384, 32768), densities=(0.1,), repeats: int = 3, seed: int = 0,
                       log=print) -> list[dict]:
     from sparsebench.kernels.block_attention import block_sparse_attention, prepare, reference
@@ -80,12 +66,12 @@ def run_prefill_bench(model, seqs=(16384, 32768), densities=(0.1,), repeats: int
     for seq in seqs:
         x = torch.randn(seq, model.shape.hidden, generator=torch.Generator(device="cuda").manual_seed(seed),
                         device="cuda").half()
-        dense_ms = _median_ms(lambda: prefill(model, x, lambda i, q, k, v: F.scaled_dot_product_attention(
+        dense_ms = median_event_ms(lambda: prefill(model, x, lambda i, q, k, v: F.scaled_dot_product_attention(
             q, k, v, is_causal=True)), repeats)
         rows.append({"variant": "dense", "tokens": seq, "ttft_ms": dense_ms, "speedup": 1.0})
         log(f"prefill {seq}: dense (causal SDPA) {dense_ms:.1f} ms")
         q, k, v = (torch.randn(1, model.shape.heads, seq, model.shape.head_dim, device="cuda").half() for _ in range(3))
-        sdpa_ms = _median_ms(lambda: F.scaled_dot_product_attention(q, k, v, is_causal=True), 5)
+        sdpa_ms = median_event_ms(lambda: F.scaled_dot_product_attention(q, k, v, is_causal=True), 5)
         for density in densities:
             keep = causal_table(seq // BLOCK, density, gen).cuda()
             kept = float(keep.sum()) / (keep.shape[0] * (keep.shape[0] + 1) / 2)
@@ -94,8 +80,8 @@ def run_prefill_bench(model, seqs=(16384, 32768), densities=(0.1,), repeats: int
             def attend(i, q, k, v, keep=keep, lists=lists):
                 return block_sparse_attention(q, k, v, keep, BLOCK, lists=lists, causal=True)
 
-            ms = _median_ms(lambda: prefill(model, x, attend), repeats)
-            att_ms = _median_ms(lambda: attend(0, q, k, v), 5)
+            ms = median_event_ms(lambda: prefill(model, x, attend), repeats)
+            att_ms = median_event_ms(lambda: attend(0, q, k, v), 5)
             rows_ = torch.tensor([0, keep.shape[0] // 2, keep.shape[0] - 1])
             ref, tok = reference(q, k, v, keep, BLOCK, rows_, causal=True)
             err = float((attend(0, q, k, v)[:, :, tok].float() - ref).norm() / ref.norm())

@@ -121,6 +121,15 @@ def _event_ms(fn: Callable[[], None]) -> float:
     return start.elapsed_time(end)
 
 
+def median_event_ms(fn: Callable[[], None], repeats: int, warmup: int = 1) -> float:
+    """Median over ``repeats`` calls of ``fn``'s CUDA-event time (ms), after ``warmup`` untimed calls: for
+    calls long enough (whole forwards, large GEMMs) that their launch and Python overhead do not matter."""
+    for _ in range(warmup):
+        fn()
+    torch.cuda.synchronize()
+    return statistics.median(_event_ms(fn) for _ in range(repeats))
+
+
 def graph_ms(fn: Kernel, copies: int, repeats: int = 10) -> float:
     """Median ms per call of ``fn`` on CUDA, one repetition = one replayed graph pass cycling over the
     copies (events around eager passes if it cannot be captured): a quick measure for tuning."""
