@@ -6,7 +6,7 @@ rerun of the same job that changed the numbers updates that run in place).
 Params are strings (method hyperparameters, target, task settings, seed) so
 they can be filtered on; metrics are numbers (quality, measured sparsity,
 times, memory, latencies); tags name the run id, family, paper, commit and
-hardware profile. A sparse-training run's learning curve is logged as step metrics (``curve.<name>``
+hardware profile (built from a result by :mod:`sparsebench.tracking_record`). A sparse-training run's learning curve is logged as step metrics (``curve.<name>``
 at each evaluation step), its data as MLflow datasets (``log_inputs``: name, split and content hash,
 from the result's ``data`` fingerprint), and the summary table's latency columns as
 ``estimated_latency_ms.<profile>`` (estimated from kernel tables, never measured here). The runs one
@@ -27,25 +27,17 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
-import math
 import os
 import tempfile
 from pathlib import Path
 
-from sparsebench.stats import interval_columns
+from sparsebench import tracking_record as record
+from sparsebench.tracking_record import KIND_TAG, RESULT_HASH_TAG, RUN_ID_TAG
 
-RUN_ID_TAG = "sparsebench.run_id"
-KIND_TAG = "sparsebench.kind"
-RESULT_HASH_TAG = "sparsebench.result_sha256"
 REPORT_HASH_TAG = "sparsebench.report_sha256"
-STATUS_TAG = "sparsebench.status"  # "ok" or "invalid" (the run is then FAILED and carries no quality metrics)
 SUMMARY_RUN_NAME = "summary (report and figures)"
 PARENT_TAG = "mlflow.parentRunId"
 INVOCATIONS_EXPERIMENT = "sparsebench workflow runs"
-LATENCY_PREFIX = "latency_ms."  # summary columns: the model's estimated latency per hardware profile
-DATA_SPLITS = {"eval": "evaluation", "test": "test", "val": "validation", "train": "training",
-               "calibration": "calibration"}
 
 
 def default_tracking_uri(results_dir: Path, explicit: str | None = None) -> str:
@@ -54,132 +46,6 @@ def default_tracking_uri(results_dir: Path, explicit: str | None = None) -> str:
     if os.environ.get("MLFLOW_TRACKING_URI"):
         return os.environ["MLFLOW_TRACKING_URI"]
     return f"sqlite:///{(Path(results_dir) / 'mlflow.db').resolve()}"
-
-
-def _text(v) -> str:
-    return v if isinstance(v, str) else json.dumps(v, sort_keys=True)
-
-
-def _params(result: dict) -> dict[str, str]:
-    job = result["job"]
-    out = {
-        "task": job["task"],
-        "method": job["method"],
-        "family": job["family"],
-        "pattern": job["target"]["pattern"],
-        "target_sparsity": str(job["target"]["sparsity"]),
-        "target": result.get("target_label", ""),
-        "seed": str(job["seed"]),
-        "hardware": job["hardware"],
-    }
-    for k, v in job.get("method_params", {}).items():
-        out[f"method.{k}"] = _text(v)
-    for k, v in job.get("task_params", {}).items():
-        out[f"task.{k}"] = _text(v)
-    return out
-
-
-def _number(v) -> float | None:
-    """A finite number or None: MLflow would store inf as 1.8e308 and NaN as a gap."""
-    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-    return float(v) if ok else None
-
-
-def _metrics(result: dict) -> dict[str, float]:
-    out = {k: _number(v) for k, v in result.get("metrics", {}).items()}
-    for k, v in interval_columns(result).items():  # ci_lo.<metric> -> <metric>.ci_lo
-        kind, metric = k.split(".", 1)
-        out[f"{metric}.{kind}"] = _number(v)
-    sp = result.get("sparsity", {}) or {}
-    out["measured_sparsity"] = _number(sp.get("measured"))
-    for k, v in sp.items():  # scalar extras (density, recall, ...); per-layer tables stay in result.json
-        if k not in ("measured", "target"):  # the target is a param already
-            out[f"sparsity.{k}"] = _number(v)
-    for group in ("timings", "memory", "latency_ms"):
-        prefix = {"timings": "time", "memory": "memory", "latency_ms": "latency_ms"}[group]
-        for k, v in (result.get(group) or {}).items():
-            out[f"{prefix}.{k}"] = _number(v)
-    return {k: v for k, v in out.items() if v is not None}
-
-
-def _curve(result: dict) -> list[tuple[str, float, int]]:
-    """(name, value, step) of a training run's learning curve (``extra.curve``): one point per evaluation."""
-    out = []
-    for point in (result.get("extra") or {}).get("curve") or []:
-        step = point.get("step")
-        if not isinstance(step, int):
-            continue
-        for k, v in point.items():
-            if k not in ("step",) and _number(v) is not None:
-                out.append((f"curve.{k}", float(v), step))
-    return out
-
-
-def latency_metrics(row) -> dict[str, float]:
-    """``estimated_latency_ms.<profile>`` from a summary row's ``latency_ms.<profile>`` columns."""
-    out = {}
-    if row is None:
-        return out
-    for col, v in row.items():
-        if str(col).startswith(LATENCY_PREFIX) and _number(v) is not None:
-            out[f"estimated_latency_ms.{col[len(LATENCY_PREFIX):]}"] = float(v)
-    return out
-
-
-def datasets(result: dict) -> list:
-    """The data a result was computed on as MLflow dataset inputs: one per split with a content hash
-    (``<split>_sha256`` in the result's ``data``), named ``<task>/<split>``, digest = the hash's first 32
-    hex digits (MLflow keeps 36 characters), the full hash and the data's description as source tags."""
-    from mlflow.data.code_dataset_source import CodeDatasetSource
-    from mlflow.data.meta_dataset import MetaDataset
-    from mlflow.entities import DatasetInput, InputTag
-
-    data = result.get("data") or {}
-    task = result["job"]["task"]
-    described = {k: _text(v) for k, v in data.items() if not (isinstance(v, str) and "sha256" in k)}
-    out = []
-    for key, sha in sorted(data.items()):
-        if not (isinstance(sha, str) and key.endswith("sha256")):
-            continue
-        part = key.removesuffix("_sha256").removesuffix("sha256").strip("_") or "data"
-        context = next((ctx for prefix, ctx in DATA_SPLITS.items() if part.startswith(prefix)), part)
-        source = CodeDatasetSource({"sparsebench.task": task, "sparsebench.key": key, "sha256": sha, **described})
-        entity = MetaDataset(source, name=f"{task}/{part}", digest=sha[:32])._to_mlflow_entity()
-        out.append(DatasetInput(entity, tags=[InputTag("mlflow.data.context", context)]))
-    return out
-
-
-def _tags(result: dict, result_sha: str) -> dict[str, str]:
-    env = result.get("environment", {})
-    paper = result.get("paper") or {}
-    data = result.get("data", {}) or {}
-    job = result["job"]
-    note = (f"{job['method']} ({job['family']}) at {result.get('target_label', '')} on {job['task']}, seed "
-            f"{job['seed']}, hardware profile {job['hardware']}. Paper: {paper.get('title') or 'none'}"
-            f"{' (arXiv:' + paper['arxiv'] + ')' if paper.get('arxiv') else ''}. sparsebench run id "
-            f"{result['run_id']}; full record in the artifact result.json.")
-    if result.get("status") == "invalid":
-        note = f"INVALID RESULT, its numbers are not used: {result.get('invalid_reason', '')}. " + note
-    return {
-        RUN_ID_TAG: result["run_id"],
-        KIND_TAG: "result",
-        STATUS_TAG: result.get("status", "ok"),
-        "sparsebench.invalid_reason": result.get("invalid_reason", ""),
-        RESULT_HASH_TAG: result_sha,
-        "family": job["family"],
-        "paper": paper.get("title") or "",
-        "paper.arxiv": paper.get("arxiv") or "",
-        "commit": env.get("commit") or "",
-        "mlflow.source.git.commit": env.get("commit") or "",
-        "mlflow.source.name": f"sparsebench {job['family']}/{job['method']}",
-        "mlflow.source.type": "LOCAL",
-        "mlflow.note.content": note,
-        "hardware_profile": job["hardware"],
-        "cpu": env.get("cpu", ""),
-        "gpu": env.get("gpu") or "",
-        "data_hash": data.get("eval_tokens_sha256") or next(
-            (v for k, v in data.items() if isinstance(v, str) and "sha256" in k), ""),
-    }
 
 
 @contextlib.contextmanager
@@ -243,40 +109,29 @@ def _sha(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def _job_times(result: dict) -> tuple[int | None, int | None]:
-    """When the job ran (ms since the epoch), so the UI's start time and duration are the job's own."""
-    import datetime as dt
-
-    try:
-        end = dt.datetime.fromisoformat(result["created"]).timestamp()
-    except (KeyError, TypeError, ValueError):
-        return None, None
-    return int((end - float(result.get("timings", {}).get("total_s", 0.0))) * 1000), int(end * 1000)
-
-
 def _log_result(client, exp_id: str, result: dict, path: Path, sha: str, existing, parent: str,
                 latency: dict | None = None) -> str:
     from mlflow.entities import Metric, Param, RunTag
 
-    start, end = _job_times(result)
+    start, end = record.job_times(result)
     if existing is None:
         name = f"{result['job']['method']} {result.get('target_label', '')} s{result['job']['seed']}"
         run = client.create_run(exp_id, start_time=start, run_name=name,
                                 tags={RUN_ID_TAG: result["run_id"], PARENT_TAG: parent})
-        run_id, ts, step, params = run.info.run_id, int(run.info.start_time), 0, _params(result)
+        run_id, ts, step, params = run.info.run_id, int(run.info.start_time), 0, record.params(result)
     else:  # same job, new numbers: new metric values at the next step; params are the job's, unchanged
         import time
 
         run_id, ts, step, params = existing.info.run_id, int(time.time() * 1000), 1, {}
-    metrics = [Metric(k, v, ts, step) for k, v in {**_metrics(result), **(latency or {})}.items()]
-    metrics += [Metric(k, v, ts, s) for k, v, s in _curve(result)]
-    tags = {**_tags(result, sha), PARENT_TAG: parent}
+    metrics = [Metric(k, v, ts, step) for k, v in {**record.metrics(result), **(latency or {})}.items()]
+    metrics += [Metric(k, v, ts, s) for k, v, s in record.curve(result)]
+    tags = {**record.tags(result, sha), PARENT_TAG: parent}
     for i in range(0, max(len(metrics), 1), 1000):  # MLflow takes at most 1000 metrics a batch
         client.log_batch(run_id, metrics=metrics[i:i + 1000],
                          params=[Param(k, v) for k, v in params.items()] if i == 0 else [],
                          tags=[RunTag(k, v) for k, v in tags.items()] if i == 0 else [])
     if existing is None:
-        client.log_inputs(run_id, datasets=datasets(result))
+        client.log_inputs(run_id, datasets=record.datasets(result))
     client.log_artifact(run_id, str(path))
     client.set_terminated(run_id, status="FAILED" if result.get("status") == "invalid" else "FINISHED", end_time=end)
     return run_id
@@ -396,7 +251,7 @@ def _track(client, results_dir: Path, uri: str, out: Path | None, reports_dir: P
             all_runs[exp_id] = client.search_runs([exp_id], max_results=50000)
             known[exp_id] = _keep_one_per_run_id(client, all_runs[exp_id])
         rid, sha = result["run_id"], _sha(path)
-        latency = latency_metrics(by_run_id.get(rid)) if result.get("status", "ok") == "ok" else {}
+        latency = record.latency_metrics(by_run_id.get(rid)) if result.get("status", "ok") == "ok" else {}
         existing = known[exp_id].get(rid)
         if existing is not None and existing.data.tags.get(RESULT_HASH_TAG) == sha:
             changed = {k: v for k, v in latency.items() if existing.data.metrics.get(k) != v}

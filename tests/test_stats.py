@@ -144,7 +144,7 @@ def _result(**over):
 
 def test_summary_row_and_mlflow_metrics_carry_the_interval_bounds():
     from sparsebench.results import flatten
-    from sparsebench.tracking import _metrics
+    from sparsebench.tracking_record import metrics as _metrics
 
     row = flatten(_result())
     assert row["ci_lo.perplexity"] < row["metric.perplexity"] < row["ci_hi.perplexity"]
