@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from sparsebench.kernels.cases import (Bench, Case, Env, Op, keep_fraction, mask_2_4, mask_blocks, nbytes,
                                        random_normal, rel_error)
-from sparsebench.kernels.timing import copies_for, graph_ms
+from sparsebench.kernels.timing import copies_for
 
 
 def _weights(case: Case, env: Env, mask_fn) -> tuple[list, list, int]:
@@ -195,23 +195,10 @@ TUNE_COMPACT = [(64, 128, 2, False), (32, 128, 2, False), (64, 64, 2, False), (1
 
 
 def _tune(run, configs, env: Env, copies: int):
-    """The fastest config of ``run(cfg, i)``, timed as the suite times (one CUDA-graph pass over all input
-    copies, so neither weights left in L2 nor Python launch overhead decide; eager timing picked configs
-    by their host-side launch cost on the few-microsecond kernels)."""
-    if env.device == "cpu":  # the Triton interpreter (tests): any config computes the same
-        return configs[0]
-    best, best_ms = configs[0], float("inf")
-    for n, cfg in enumerate(configs):
-        try:
-            ms = graph_ms(lambda i: run(cfg, i), copies)
-        except Exception:  # noqa: BLE001 - a config that does not compile (resources) is just not a candidate
-            continue
-        # The first config is the default (best on the large shapes on an H100); another replaces it only
-        # when clearly faster: a few-microsecond kernel's differences are mostly timing noise.
-        margin = (0.9 if best_ms < 0.01 else 0.97) if best == configs[0] and n else 1.0
-        if ms < best_ms * margin:
-            best, best_ms = cfg, ms
-    return best
+    """The fastest config of ``run(cfg, i)`` by measurement (:func:`sparsebench.kernels.tuning.tune`)."""
+    from sparsebench.kernels.tuning import tune
+
+    return tune(run, configs, env.device, copies)
 
 
 OPS = {

@@ -228,12 +228,17 @@ TUNE_DENSE = [(4, 512, 4, 1 << 20, "store"), (8, 256, 4, 4, "last"), (8, 256, 4,
 # ("streamed", block_n, block_g (groups of 4 = 4 * block_g inputs), num_warps, tiles, reduce), ("nibble",
 # block_n, num_warps, tiles, reduce), then the simple kernel (triton_gemv.gemv_2_4). From a sweep of 19 streamed/simple
 # ones on the H200's LLaMA shapes the first three won every one; the simple kernel's candidates stay for shapes
-# where one split of few rows wins.
+# where one split of few rows wins. The order does not matter: the tuner (tuning.py) has no favourite.
 TUNE_2_4 = [("streamed", 16, 64, 4, 8, "last"),
             # positions half a byte per group: 1.17-1.30x over the best dense GEMV on the LLaMA shapes but
             # LLaMA-3-8B k (1024x4096) in a sweep on the H200 (bench/sweep_kernels3.py), where it ties it
             ("nibble", 16, 4, 8, "last"), ("nibble", 16, 4, 4, "last"), ("nibble", 16, 4, 16, "last"),
             ("nibble", 16, 4, 1 << 20, "store"), ("nibble", 16, 4, 8, "atomic"),
+            # more programs or more bytes per program for the 4096-wide shapes (2048 programs at 2 tiles on
+            # 4096x4096, a tile of 32 rows on 8 warps): more loads in flight on 132 SMs
+            ("nibble", 16, 4, 2, "last"), ("nibble", 8, 4, 4, "last"), ("nibble", 8, 2, 4, "last"),
+            ("nibble", 32, 8, 4, "last"), ("nibble", 32, 8, 2, "last"), ("nibble", 16, 8, 4, "last"),
+            ("nibble", 32, 4, 4, "last"),
             ("streamed", 8, 128, 4, 8, "last"), ("streamed", 4, 256, 4, 4, "last"),
             ("streamed", 16, 64, 4, 4, "last"), ("streamed", 8, 128, 4, 4, "last"), ("streamed", 16, 64, 4, 16, "last"),
             ("streamed", 8, 128, 4, 1 << 20, "store"), ("streamed", 4, 256, 4, 1 << 20, "store"),
