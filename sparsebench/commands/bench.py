@@ -130,7 +130,9 @@ def register_decode(bsub):
     d.add_argument("--layers", type=int, default=32)
     d.add_argument("--context", type=int, default=1024, help="KV cache length attended by the decoded token")
     d.add_argument("--teal", default="0.4,0.5", help="comma-separated shares of zeroed activations")
-    d.add_argument("--repeats", type=int, default=50)
+    d.add_argument("--repeats", type=int, default=50, help="graph replays per variant in every round (median)")
+    d.add_argument("--rounds", type=int, default=10,
+                   help="interleaved rounds over the variants; speed-up intervals are over the rounds (>= 2)")
     d.add_argument("--prefill", default="16384,32768",
                    help="comma-separated prompt lengths (multiples of 128) for time to first token, dense vs "
                         "block-sparse attention ('' to skip)")
@@ -157,16 +159,24 @@ def run_decode(args) -> int:
     if any(not 0 < t < 1 for t in teal) or args.layers < 1 or args.context < 1:
         raise ConfigError(f"--teal={args.teal!r} (shares in (0, 1)), --layers={args.layers}, "
                           f"--context={args.context} (>= 1)")
+    if args.rounds < 2 or args.repeats < 1:
+        raise ConfigError(f"--rounds={args.rounds} (>= 2: the interval is over the rounds), "
+                          f"--repeats={args.repeats} (>= 1)")
     doc = run_decode_bench(args.layers, args.context, teal, args.repeats, args.seed,
-                           log=lambda m: print(m, file=sys.stderr, flush=True), prefill=seqs, prefill_densities=dens)
+                           log=lambda m: print(m, file=sys.stderr, flush=True), prefill=seqs, prefill_densities=dens,
+                           rounds=args.rounds)
     if args.json:
         from pathlib import Path
 
         Path(args.json).write_text(json.dumps(doc, indent=1) + "\n")
-    print(f"{'variant':<10} {'ms/token':>9} {'tokens/s':>9} {'speed-up':>8} {'zeroed':>7}")
+    print(f"{'variant':<10} {'ms/token':>9} {'tokens/s':>9} {'speed-up':>8} {'95 % interval':>16} {'zeroed':>7} "
+          f"verdict")
     for r in doc["rows"]:
         z = f"{100 * r['zero_share']:.1f}%" if "zero_share" in r else ""
-        print(f"{r['variant']:<10} {r['step_ms']:>9.3f} {r['tokens_per_s']:>9.1f} {r['speedup']:>7.2f}x {z:>7}")
+        ci = "[{:.3f}, {:.3f}]".format(*r["speedup_ci95"])
+        v = f"{r['verdict']} (target {r['target']}x)" if "verdict" in r else ""
+        print(f"{r['variant']:<10} {r['step_ms']:>9.3f} {r['tokens_per_s']:>9.1f} {r['speedup']:>7.3f}x {ci:>16} "
+              f"{z:>7} {v}")
     if doc["prefill"]:
         print(f"{'prefill':<22} {'tokens':>6} {'TTFT ms':>9} {'speed-up':>8} {'attention x':>11}")
         for r in doc["prefill"]:

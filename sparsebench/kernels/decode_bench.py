@@ -3,7 +3,12 @@
 One decode step = embedding of one token through ``layers`` LLaMA blocks (RMSNorm, q/k/v/o projections,
 rotary embedding, attention over a KV cache of ``context`` tokens by SDPA, RMSNorm, SwiGLU MLP), the final
 norm and the LM head; the whole step is captured in one CUDA graph and replayed (what a served model does),
-timed with CUDA events, median of ``repeats`` replays. Variants (every linear layer of every block; the LM
+timed with CUDA events: every variant's graph is captured first, then ``rounds`` rounds each take the median
+of ``repeats`` replays of every variant in turn (interleaved, so clock drift hits all alike), and a variant's
+speed-up is the mean of its per-round ratios to dense with a 95 % Student-t interval over the rounds; against
+a target (``TARGETS``) the verdict is met (the whole interval reaches it), missed (none does) or
+inconclusive. The interval covers timing noise within one process; the tuned configs (chosen once per run)
+and the GPU's state between processes can move a second run by more. Variants (every linear layer of every block; the LM
 head stays dense in all of them, as in TEAL):
 
 * ``dense``: ``F.linear`` (cuBLAS GEMV).
@@ -129,30 +134,68 @@ def _mask_2_4(w: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return keep.reshape(w.shape)
 
 
-def _time_graph(fn, repeats: int) -> tuple[float, torch.Tensor]:
-    if not torch.cuda.is_available():  # tests in the Triton interpreter: the output, no timing
-        out = fn()
-        return 1.0, out
+def _capture(fn):
+    """(replay, out): ``fn`` captured in one CUDA graph after two warm-up calls (compilation, workspaces);
+    without CUDA (tests in the Triton interpreter) no replay, ``fn`` run once for its output."""
+    if not torch.cuda.is_available():
+        return None, fn()
     side = torch.cuda.Stream()
     side.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(side):
         for _ in range(2):
-            out = fn()  # warm-up outside capture: compilation, workspaces
+            out = fn()
     torch.cuda.current_stream().wait_stream(side)
     g = torch.cuda.CUDAGraph()
     with torch.cuda.graph(g):
         out = fn()
     g.replay()
     torch.cuda.synchronize()
+    return g, out
+
+
+def _median_replay_ms(graph, repeats: int) -> float:
     times = []
     for _ in range(repeats):
         a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         a.record()
-        g.replay()
+        graph.replay()
         b.record()
         b.synchronize()
         times.append(a.elapsed_time(b))
-    return statistics.median(times), out
+    return statistics.median(times)
+
+
+def time_rounds(graphs: dict, rounds: int, repeats: int) -> dict:
+    """name -> per-round median ms of ``repeats`` replays, the variants interleaved within every round (the
+    order rotated each round so none always runs first); without CUDA, 1.0 per round."""
+    names = list(graphs)
+    times: dict = {n: [] for n in names}
+    for r in range(rounds):
+        for n in names[r % len(names):] + names[: r % len(names)]:
+            times[n].append(_median_replay_ms(graphs[n], repeats) if graphs[n] is not None else 1.0)
+    return times
+
+
+def ratio_interval(dense: list, variant: list, level: float = 0.95) -> tuple[float, float, float]:
+    """(mean, low, high) of the per-round speed-ups dense / variant, a Student-t interval over the rounds
+    (paired: one round's variants ran back to back)."""
+    ratios = [d / v for d, v in zip(dense, variant)]
+    mean = statistics.mean(ratios)
+    if len(ratios) < 2:
+        return mean, mean, mean
+    from scipy.stats import t
+
+    half = float(t.ppf(0.5 + level / 2, len(ratios) - 1)) * statistics.stdev(ratios) / math.sqrt(len(ratios))
+    return mean, mean - half, mean + half
+
+
+def verdict(low: float, high: float, target: float) -> str:
+    """met when the whole interval reaches the target, missed when all of it falls short, else inconclusive."""
+    return "met" if low >= target else "missed" if high < target else "inconclusive"
+
+
+# issue 18's end-to-end goal: >= 1.3x decode tokens/s at TEAL 50 % (TEAL reports 1.8x)
+TARGETS = {"teal-0.5": 1.3}
 
 
 def _tuned(run, configs, layers: int, device: str):
@@ -167,7 +210,10 @@ def _tuned(run, configs, layers: int, device: str):
 
 def run_decode_bench(layers: int = 32, context: int = 1024, teal: tuple = (0.4, 0.5), repeats: int = 50,
                      seed: int = 0, log=print, shape: ModelShape = ModelShape(), device: str = "cuda",
-                     prefill: tuple = (), prefill_densities: tuple = (0.1,)) -> dict:
+                     prefill: tuple = (), prefill_densities: tuple = (0.1,), rounds: int = 10) -> dict:
+    """Every variant's step captured in its own CUDA graph first, then ``rounds`` rounds that each replay
+    every graph ``repeats`` times (median per round), the variants interleaved; a variant's speed-up is the
+    mean of its per-round ratios to dense with a 95 % Student-t interval over the rounds."""
     from sparsebench.kernels.act_sparse_gemv import activation_sparse_gemv
     from sparsebench.kernels.linear_cases import TUNE_ACT
     from sparsebench.kernels.row_gemv import TUNE_2_4, packed_for, run_gemv_2_4
@@ -177,22 +223,21 @@ def run_decode_bench(layers: int = 32, context: int = 1024, teal: tuple = (0.4, 
         raise RuntimeError("the decode benchmark needs a CUDA device")
     gen = torch.Generator(device=device).manual_seed(seed)
     model = Model(shape, layers, context, gen)
-    rows = []
+    graphs, rows = {}, []
 
-    def record(name, ms, out, ref, **extra):
+    def add(name, fn, ref, **extra):
+        graphs[name], out = _capture(fn)
         err = float((out.float() - ref.float()).norm() / ref.float().norm()) if ref is not None else 0.0
-        rows.append({"variant": name, "step_ms": ms, "tokens_per_s": 1e3 / ms, "rel_error": err, **extra})
-        log(f"{name}: {ms:.3f} ms/token, {1e3 / ms:.1f} tokens/s (rel. error vs F.linear path {err:.2g})")
+        rows.append({"variant": name, "rel_error": err, **extra})
 
     def inputs(name, share=0.0):  # tuning inputs: random, ``share`` of them zero
         n_in = model.w[0][name].shape[1]
         return [torch.randn(n_in, device=device).half() * (torch.rand(n_in, device=device) >= share)
                 for _ in range(min(layers, 8))]
 
-    dense_ms, dense_out = _time_graph(lambda: model.step(lambda i, n, a: F.linear(a, model.w[i][n])), repeats)
-    record("dense", dense_ms, dense_out, None)
+    add("dense", lambda: model.step(lambda i, n, a: F.linear(a, model.w[i][n])), None)
 
-    # 2:4: masked copies of the weights, packed for our GEMV
+    # 2:4: masked copies of the weights, packed for our GEMV (the packed storage stays for the timed graph)
     w24 = [{n: w * _mask_2_4(w, gen) for n, w in layer.items()} for layer in model.w]
     base = [{n: pack_2_4(w) for n, w in layer.items()} for layer in w24]
     stores = {}  # kernel kind -> every layer's weights in the storage that kernel reads (made once, offline)
@@ -206,11 +251,13 @@ def run_decode_bench(layers: int = 32, context: int = 1024, teal: tuple = (0.4, 
     for name in LINEARS:
         xs = inputs(name)
         cfg24[name] = _tuned(lambda c, i: run_gemv_2_4(xs[i], *packed(c, i, name), c), TUNE_2_4, layers, device)
-    ms, out = _time_graph(lambda: model.step(lambda i, n, a: run_gemv_2_4(a.reshape(-1), *packed(cfg24[n], i, n),
-                                                                            cfg24[n]).reshape(1, -1)), repeats)
     ref = model.step(lambda i, n, a: F.linear(a, w24[i][n]))
-    record("2:4", ms, out, ref, configs={k: list(v) for k, v in cfg24.items()})
-    del w24, base, stores
+    del w24
+    add("2:4", lambda: model.step(lambda i, n, a: run_gemv_2_4(a.reshape(-1), *packed(cfg24[n], i, n),
+                                                                cfg24[n]).reshape(1, -1)), ref,
+        configs={k: list(v) for k, v in cfg24.items()})
+    for kind in set(stores) - {c[0] for c in cfg24.values()}:
+        del stores[kind]  # storage only the tuning tried
     if device == "cuda":
         torch.cuda.empty_cache()
 
@@ -230,20 +277,31 @@ def run_decode_bench(layers: int = 32, context: int = 1024, teal: tuple = (0.4, 
         zeros = []
         model.step(lambda i, n, a: F.linear(sparsify(i, n, a), model.w[i][n]),
                    record=lambda i, s, a: zeros.append(float((a.float().abs() <= th[(i, s)]).float().mean())))
-        ms, out = _time_graph(lambda: model.step(
-            lambda i, n, a: activation_sparse_gemv(a.reshape(-1), wts[i][n], *cfg[n],
-                                                   threshold=th[(i, LINEARS[n])]).reshape(1, -1)), repeats)
         ref = model.step(lambda i, n, a: F.linear(sparsify(i, n, a), model.w[i][n]))
-        record(f"teal-{share:g}", ms, out, ref, target_share=share, zero_share=statistics.mean(zeros),
-               configs={k: list(v) for k, v in cfg.items()})
+        add(f"teal-{share:g}", lambda th=th, cfg=cfg: model.step(
+            lambda i, n, a: activation_sparse_gemv(a.reshape(-1), wts[i][n], *cfg[n],
+                                                   threshold=th[(i, LINEARS[n])]).reshape(1, -1)), ref,
+            target_share=share, zero_share=statistics.mean(zeros), configs={k: list(v) for k, v in cfg.items()})
+
+    times = time_rounds(graphs, rounds, repeats)
     for r in rows:
-        r["speedup"] = dense_ms / r["step_ms"]
-    del wts
+        t = times[r["variant"]]
+        mean, low, high = ratio_interval(times["dense"], t)
+        r.update(step_ms=statistics.median(t), round_ms=t, speedup=mean, speedup_ci95=[low, high])
+        r["tokens_per_s"] = 1e3 / r["step_ms"]
+        if r["variant"] in TARGETS:
+            r["target"] = TARGETS[r["variant"]]
+            r["verdict"] = verdict(low, high, r["target"])
+        log(f"{r['variant']}: {r['step_ms']:.3f} ms/token, {r['tokens_per_s']:.1f} tokens/s, {mean:.3f}x "
+            f"[{low:.3f}, {high:.3f}] (rel. error vs F.linear path {r['rel_error']:.2g})")
+    del graphs, wts, stores, base
     ttft = []
     if prefill:
         from sparsebench.kernels.prefill_bench import run_prefill_bench
 
         ttft = run_prefill_bench(model, prefill, prefill_densities, seed=seed, log=log)
     return {"model": "llama-7b-shaped (random fp16 weights)", "layers": layers, "context": context,
-            "shape": shape.__dict__, "repeats": repeats, "seed": seed,
+            "shape": shape.__dict__, "rounds": rounds, "repeats": repeats, "seed": seed,
+            "timing": "per round: median of `repeats` replays of each variant's CUDA graph, variants interleaved; "
+                      "speed-up: mean of per-round ratios to dense, 95 % Student-t interval over the rounds",
             "device": torch.cuda.get_device_name(0) if device == "cuda" else device, "rows": rows, "prefill": ttft}
