@@ -43,6 +43,9 @@ cases = [  # heads, kv heads, seq, block, (BLOCK_M, BLOCK_N, warps, stages), den
     (2, 1, 256, 64, (64, 32, 4, 1), 0.5, False),   # grouped-query, key tiles half a block
     (2, 2, 200, 64, (32, 32, 4, 1), 0.3, True),    # seq not a multiple of the block; one table per head
     (1, 1, 130, 64, (64, 64, 4, 1), 1.0, False),   # full density: plain attention
+    (2, 1, 256, 64, (64, 32, 4, 1, True), 0.5, False),  # K / V through tensor descriptors (TMA)
+    (2, 2, 256, 64, (32, 32, 4, 1, True), 0.3, True),
+    (2, 2, 200, 64, (32, 32, 4, 1, True), 0.3, False),  # ragged: TMA asked for, pointer loads used
 ]
 for h, kvh, s, block, cfg, density, per_head in cases:
     q = torch.randn(1, h, s, 16, generator=g)
@@ -72,6 +75,14 @@ assert float((out - ref).norm() / ref.norm()) < 1e-5, "causal"
 full = block_sparse_attention(q, k, v, torch.tril(torch.ones(3, 3, dtype=torch.bool)), 64, (64, 32, 4, 1), causal=True)
 sdpa = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
 assert torch.allclose(full, sdpa, atol=1e-5), "causal full"
+# tensor descriptors over a batch of 2 (rows of every (batch, kv head) one after another), causal and not
+q = torch.randn(2, 2, 192, 16, generator=g)
+k, v = (torch.randn(2, 1, 192, 16, generator=g) for _ in range(2))
+keep = torch.tril(torch.rand(3, 3, generator=g) < 0.5) | torch.eye(3, dtype=torch.bool)
+for causal in (False, True):
+    out = block_sparse_attention(q, k, v, keep, 64, (64, 32, 4, 1, True), causal=causal)
+    ref, tok = reference(q, k, v, keep, 64, causal=causal)
+    assert float((out - ref).norm() / ref.norm()) < 1e-5, ("tma batch", causal)
 # a chunk of 64 queries (positions 128..191) after a 128-key prefix; query blocks of 32, key blocks of 64
 q = torch.randn(1, 2, 64, 16, generator=g)
 k, v = (torch.randn(1, 1, 192, 16, generator=g) for _ in range(2))

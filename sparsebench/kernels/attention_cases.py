@@ -133,33 +133,45 @@ def build_block_attention(case: Case, env: Env) -> Bench:
     return Bench(dense, sparse, len(qs), flops, flops * density, io, io, 1.0 / density, err,
                  min_calls=_min_calls(flops),
                  info={"block": BLOCK, "block_density": density, "heads": h, "kv_heads": kvh, "head_dim": d,
-                       "config": dict(zip(("block_m", "block_n", "num_warps", "num_stages"), config))})
+                       "config": dict(zip(("block_m", "block_n", "num_warps", "num_stages", "tma"), config))})
 
 
 def _tune_attention(run, keep, configs, env: Env):
-    """The fastest tile configuration on this case (median of 3 timed calls after a compiling one)."""
+    """The fastest tile configuration on this case, by :func:`sparsebench.kernels.tuning.pick_fastest`: every
+    candidate compiled, checked against the first one's output (a candidate that differs is dropped) and
+    timed (median of 3 calls), then the close ones in 5 interleaved rounds."""
+    import statistics
+
     from sparsebench.kernels.block_attention import prepare
+    from sparsebench.kernels.timing import _event_ms
+    from sparsebench.kernels.tuning import pick_fastest
 
     if env.device == "cpu":  # the Triton interpreter (tests): any config computes the same
         return configs[0]
-    best, best_ms = configs[0], float("inf")
-    for cfg in configs:
-        try:
-            lists = prepare(keep, BLOCK, cfg)
-            run(cfg, lists)
-            times = []
-            for _ in range(3):
-                start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-                start.record()
-                run(cfg, lists)
-                end.record()
-                end.synchronize()
-                times.append(start.elapsed_time(end))
-        except Exception:  # noqa: BLE001 - a config that does not compile (resources) is just not a candidate
-            continue
-        ms = sorted(times)[1]
-        if ms < best_ms:
-            best, best_ms = cfg, ms
+    lists, first = {}, []
+
+    def call(cfg):
+        if cfg not in lists:
+            lists[cfg] = prepare(keep, BLOCK, cfg)
+        return run(cfg, lists[cfg])
+
+    def screen(cfg):
+        out = call(cfg)  # compiles
+        if not first:
+            first.append(out.clone())
+        elif not rel_error(out, first[0]) < 1e-2:
+            raise RuntimeError(f"config {cfg} differs from {configs[0]}")
+        return statistics.median(_event_ms(lambda: call(cfg)) for _ in range(3))
+
+    def final(cfgs):
+        times = {c: [] for c in cfgs}
+        for _ in range(5):
+            for c in cfgs:
+                times[c].append(_event_ms(lambda c=c: call(c)))
+        return [statistics.median(times[c]) for c in cfgs]
+
+    best = pick_fastest(configs, screen, final)
+    del first
     return best
 
 
