@@ -101,7 +101,8 @@ ref24 = w24 @ x
 assert ((y - ref24).norm() / ref24.norm()) < 1e-5, "2:4 GEMV"
 # every engine x reduction, twice each: the "last" reduction must leave its counters at zero
 for cfg in [("fma", 32, 64, 4, 1, 1, "atomic"), ("fma", 16, 32, 1, 2, 1, "last"), ("fma", 16, 64, 2, 100, 1, "atomic"),
-            ("mma", 16, 32, 4, 2, 3, "atomic"), ("mma", 16, 32, 1, 1, 2, "last"), ("mma", 32, 64, 4, 100, 2, "last")]:
+            ("mma", 16, 32, 4, 2, 3, "atomic"), ("mma", 16, 32, 1, 1, 2, "last"), ("mma", 32, 64, 4, 100, 2, "last"),
+            ("gather", 16, 32, 1, 4, 1, "last"), ("gather", 8, 64, 2, 2, 1, "atomic"), ("gather", 16, 32, 1, 100, 1, "last")]:
     for _ in range(2):
         y = activation_sparse_gemv(x, w.t().contiguous(), *cfg)
         assert ((y - ref).norm() / ref.norm()) < 1e-5, ("activation-sparse GEMV", cfg)

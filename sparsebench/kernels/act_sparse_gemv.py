@@ -20,6 +20,11 @@ for its ``x`` first:
   product with ``x`` in every row (free at this arithmetic intensity), because a
   dot is what Triton's software pipeliner streams through shared memory with
   ``cp.async`` (a masked row is zero-filled, not read): ``stages`` tiles in flight.
+* ``gather``: each program first compacts its chunk of ``tiles x block_k`` inputs in registers (a sort puts
+  the live inputs' offsets first), then walks only ``ceil(live / block_k)`` tiles, each of live weight rows
+  (the last one partly), the next tile's loads issued before the current one is multiplied: no tile waits
+  for its x and no register slot holds a masked row. (A compaction over all of x first, one launch of its
+  own, is ``triton_gemv.activation_sparse_gemv_compact``: the extra launch costs more than it saves.)
 
 Split-K partial sums (``tiles`` smaller than K) meet by ``reduce``: ``"atomic"``
 adds into a zeroed ``y`` (a zeroing launch first, as TEAL), ``"last"`` stores
@@ -124,7 +129,48 @@ def _act_sparse_fma(x_ptr, wt_ptr, y_ptr, part_ptr, count_ptr, K, N, stride_wp, 
     _finish(y_ptr, part_ptr, count_ptr, tl.sum(acc, axis=0), offs_n, n_ok, pid_n, pid_k, N, SPLITS, REDUCE)
 
 
-KERNELS = {"mma": _act_sparse_mma, "fma": _act_sparse_fma}
+@triton.jit
+def _act_sparse_gather(x_ptr, wt_ptr, y_ptr, part_ptr, count_ptr, K, N, stride_wp, stride_wk, K_PER_PROG, SPLITS,
+                       thresh,
+                       BLOCK_K: tl.constexpr, BLOCK_N: tl.constexpr, STAGES: tl.constexpr, REDUCE: tl.constexpr,
+                       CHUNK: tl.constexpr):
+    # The program's CHUNK inputs are compacted first, in registers: a sort puts the live inputs' offsets
+    # first, so every tile of BLOCK_K rows it then loads is a tile of live rows (the last one partly), no
+    # tile waits for x, and the tiles' weight loads are issued one tile ahead of the FMAs.
+    pid_n = tl.program_id(0)
+    pid_k = tl.program_id(1)
+    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    n_ok = offs_n < N
+    k_lo = pid_k * K_PER_PROG
+    k_hi = tl.minimum(k_lo + K_PER_PROG, K)
+    local = tl.arange(0, CHUNK)
+    x = tl.load(x_ptr + k_lo + local, mask=k_lo + local < k_hi, other=0.0)
+    live = (tl.abs(x) > thresh) & (x != 0)
+    count = tl.sum(live.to(tl.int32), axis=0)
+    order = tl.reshape(tl.sort(tl.where(live, local, CHUNK + local)), (CHUNK // BLOCK_K, BLOCK_K))
+    tile_ids = tl.arange(0, CHUNK // BLOCK_K)[:, None]
+    slots = tl.arange(0, BLOCK_K)
+    w_base = wt_ptr + pid_n * stride_wp + tl.arange(0, BLOCK_N)[None, :]
+    rows = k_lo + tl.sum(tl.where(tile_ids == 0, order, 0), axis=0)
+    ok = slots < count
+    w_cur = tl.load(w_base + rows[:, None] * stride_wk, mask=ok[:, None] & n_ok[None, :], other=0.0,
+                    eviction_policy="evict_first")
+    x_cur = tl.load(x_ptr + rows, mask=ok, other=0.0)
+    acc = tl.zeros((BLOCK_K, BLOCK_N), dtype=tl.float32)
+    for t in range(1, tl.cdiv(count, BLOCK_K)):
+        rows = k_lo + tl.sum(tl.where(tile_ids == t, order, 0), axis=0)
+        ok = t * BLOCK_K + slots < count
+        w_nxt = tl.load(w_base + rows[:, None] * stride_wk, mask=ok[:, None] & n_ok[None, :], other=0.0,
+                        eviction_policy="evict_first")
+        x_nxt = tl.load(x_ptr + rows, mask=ok, other=0.0)
+        acc += w_cur.to(tl.float32) * x_cur.to(tl.float32)[:, None]
+        w_cur = w_nxt
+        x_cur = x_nxt
+    acc += w_cur.to(tl.float32) * x_cur.to(tl.float32)[:, None]
+    _finish(y_ptr, part_ptr, count_ptr, tl.sum(acc, axis=0), offs_n, n_ok, pid_n, pid_k, N, SPLITS, REDUCE)
+
+
+KERNELS = {"mma": _act_sparse_mma, "fma": _act_sparse_fma, "gather": _act_sparse_gather}
 _WORKSPACES: dict = {}
 
 
@@ -165,9 +211,12 @@ def activation_sparse_gemv(x: torch.Tensor, wt: torch.Tensor, engine: str = "fma
     mode = "store" if splits == 1 else reduce
     y = (torch.zeros if mode == "atomic" else torch.empty)(n_dim, dtype=x.dtype, device=x.device)
     part, count = _workspace(splits, n_dim, n_blocks, x.device) if mode == "last" else (y, y)
+    if engine not in KERNELS:
+        raise ValueError(f"engine={engine!r}; allowed: {', '.join(KERNELS)}")
+    extra = {"CHUNK": triton.next_power_of_2(k_per_prog)} if engine == "gather" else {}
     KERNELS[engine][(n_blocks, splits)](x, wt, y, part, count, k_dim, n_dim, stride_wp, stride_wk, k_per_prog,
                                         splits, float(threshold), BLOCK_K=block_k, BLOCK_N=block_n, STAGES=stages,
-                                        REDUCE=REDUCE[mode], num_warps=num_warps)
+                                        REDUCE=REDUCE[mode], num_warps=num_warps, **extra)
     return y
 
 
