@@ -51,3 +51,14 @@ def test_a_config_that_fails_is_not_a_candidate():
 
 def test_on_the_cpu_the_first_config_is_used_without_timing():
     assert tune(lambda cfg, i: 1 / 0, ["first", "second"], "cpu", 2) == "first"
+
+
+
+def test_a_config_whose_result_differs_from_the_first_is_dropped_however_fast():
+    import torch
+
+    from sparsebench.kernels.tuning import checked
+
+    outs = {"ok": torch.ones(4), "close": torch.ones(4) * 1.001, "fast_wrong": torch.zeros(4)}
+    screen = checked(lambda cfg, i: outs[cfg], {"ok": 2.0, "close": 1.5, "fast_wrong": 1.0}.get)
+    assert pick_fastest(["ok", "fast_wrong", "close"], screen, _final({"ok": 2.0, "close": 1.5})[0]) == "close"

@@ -4,7 +4,7 @@ Two rounds, both timed as the suite times a row (replays of a CUDA-graph pass th
 spanning more than the L2, so neither cached weights nor Python launch gaps decide):
 
 1. screen: every candidate once (``graph_ms``, the median of 10 passes); a candidate that does not compile
-   (resources) or raises is dropped;
+   (resources), raises, or whose result differs from the first candidate's (rel. error >= 1e-2) is dropped;
 2. final: the fastest few (``FINALISTS``, those within ``WITHIN`` of the fastest) timed again in
    ``ROUNDS`` interleaved rounds, the way the suite interleaves dense and sparse, and the lowest median wins.
 
@@ -66,5 +66,20 @@ def tune(run: Callable, configs: Sequence, device: str, copies: int):
         return configs[0]
     from sparsebench.kernels.timing import graph_ms
 
-    return pick_fastest(configs, lambda cfg: graph_ms(lambda i: run(cfg, i), copies),
+    return pick_fastest(configs, checked(run, lambda cfg: graph_ms(lambda i: run(cfg, i), copies)),
                         lambda cfgs: interleaved_ms([lambda i, c=c: run(c, i) for c in cfgs], copies))
+
+
+def checked(run: Callable, timer: Callable) -> Callable:
+    """A screen: ``timer(cfg)`` for a candidate whose result on copy 0 matches the first screened candidate's
+    (rel. error < 1e-2); raises for one that differs (so it is dropped)."""
+    first: list = []
+
+    def screen(cfg):
+        out = run(cfg, 0).float()  # also compiles it
+        if not first:
+            first.append((cfg, out))
+        elif not float((out - first[0][1]).norm() / first[0][1].norm().clamp_min(1e-30)) < 1e-2:
+            raise RuntimeError(f"config {cfg} differs from {first[0][0]}")
+        return timer(cfg)
+    return screen
