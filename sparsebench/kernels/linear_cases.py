@@ -185,12 +185,10 @@ TUNE_ACT = [("fma", 16, 64, 1, 4, 1, "atomic"), ("fma", 16, 64, 1, 1, 1, "atomic
             ("mma", 128, 64, 4, 8, 3, "last"), ("mma", 128, 128, 4, 8, 3, "last"), ("mma", 64, 64, 2, 16, 3, "last"),
             ("mma", 128, 64, 4, 16, 3, "last"), ("mma", 32, 128, 4, 16, 4, "last"),
             ("mma", 32, 256, 4, 16, 4, "atomic"),
-            ("mma", 128, 128, 4, 16, 3, "last"),  # chosen for LLaMA-7B's fused gate/up (22016x4096) by bench decode
-            # gather: each program compacts its chunk of tiles x block_k inputs first (live rows only, no tile
-            # waiting for x); chunks of 256 and 512 inputs
-            ("gather", 16, 64, 1, 16, 1, "last"), ("gather", 16, 64, 1, 16, 1, "atomic"),
-            ("gather", 16, 64, 2, 32, 1, "last"), ("gather", 32, 64, 2, 16, 1, "last"),
-            ("gather", 16, 128, 2, 16, 1, "last"), ("gather", 32, 128, 4, 8, 1, "last")]
+            ("mma", 128, 128, 4, 16, 3, "last")]  # chosen for LLaMA-7B's fused gate/up (22016x4096) by bench decode
+# (The gather engine -- each program compacts its chunk of inputs first -- won no shape: 7-17 % slower than the
+# best of this list at 50 % on the LLaMA shapes in bench/sweep_gather.py on the H200, the sort costing more than
+# the masked rows it saves; six of its candidates were in this list when the H200 rows of 9b2153f were tuned.)
 # (Five more candidates with more bytes in flight per program -- fma 16x64 x16 tiles, 16x128 and 32x64 x8;
 # mma 64x128 and 128x64 with 4 stages -- won no shape on the H200 at 50 %: not kept.)
 # (block_k, block_n, num_warps, float32 output)
