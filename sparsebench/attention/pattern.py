@@ -121,6 +121,45 @@ class BlockPattern:
             keep = keep | per_row.repeat_interleave(self.block, dim=-1)[..., :keys]
         return keep & (j <= i)
 
+    def row_mask(self, rows: torch.Tensor, keys: int) -> torch.Tensor:
+        """(B, H, len(rows), keys) bool, causal: the rows ``rows`` (indices into this call's rows, any order)
+        of :meth:`token_mask` over keys 0 .. keys - 1, without building the rows in between."""
+        b, dev = self.budget, self._device()
+        rows = rows.to(dev)
+        i = (b.q0 + rows)[:, None]
+        j = torch.arange(keys, device=dev)[None, :]
+        keep = ((j >= self.local_start.to(dev)[rows][:, None]) | (j < self.sinks)).expand(self.batch, self.heads, -1, -1)
+        if self.blocks is not None:
+            keep = keep | self.blocks[:, :, rows // self.group][..., j[0] // self.block]
+        return keep & (j <= i)
+
+    def kept_pairs(self) -> torch.Tensor:
+        """The exact number of kept causal pairs over batch, heads and rows (0-dim int64, on the pattern's
+        device), counted from the block table and each row's intervals, never from a token mask: row i keeps
+        its sinks [0, s), its local region [local_start, i] and, in the gap between them, the keys of its
+        group's selected blocks (a prefix count over the table)."""
+        b, dev = self.budget, self._device()
+        pos = torch.arange(b.q0, b.q0 + b.rows, device=dev)
+        start = self.local_start.to(dev)
+        s = torch.clamp(pos + 1, max=self.sinks)  # the causal sinks: keys [0, s)
+        gap = start > s  # keys [s, start) are kept only through selected blocks
+        total = torch.where(gap, s + pos - start + 1, pos + 1).sum() * (self.batch * self.heads)
+        if self.blocks is None:
+            return total
+        nkb = -(-b.keys // self.block)
+        sel = _pad_to(self.blocks[..., :nkb], nkb + 1, -1, False)  # a column for a boundary at the last key
+        prefix = torch.nn.functional.pad(sel.to(torch.int32).cumsum(dim=-1), (1, 0))  # blocks before column c
+        group = torch.arange(b.rows, device=dev) // self.group
+
+        def selected_below(x):  # (rows,) -> (B, H, rows): keys < x that lie in the row's selected blocks
+            c = x // self.block
+            p = prefix.flatten(2).gather(2, (group * (nkb + 2) + c).expand(self.batch, self.heads, -1))
+            inside = sel.flatten(2).gather(2, (group * (nkb + 1) + c).expand(self.batch, self.heads, -1))
+            return p.long() * self.block + inside.long() * (x - c * self.block)
+
+        extra = torch.where(gap, selected_below(start) - selected_below(s), 0)
+        return total + extra.sum()
+
     def block_table(self) -> torch.Tensor:
         """(B, H, groups, key_blocks): whole blocks kept per group, the local region counted where it is
         block-aligned and shared by the group's rows (SpargeAttn's diagonal blocks)."""
@@ -213,6 +252,26 @@ class LinePattern:
         j = torch.arange(keys, device=dev)[None, :]
         offset = (i - j).clamp(min=0)
         return (self.vertical[:, :, None, :keys] | self.slash[:, :, offset]) & (j <= i)
+
+    def row_mask(self, rows: torch.Tensor, keys: int) -> torch.Tensor:
+        """(B, H, len(rows), keys) bool, causal: the rows ``rows`` of :meth:`token_mask` over keys 0 .. keys - 1."""
+        dev = self.vertical.device
+        i = (self.budget.q0 + rows.to(dev))[:, None]
+        j = torch.arange(keys, device=dev)[None, :]
+        return (self.vertical[:, :, None, :keys] | self.slash[:, :, (i - j).clamp(min=0)]) & (j <= i)
+
+    def kept_pairs(self) -> torch.Tensor:
+        """The exact number of kept causal pairs (0-dim int64, on the pattern's device), from prefix counts
+        of the lines: per row, its causal vertical keys plus its causal slash offsets, less the pairs on both
+        (key j on a vertical line meets the slash offsets of rows max(q0, j) .. q0 + rows - 1)."""
+        b, dev = self.budget, self.vertical.device
+        pos = torch.arange(b.q0, b.keys, device=dev)
+        vertical = self.vertical[..., : b.keys].long()
+        below_v = torch.nn.functional.pad(vertical.cumsum(dim=-1), (1, 0))  # [c]: vertical keys < c
+        below_s = torch.nn.functional.pad(self.slash[..., : b.keys].long().cumsum(dim=-1), (1, 0))
+        j = torch.arange(b.keys, device=dev)
+        both = vertical * (below_s[..., b.keys - j] - below_s[..., (b.q0 - j).clamp(min=0)])
+        return below_v[..., pos + 1].sum() + below_s[..., pos + 1].sum() - both.sum()
 
     def tiling(self) -> Tiling:
         return Tiling(self.budget, self.q_tile, self.kv_block)
