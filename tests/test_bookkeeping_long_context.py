@@ -107,3 +107,19 @@ def test_a_result_records_how_many_rows_its_recall_used():
     pattern = registry.method("quest-prefill").cls().decide(q, q, Budget(0.25, "prefill", 0, 300, 32), None)
     d = mask_stats(q, q, pattern, 0.3, 0).to_dict()
     assert d["recall_rows"] == 2 * 39 and d["recall_rows_total"] == 2 * 300  # rows 0, 8, .., 296 and 299
+
+
+@pytest.mark.parametrize("method", ["quest-prefill", "vertical-slash", "streaming-llm", "sparge"])
+def test_the_block_mask_lists_kept_blocks_first_in_key_order_as_a_stable_sort_did(method):
+    from sparsebench.attention.pattern import block_mask
+
+    g = torch.Generator().manual_seed(5)
+    q, k = torch.randn(2, 3, 200, 16, generator=g), torch.randn(2, 3, 200, 16, generator=g)
+    pattern = registry.method(method).cls().decide(q, k, Budget(0.3, "prefill", 0, 200, 32), None)
+    any_, full = pattern.tiles(pattern.tiling())
+    mask = block_mask(pattern)
+    for table, num, idx in ((any_ & ~full, mask.kv_num_blocks, mask.kv_indices),
+                            (full, mask.full_kv_num_blocks, mask.full_kv_indices)):
+        assert torch.equal(num, table.sum(dim=-1).to(torch.int32))
+        assert torch.equal(idx, torch.argsort((~table).to(torch.int8), dim=-1, stable=True).to(torch.int32))
+    assert pattern.tiles(pattern.tiling()) is pattern.tiles(pattern.tiling())  # computed once per pattern

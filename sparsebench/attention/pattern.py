@@ -21,6 +21,7 @@ applies on top of every pattern.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -36,6 +37,11 @@ def _pad_to(x: torch.Tensor, size: int, dim: int, value) -> torch.Tensor:
     shape = list(x.shape)
     shape[dim] = missing
     return torch.cat([x, torch.full(shape, value, dtype=x.dtype, device=x.device)], dim=dim)
+
+
+@functools.lru_cache(maxsize=64)
+def _causal_tile_count(tiling: "Tiling") -> int:
+    return int(tiling.causal_tiles()[0].sum())
 
 
 @dataclass(frozen=True)
@@ -66,6 +72,10 @@ class Tiling:
         kb = torch.arange(self.n_kv, device=device)
         return kb * self.kv_block, torch.clamp((kb + 1) * self.kv_block, max=self.budget.keys) - 1
 
+    def causal_tile_count(self) -> int:
+        """Tiles holding any causal pair (per batch and head); computed once per grid (every layer asks)."""
+        return _causal_tile_count(self)
+
     def causal_tiles(self, device=None):
         """(n_q, n_kv): tiles holding any causal pair, and tiles wholly causal and wholly inside the sequence
         (a ragged last tile is never passed as full: the mask_mod then decides its padding too)."""
@@ -78,8 +88,19 @@ class Tiling:
         return k_first[None, :] <= q_last[:, None], (k_last[None, :] <= q_first[:, None]) & inside
 
 
+class _TileCache:
+    """A pattern's tile tables, computed once per tiling: the BlockMask and the job's tile counts share them."""
+
+    def tiles(self, tiling: Tiling):
+        """(B, H, n_q, n_kv) bool tables: tiles with any kept pair, and tiles kept whole."""
+        cached = self.__dict__.get("_tiles")
+        if cached is None or cached[0] != tiling:
+            cached = self.__dict__["_tiles"] = (tiling, self._tiles(tiling))
+        return cached[1]
+
+
 @dataclass
-class BlockPattern:
+class BlockPattern(_TileCache):
     """keep(i, j) = j <= i and (blocks[group(i), j // block] or local_start[i] <= j or j < sinks or j == i)."""
 
     budget: Budget
@@ -174,8 +195,7 @@ class BlockPattern:
         # kernels want tiles of >= 16 rows: small groups (decode's single rows) share a 64-row tile
         return Tiling(self.budget, self.group if self.group >= 16 else self.group * -(-64 // self.group), self.block)
 
-    def tiles(self, tiling: Tiling):
-        """(B, H, n_q, n_kv) bool tables: tiles with any kept pair, and tiles kept whole."""
+    def _tiles(self, tiling: Tiling):
         b, g, dev = self.budget, self.group, self._device()
         assert tiling.q_tile % g == 0 and tiling.kv_block == self.block
         causal_any, causal_all = tiling.causal_tiles(dev)
@@ -230,7 +250,7 @@ class BlockPattern:
 
 
 @dataclass
-class LinePattern:
+class LinePattern(_TileCache):
     """keep(i, j) = j <= i and (vertical[j] or slash[i - j]) per (batch, head); slash[0] (the row itself) always."""
 
     budget: Budget
@@ -276,7 +296,7 @@ class LinePattern:
     def tiling(self) -> Tiling:
         return Tiling(self.budget, self.q_tile, self.kv_block)
 
-    def tiles(self, tiling: Tiling):
+    def _tiles(self, tiling: Tiling):
         """Tiles crossed by a kept line; none is kept whole (the lines are token-level)."""
         dev = self.vertical.device
         q_first, q_last = tiling.row_span(dev)
@@ -320,9 +340,13 @@ def block_mask(pattern, device=None):
     any_, full = pattern.tiles(tiling)
     partial = any_ & ~full
 
-    def ordered(table):  # kept block indices first, in key order
-        counts = table.sum(dim=-1).to(torch.int32)
-        order = torch.argsort((~table).to(torch.int8), dim=-1, stable=True).to(torch.int32)
+    def ordered(table):  # kept block indices first, then the others, each in key order (a stable partition)
+        kept = table.to(torch.int32)
+        kept_before = kept.cumsum(dim=-1, dtype=torch.int32) - kept
+        counts = kept_before[..., -1] + kept[..., -1]
+        col = torch.arange(table.shape[-1], dtype=torch.int32, device=table.device)
+        slot = torch.where(table, kept_before, counts[..., None] + col - kept_before).long()
+        order = torch.empty_like(kept_before).scatter_(-1, slot, col.expand_as(kept_before))
         return counts.to(device), order.to(device)
 
     kv_num, kv_idx = ordered(partial)
