@@ -68,7 +68,15 @@ class JobContext:
         load = self.task.load_model
         kwargs = {"dtype": self.dtype} if cast and "dtype" in inspect.signature(load).parameters else {}
         model = self.timed("load", load, **kwargs)
-        return self.place(model, offload=offload, cast=cast)
+        t0 = time.perf_counter()
+        model = self.place(model, offload=offload, cast=cast)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+        # where a load's time went (s): the task's parts (LM tasks: import, source, from_pretrained) and
+        # the placement on the device (the first CUDA call initialises the context), outside timings.load_s
+        self.extra["load_parts_s"] = {**(getattr(self.task, "load_parts", None) or {}),
+                                      "place": time.perf_counter() - t0}
+        return model
 
     def place(self, model, offload: bool = False, cast: bool = True, autocast: torch.dtype | None = None):
         blocks = self.task.decoder_blocks(model) if offload else None

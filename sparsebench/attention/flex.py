@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from sparsebench.attention.pattern import block_mask
+from sparsebench.cache import persistent_compile_cache
 
 EXECUTORS = ("auto", "reference", "flex")
 BACKEND = "flex_attention"  # the hardware profile's backend name that enables the executor
@@ -169,6 +170,7 @@ def triton_decode_forward(q, k, v, pattern, scaling: float) -> torch.Tensor:
 def compiled_flex():
     from torch.nn.attention.flex_attention import flex_attention
 
+    persistent_compile_cache()  # compiled kernels outlive the process: a later job reuses them
     # each layer brings a new mask_mod closure: allow the recompiles that may cost
     torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
     return torch.compile(flex_attention, dynamic=False)
