@@ -123,3 +123,12 @@ def test_the_block_mask_lists_kept_blocks_first_in_key_order_as_a_stable_sort_di
         assert torch.equal(num, table.sum(dim=-1).to(torch.int32))
         assert torch.equal(idx, torch.argsort((~table).to(torch.int8), dim=-1, stable=True).to(torch.int32))
     assert pattern.tiles(pattern.tiling()) is pattern.tiles(pattern.tiling())  # computed once per pattern
+
+
+def test_tiles_a_torch_before_2_12_refuses_are_pinned_without_a_failing_compile_first():
+    from sparsebench.attention.flex import refuses_default_tiles
+
+    assert refuses_default_tiles(64, 16, "2.11.0+cu130")  # Quest's pages: the default kernel is refused
+    assert refuses_default_tiles(64, 16, "2.10.1")
+    assert not refuses_default_tiles(64, 64, "2.11.0+cu130")  # the default may fit: tried first, as before
+    assert not refuses_default_tiles(64, 16, "2.12.0+cu130") and not refuses_default_tiles(64, 16, "2.14.1")

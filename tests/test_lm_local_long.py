@@ -35,6 +35,10 @@ def test_a_sparse_attention_job_runs_on_a_local_checkpoint_and_text(local, tmp_p
         assert r["sparsity"]["phases"][phase]["recall_rows_total"] > 0
     assert r["data"]["seq_len"] == 160 and r["data"]["text"]["source"] == "local"
     assert set(r["extra"]["load_parts_s"]) == {"import_transformers", "prepare_source", "from_pretrained", "place"}
+    parts = r["extra"]["job_parts_s"]  # where the time outside the family's timers goes
+    assert set(parts) == {"registry", "hardware_check", "task_build", "method_and_family", "cuda_context",
+                          "family_run"}
+    assert sum(parts.values()) <= r["timings"]["total_s"] and parts["family_run"] >= r["timings"]["load_s"]
 
 
 def test_the_checkpoint_and_the_text_are_in_the_run_id(local, tmp_path):
