@@ -132,3 +132,21 @@ def test_tiles_a_torch_before_2_12_refuses_are_pinned_without_a_failing_compile_
     assert refuses_default_tiles(64, 16, "2.10.1")
     assert not refuses_default_tiles(64, 64, "2.11.0+cu130")  # the default may fit: tried first, as before
     assert not refuses_default_tiles(64, 16, "2.12.0+cu130") and not refuses_default_tiles(64, 16, "2.14.1")
+
+
+def test_under_no_grad_the_block_mask_skips_the_query_side_lists_and_flex_gives_the_same_output():
+    from sparsebench.attention.flex import flex_call
+    from sparsebench.attention.pattern import _takes_compute_q_blocks, block_mask
+
+    g = torch.Generator().manual_seed(6)
+    q, k, v = (torch.randn(1, 3, 160, 16, generator=g) for _ in range(3))
+    pattern = registry.method("quest-prefill").cls().decide(q, k, Budget(0.3, "prefill", 0, 160, 32), None)
+    with_q = block_mask(pattern)
+    with torch.no_grad():
+        without_q = block_mask(pattern)
+        out = flex_call(q, k, v, without_q, 0.25)
+    assert with_q.q_indices is not None
+    if _takes_compute_q_blocks():
+        assert without_q.q_indices is None
+    assert torch.equal(without_q.kv_indices, with_q.kv_indices)
+    assert torch.allclose(out, flex_call(q, k, v, with_q, 0.25).detach(), atol=1e-6)

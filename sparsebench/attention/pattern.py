@@ -351,6 +351,18 @@ def block_mask(pattern, device=None):
 
     kv_num, kv_idx = ordered(partial)
     full_num, full_idx = ordered(full)
+    # the query-side lists serve only the backward pass: under no_grad they are not built (torch >= the
+    # versions whose from_kv_blocks has compute_q_blocks), which was most of a BlockMask's build time
+    skip_q = {"compute_q_blocks": False} if not torch.is_grad_enabled() and _takes_compute_q_blocks() else {}
     return BlockMask.from_kv_blocks(kv_num, kv_idx, full_num, full_idx, BLOCK_SIZE=(tiling.q_tile, tiling.kv_block),
                                     mask_mod=pattern.mask_mod(tiling),
-                                    seq_lengths=(pattern.budget.rows, pattern.budget.keys))
+                                    seq_lengths=(pattern.budget.rows, pattern.budget.keys), **skip_q)
+
+
+@functools.lru_cache(maxsize=1)
+def _takes_compute_q_blocks() -> bool:
+    import inspect
+
+    from torch.nn.attention.flex_attention import BlockMask
+
+    return "compute_q_blocks" in inspect.signature(BlockMask.from_kv_blocks).parameters
