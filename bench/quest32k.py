@@ -20,7 +20,11 @@ import sysconfig
 import time
 from pathlib import Path
 
-import torch
+# the compile-cache variables as the user left them: torch writes its default into this process's
+# environment once it looks up its cache, and the jobs below must not inherit that as if the user chose it
+USER_CACHE_VARS = {k: os.environ.get(k) for k in ("TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR")}
+
+import torch  # noqa: E402
 
 WORK = Path(os.environ.get("Q32K_WORK", "/tmp/q32k"))
 
@@ -77,6 +81,8 @@ def job(args, name: str):
     out = WORK / f"{name}.json"
     cmd = [sys.executable, "-m", "sparsebench", "run", "--spec", spec(args), "--out", str(out)]
     env = {**os.environ, "SPARSEBENCH_CACHE": str(WORK / "cache")}
+    for k, v in USER_CACHE_VARS.items():
+        env.pop(k, None) if v is None else env.__setitem__(k, v)
     t0 = time.perf_counter()
     subprocess.run(cmd, check=True, env=env)
     wall = time.perf_counter() - t0
