@@ -69,3 +69,29 @@ def build_keyed(directory: Path, prefix: str, parts: dict, build) -> tuple[Path,
 
     entry = build_once(directory / f"{prefix}-{key_digest(parts)}", build_and_mark)
     return entry, "stored" if built else "hit"
+
+
+COMPILE_CACHE_VARS = {"TORCHINDUCTOR_CACHE_DIR": "inductor", "TRITON_CACHE_DIR": "triton"}
+
+
+def persistent_compile_cache() -> dict:
+    """Keep torch.compile's and Triton's caches in this machine's cache (``<cache_dir()>/inductor``,
+    ``/triton``), so a later job on the machine reuses the compiled kernels instead of paying the compiles
+    again (torch's default is a directory under /tmp, which a reboot or a fresh container empties).
+    A variable the user has set is left alone. Call it before the first compile; returns where the caches
+    are and who chose them, and whether torch's FX graph cache is on (a job records this)."""
+    out = {}
+    for var, sub in COMPILE_CACHE_VARS.items():
+        user = os.environ.get(var)
+        if user is None:
+            path = cache_dir() / sub
+            path.mkdir(parents=True, exist_ok=True)
+            os.environ[var] = str(path)
+        out[var] = {"path": os.environ[var], "set_by": "user" if user is not None else "sparsebench"}
+    try:
+        from torch._inductor import config as inductor_config
+
+        out["fx_graph_cache"] = bool(inductor_config.fx_graph_cache)
+    except ImportError:  # a torch without inductor: nothing to cache
+        out["fx_graph_cache"] = None
+    return out

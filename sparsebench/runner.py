@@ -68,7 +68,15 @@ class JobContext:
         load = self.task.load_model
         kwargs = {"dtype": self.dtype} if cast and "dtype" in inspect.signature(load).parameters else {}
         model = self.timed("load", load, **kwargs)
-        return self.place(model, offload=offload, cast=cast)
+        t0 = time.perf_counter()
+        model = self.place(model, offload=offload, cast=cast)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+        # where a load's time went (s): the task's parts (LM tasks: import, source, from_pretrained) and
+        # the placement on the device (the first CUDA call initialises the context), outside timings.load_s
+        self.extra["load_parts_s"] = {**(getattr(self.task, "load_parts", None) or {}),
+                                      "place": time.perf_counter() - t0}
+        return model
 
     def place(self, model, offload: bool = False, cast: bool = True, autocast: torch.dtype | None = None):
         blocks = self.task.decoder_blocks(model) if offload else None
@@ -112,16 +120,20 @@ def memory_record(device: torch.device) -> dict:
 
 def run_job(job: Job, out: Path) -> dict:
     t_start = time.perf_counter()
+    marks = [t_start]  # where the time before the family's run goes (result.json extra.job_parts_s)
     tentry = registry.task(job.task, "job.task")
     # only the job's own family is imported (its engine and method files): start-up time of every job
     mentry = registry.method(job.method, "job.method", family=job.family)
     if mentry.family != job.family:
         raise ConfigError(f"job.family={job.family!r} but method {job.method!r} is in family {mentry.family!r}")
+    marks.append(time.perf_counter())
     hw = profile(job.hardware, "job.hardware")
     ok, why = hw.available()
     if not ok:
         raise ConfigError(f"job.hardware={job.hardware!r}: {why}")
+    marks.append(time.perf_counter())
     task = tentry.cls.build(job.task_params, "job.task_params")
+    marks.append(time.perf_counter())
     # a task may pin its intra-op threads (``threads`` > 0): small jobs run one thread each, side by side
     threads = int(getattr(task.params, "threads", 0) or 0) or hw.thread_count()
     torch.set_num_threads(threads)
@@ -129,9 +141,14 @@ def run_job(job: Job, out: Path) -> dict:
     target = Target.from_dict(job.target)
     ctx = JobContext(job, task, method, target, hw, seed_everything(job.seed))
     family = registry.family(job.family).module  # exists: the method above was found in this family
+    marks.append(time.perf_counter())
     if ctx.device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats()
+        torch.cuda.reset_peak_memory_stats()  # the first CUDA call of the job: creates the context
+    marks.append(time.perf_counter())
     outcome = family.run(ctx)
+    marks.append(time.perf_counter())
+    ctx.extra["job_parts_s"] = dict(zip(("registry", "hardware_check", "task_build", "method_and_family",
+                                         "cuda_context", "family_run"), (b - a for a, b in zip(marks, marks[1:]))))
     if ctx.placed is None and ctx.device.type != "cpu":
         raise RuntimeError(f"family {job.family!r} never placed its model on {hw.device!r}: "
                            f"refusing to record a {hw.name!r} result for a job that may have run on the CPU")

@@ -38,7 +38,8 @@ class MaskStats:
     kept_pairs: int = 0
     causal_pairs: int = 0
     recall_sum: float = 0.0  # sum over (batch, head, row) of the recalled dense mass
-    recall_rows: int = 0
+    recall_rows: int = 0  # (batch, head, row) units whose recall was computed
+    rows_total: int = 0  # (batch, head, row) units of the calls: recall_rows of them were sampled
     kv_kept: int = 0  # K and V entries left after KV-cache pruning (Mustafar)
     kv_total: int = 0
     tiles_kept: int = 0  # kernel tiles (query tile x key block) holding a kept pair: a block-sparse kernel's work
@@ -50,6 +51,7 @@ class MaskStats:
         self.causal_pairs += other.causal_pairs
         self.recall_sum += other.recall_sum
         self.recall_rows += other.recall_rows
+        self.rows_total += other.rows_total
         self.kv_kept += other.kv_kept
         self.kv_total += other.kv_total
         self.tiles_kept += other.tiles_kept
@@ -87,7 +89,7 @@ class MaskStats:
         self.on_host()
         return {"density": self.density, "pair_density": self.pair_density, "kv_density": self.kv_density,
                 "recall": self.recall, "tile_density": self.tile_density, "kept_pairs": self.kept_pairs,
-                "causal_pairs": self.causal_pairs}
+                "causal_pairs": self.causal_pairs, "recall_rows": self.recall_rows, "recall_rows_total": self.rows_total}
 
 
 def causal_keep(rows: int, keys: int, q0: int, device=None) -> torch.Tensor:
@@ -132,6 +134,16 @@ def _chunk_keep(keep_rows, r0: int, r1: int, q0: int, device) -> torch.Tensor:
     return kept
 
 
+RECALL_STRIDE = 8  # recall is computed on every 8th row (and the last) of a call ...
+MAX_RECALL_ROWS = 512  # ... and on at most ~512 rows of a call: at longer calls the stride grows (32k: 64)
+
+
+def recall_stride_for(rows: int, stride: int = RECALL_STRIDE) -> int:
+    """The stride of a call's recall rows: ``stride``, or wider so that at most ~MAX_RECALL_ROWS rows (plus
+    the last) are sampled, evenly spread. Up to 4096 rows (every default CPU job) it is ``stride`` itself."""
+    return max(stride, -(-rows // MAX_RECALL_ROWS))
+
+
 def _recall_rows(r0: int, r1: int, rows: int, stride: int, device=None) -> torch.Tensor:
     """The sampled rows (every ``stride``-th, and the last) inside r0..r1-1, relative to r0."""
     every = torch.arange(min(-(-r0 // stride) * stride, r1), r1, stride, device=device)
@@ -142,12 +154,17 @@ def _recall_rows(r0: int, r1: int, rows: int, stride: int, device=None) -> torch
 
 def _recall(q, k, kept: torch.Tensor, sample: torch.Tensor, scaling: float, first: int) -> torch.Tensor:
     """Per sampled row of ``q`` (rows from absolute position ``first``), the share of its dense causal
-    softmax mass that falls on the kept keys."""
-    keys = kept.shape[-1]
-    scores = torch.matmul(q[:, :, sample], k[:, :, :keys].transpose(-1, -2)) * scaling
-    causal = torch.arange(keys, device=q.device)[None, :] <= (first + sample)[:, None]
+    softmax mass that falls on the kept keys (``kept``: the mask of all of q's rows)."""
+    return _recall_of(q[:, :, sample], k, kept[:, :, sample], first + sample, scaling)
+
+
+def _recall_of(q_rows, k, kept_rows: torch.Tensor, positions: torch.Tensor, scaling: float) -> torch.Tensor:
+    """The recall of query rows ``q_rows`` at absolute ``positions`` whose keep-masks are ``kept_rows``."""
+    keys = kept_rows.shape[-1]
+    scores = torch.matmul(q_rows, k[:, :, :keys].transpose(-1, -2)) * scaling
+    causal = torch.arange(keys, device=q_rows.device)[None, :] <= positions[:, None]
     lse_dense = torch.logsumexp(scores.masked_fill(~causal, float("-inf")), dim=-1)
-    lse_kept = torch.logsumexp(scores.masked_fill(~kept[:, :, sample], float("-inf")), dim=-1)
+    lse_kept = torch.logsumexp(scores.masked_fill(~kept_rows, float("-inf")), dim=-1)
     return torch.exp(lse_kept - lse_dense)
 
 
@@ -157,6 +174,7 @@ def _chunks(q, k, keep, scaling: float, q0: int, chunk: int | None, recall_strid
     rows = q.shape[2]
     chunk = row_chunk(q, q0 + rows, chunk)
     keep_rows = _rows_of(keep)
+    recall_stride = recall_stride_for(rows, recall_stride)
     recall, kept_pairs = [], []
     for r0 in range(0, rows, chunk):
         r1 = min(rows, r0 + chunk)
@@ -166,24 +184,30 @@ def _chunks(q, k, keep, scaling: float, q0: int, chunk: int | None, recall_strid
         recall.append(_recall(q[:, :, r0:r1], k, kept, _recall_rows(r0, r1, rows, recall_stride, q.device),
                               scaling, q0 + r0))
     stats.kept_pairs = stats.kept_pairs + torch.stack(kept_pairs).sum()
+    _add_recall(stats, recall)
+
+
+def _add_recall(stats: MaskStats, recall: list) -> None:
     r = torch.cat(recall, dim=-1)
     stats.recall_sum = r.double().sum()
     stats.recall_rows = r.numel()
 
 
-def masked_attention(q, k, v, keep, scaling: float, q0: int, recall_stride: int = 8, chunk: int | None = None):
+def masked_attention(q, k, v, keep, scaling: float, q0: int, recall_stride: int = RECALL_STRIDE,
+                     chunk: int | None = None):
     """Attention of rows q0.. restricted to ``keep`` and the causal triangle.
 
     ``keep``: a (B, H, rows, keys) bool mask, or a function ``(r0, r1) -> mask of rows r0..r1-1`` over at
     least their causal keys (a pattern's ``token_mask``), so no full mask is ever built. Returns
     (output (B, H, rows, D), MaskStats). Every row keeps its own position even when the mask forgot it,
     so no row is left without a key. Rows are processed ``chunk`` at a time, each over its causal keys
-    only (:func:`row_chunk`); the output is exact (SDPA over an additive mask of the kept keys: -inf elsewhere). Recall is
-    computed exactly on every ``recall_stride``-th row (and the last), which keeps the extra softmax off
-    the hot path while estimating the mean recall closely.
+    only (:func:`row_chunk`); the output is exact (SDPA over an additive mask of the kept keys: -inf elsewhere).
+    Recall is computed exactly on every ``recall_stride``-th row (and the last; a wider stride past
+    4096 rows, :func:`recall_stride_for`), which keeps the extra softmax off the hot path while
+    estimating the mean recall closely.
     """
     b, h, rows, _ = q.shape
-    stats = MaskStats(causal_pairs=_causal_pairs(rows, q0) * b * h)
+    stats = MaskStats(causal_pairs=_causal_pairs(rows, q0) * b * h, rows_total=b * h * rows)
     zero = torch.zeros((), device=q.device, dtype=q.dtype)
     minus_inf = torch.full((), float("-inf"), device=q.device, dtype=q.dtype)
     chunk = row_chunk(q, q0 + rows, chunk)
@@ -198,15 +222,50 @@ def masked_attention(q, k, v, keep, scaling: float, q0: int, recall_stride: int 
     return torch.cat(outs, dim=2), stats
 
 
-def mask_stats(q, k, keep, scaling: float, q0: int, recall_stride: int = 8, chunk: int | None = None) -> MaskStats:
-    """Kept and causal pairs of the causal keep-mask ``keep`` (a mask or a function of a row range, as in
-    :func:`masked_attention`) and the recall of its rows (every ``recall_stride``-th and the last),
-    whichever executor ran it."""
+def mask_stats(q, k, keep, scaling: float, q0: int, recall_stride: int = RECALL_STRIDE,
+               chunk: int | None = None) -> MaskStats:
+    """Kept and causal pairs of the causal keep-mask ``keep`` and the recall of its sampled rows (every
+    ``recall_stride``-th and the last; :func:`recall_stride_for`), whichever executor ran it.
+
+    ``keep``: a pattern (``sparsebench.attention.pattern``): kept pairs are counted exactly from its
+    blocks or lines (:meth:`kept_pairs`) and only the sampled rows' masks are built (:meth:`row_mask`),
+    so a 32k-token call never builds its 32k x 32k mask; or, as in :func:`masked_attention`, a mask or a
+    function of a row range, whose every row is built and counted. Both give the same numbers: the same
+    rows, chunked alike on the CPU (so the very same float operations).
+    """
     b, h, rows, _ = q.shape
-    stats = MaskStats(causal_pairs=_causal_pairs(rows, q0) * b * h)
-    for _ in _chunks(q, k, keep, scaling, q0, chunk, recall_stride, stats):
-        pass
+    stats = MaskStats(causal_pairs=_causal_pairs(rows, q0) * b * h, rows_total=b * h * rows)
+    if not hasattr(keep, "kept_pairs"):
+        for _ in _chunks(q, k, keep, scaling, q0, chunk, recall_stride, stats):
+            pass
+        return stats
+    stats.kept_pairs = keep.kept_pairs()
+    stride = recall_stride_for(rows, recall_stride)
+    step = recall_chunk(q, q0 + rows, stride, chunk)
+    recall = []
+    for r0 in range(0, rows, step):
+        r1 = min(rows, r0 + step)
+        sample = _recall_rows(r0, r1, rows, stride, q.device)
+        if not len(sample):
+            continue
+        positions = q0 + r0 + sample
+        keys = q0 + r1  # the chunk's causal keys, as the row-range path has them
+        j = torch.arange(keys, device=q.device)[None, :]
+        kept = (keep.row_mask(r0 + sample, keys).to(q.device) | (j == positions[:, None])) & (j <= positions[:, None])
+        recall.append(_recall_of(q[:, :, r0:r1][:, :, sample], k, kept, positions, scaling))
+    _add_recall(stats, recall)
     return stats
+
+
+def recall_chunk(q, keys: int, stride: int, chunk: int | None = None) -> int:
+    """Rows per recall step of :func:`mask_stats` on a pattern: ``chunk`` when given; on the CPU ROW_CHUNK
+    at the default stride (the row-range path's chunks), wider with the stride (16 sampled rows a step);
+    on a GPU as many rows as GPU_CHUNK_ELEMENTS allows for their sampled rows (32k tokens: one step)."""
+    if chunk is not None:
+        return chunk
+    if q.device.type == "cpu":
+        return ROW_CHUNK * stride // RECALL_STRIDE
+    return stride * max(ROW_CHUNK // RECALL_STRIDE, GPU_CHUNK_ELEMENTS // max(1, q.shape[0] * q.shape[1] * keys))
 
 
 def _causal_pairs(rows: int, q0: int) -> int:

@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from sparsebench.attention.pattern import block_mask
+from sparsebench.cache import persistent_compile_cache
 
 EXECUTORS = ("auto", "reference", "flex")
 BACKEND = "flex_attention"  # the hardware profile's backend name that enables the executor
@@ -169,6 +170,7 @@ def triton_decode_forward(q, k, v, pattern, scaling: float) -> torch.Tensor:
 def compiled_flex():
     from torch.nn.attention.flex_attention import flex_attention
 
+    persistent_compile_cache()  # compiled kernels outlive the process: a later job reuses them
     # each layer brings a new mask_mod closure: allow the recompiles that may cost
     torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
     return torch.compile(flex_attention, dynamic=False)
@@ -197,17 +199,31 @@ def compiled_call(q, k, v, mask, scaling: float) -> torch.Tensor:
     return out
 
 
+def refuses_default_tiles(q_tile: int, kv_block: int, version: str = torch.__version__) -> bool:
+    """Whether compiled flex_attention is known to refuse its default kernel tiles for mask tiles this small:
+    before torch 2.12 the mask's tiles must be multiples of the kernel's, whose defaults are never below 32,
+    and the refusal comes only after a compile of seconds (Quest's 16-key pages). Such tiles are pinned at once."""
+    major, minor = (int(x) for x in version.split("+")[0].split(".")[:2])
+    return (major, minor) < (2, 12) and min(q_tile, kv_block) < 32
+
+
+def _pinned_tiles(q_tile: int, kv_block: int) -> dict:
+    return {"BLOCK_M": min(64, q_tile), "BLOCK_N": min(64, kv_block)}
+
+
 def _compiled_call(q, k, v, mask, scaling: float) -> torch.Tensor:
     gqa = k.shape[1] != q.shape[1]
     q_tile, kv_block = mask.BLOCK_SIZE
     opts = _PINNED.get((q_tile, kv_block))
+    if opts is None and refuses_default_tiles(q_tile, kv_block):
+        opts = _PINNED[(q_tile, kv_block)] = _pinned_tiles(q_tile, kv_block)
     if opts is None:
         try:
             return compiled_flex()(q, k, v, block_mask=mask, scale=scaling, enable_gqa=gqa)
         except Exception as exc:  # noqa: BLE001 - inductor wraps the tile error in its own exception types
             if "divisible" not in str(exc) and "multiple" not in str(exc):
                 raise
-            opts = _PINNED[(q_tile, kv_block)] = {"BLOCK_M": min(64, q_tile), "BLOCK_N": min(64, kv_block)}
+            opts = _PINNED[(q_tile, kv_block)] = _pinned_tiles(q_tile, kv_block)
     return compiled_flex()(q, k, v, block_mask=mask, scale=scaling, enable_gqa=gqa, kernel_options=opts)
 
 

@@ -153,10 +153,10 @@ class SparseAttention:
             out = dense_attention(query, _expand_kv(key, heads), _expand_kv(value, heads), scaling, q0)
             pairs = (query.shape[2] * q0 + query.shape[2] * (query.shape[2] + 1) // 2) * query.shape[0] * heads
             rows = query.shape[0] * heads * query.shape[2]
-            tiles = int(Tiling(Budget(1.0, self.phase, q0, query.shape[2], self.query_block, key.shape[1]),
-                               64, 64).causal_tiles()[0].sum()) * query.shape[0] * heads  # a kernel visits all
+            tiles = Tiling(Budget(1.0, self.phase, q0, query.shape[2], self.query_block, key.shape[1]),
+                           64, 64).causal_tile_count() * query.shape[0] * heads  # a kernel visits all
             self.stats[self.phase][layer].add(MaskStats(kept_pairs=pairs, causal_pairs=pairs, recall_sum=rows,
-                                                        recall_rows=rows, tiles_kept=tiles, tiles_causal=tiles,
+                                                        recall_rows=rows, rows_total=rows, tiles_kept=tiles, tiles_causal=tiles,
                                                         dense_layer=True))
             self.remember_queries(layer, query)
             return out
@@ -183,13 +183,13 @@ class SparseAttention:
                 ran = "flex_attention"
             self.kernels_ran[self.phase].add(ran)
             self._tick(marks)
-            stats = mask_stats(query, key_h, pattern.token_mask, scaling, q0)
+            stats = mask_stats(query, key_h, pattern, scaling, q0)  # kept pairs from the blocks, sampled recall rows
         else:
             out, stats = masked_attention(query, key_h, _expand_kv(value, heads), pattern.token_mask, scaling, q0)
             self._tick(marks)  # the reference executor's kernel and statistics are one pass over row chunks
         tiling = pattern.tiling()
         stats.tiles_kept = pattern.tiles(tiling)[0].sum()  # stays on the device until the summary
-        stats.tiles_causal = int(tiling.causal_tiles()[0].sum()) * query.shape[0] * heads
+        stats.tiles_causal = tiling.causal_tile_count() * query.shape[0] * heads
         stats.kv_kept, stats.kv_total = kv_stats
         self._tick(marks)
         if self.executor == "flex" and self.latency is not None and self.phase == "prefill" and q0 == 0:

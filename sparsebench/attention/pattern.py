@@ -21,6 +21,7 @@ applies on top of every pattern.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -36,6 +37,11 @@ def _pad_to(x: torch.Tensor, size: int, dim: int, value) -> torch.Tensor:
     shape = list(x.shape)
     shape[dim] = missing
     return torch.cat([x, torch.full(shape, value, dtype=x.dtype, device=x.device)], dim=dim)
+
+
+@functools.lru_cache(maxsize=64)
+def _causal_tile_count(tiling: "Tiling") -> int:
+    return int(tiling.causal_tiles()[0].sum())
 
 
 @dataclass(frozen=True)
@@ -66,6 +72,10 @@ class Tiling:
         kb = torch.arange(self.n_kv, device=device)
         return kb * self.kv_block, torch.clamp((kb + 1) * self.kv_block, max=self.budget.keys) - 1
 
+    def causal_tile_count(self) -> int:
+        """Tiles holding any causal pair (per batch and head); computed once per grid (every layer asks)."""
+        return _causal_tile_count(self)
+
     def causal_tiles(self, device=None):
         """(n_q, n_kv): tiles holding any causal pair, and tiles wholly causal and wholly inside the sequence
         (a ragged last tile is never passed as full: the mask_mod then decides its padding too)."""
@@ -78,8 +88,19 @@ class Tiling:
         return k_first[None, :] <= q_last[:, None], (k_last[None, :] <= q_first[:, None]) & inside
 
 
+class _TileCache:
+    """A pattern's tile tables, computed once per tiling: the BlockMask and the job's tile counts share them."""
+
+    def tiles(self, tiling: Tiling):
+        """(B, H, n_q, n_kv) bool tables: tiles with any kept pair, and tiles kept whole."""
+        cached = self.__dict__.get("_tiles")
+        if cached is None or cached[0] != tiling:
+            cached = self.__dict__["_tiles"] = (tiling, self._tiles(tiling))
+        return cached[1]
+
+
 @dataclass
-class BlockPattern:
+class BlockPattern(_TileCache):
     """keep(i, j) = j <= i and (blocks[group(i), j // block] or local_start[i] <= j or j < sinks or j == i)."""
 
     budget: Budget
@@ -121,6 +142,45 @@ class BlockPattern:
             keep = keep | per_row.repeat_interleave(self.block, dim=-1)[..., :keys]
         return keep & (j <= i)
 
+    def row_mask(self, rows: torch.Tensor, keys: int) -> torch.Tensor:
+        """(B, H, len(rows), keys) bool, causal: the rows ``rows`` (indices into this call's rows, any order)
+        of :meth:`token_mask` over keys 0 .. keys - 1, without building the rows in between."""
+        b, dev = self.budget, self._device()
+        rows = rows.to(dev)
+        i = (b.q0 + rows)[:, None]
+        j = torch.arange(keys, device=dev)[None, :]
+        keep = ((j >= self.local_start.to(dev)[rows][:, None]) | (j < self.sinks)).expand(self.batch, self.heads, -1, -1)
+        if self.blocks is not None:
+            keep = keep | self.blocks[:, :, rows // self.group][..., j[0] // self.block]
+        return keep & (j <= i)
+
+    def kept_pairs(self) -> torch.Tensor:
+        """The exact number of kept causal pairs over batch, heads and rows (0-dim int64, on the pattern's
+        device), counted from the block table and each row's intervals, never from a token mask: row i keeps
+        its sinks [0, s), its local region [local_start, i] and, in the gap between them, the keys of its
+        group's selected blocks (a prefix count over the table)."""
+        b, dev = self.budget, self._device()
+        pos = torch.arange(b.q0, b.q0 + b.rows, device=dev)
+        start = self.local_start.to(dev)
+        s = torch.clamp(pos + 1, max=self.sinks)  # the causal sinks: keys [0, s)
+        gap = start > s  # keys [s, start) are kept only through selected blocks
+        total = torch.where(gap, s + pos - start + 1, pos + 1).sum() * (self.batch * self.heads)
+        if self.blocks is None:
+            return total
+        nkb = -(-b.keys // self.block)
+        sel = _pad_to(self.blocks[..., :nkb], nkb + 1, -1, False)  # a column for a boundary at the last key
+        prefix = torch.nn.functional.pad(sel.to(torch.int32).cumsum(dim=-1), (1, 0))  # blocks before column c
+        group = torch.arange(b.rows, device=dev) // self.group
+
+        def selected_below(x):  # (rows,) -> (B, H, rows): keys < x that lie in the row's selected blocks
+            c = x // self.block
+            p = prefix.flatten(2).gather(2, (group * (nkb + 2) + c).expand(self.batch, self.heads, -1))
+            inside = sel.flatten(2).gather(2, (group * (nkb + 1) + c).expand(self.batch, self.heads, -1))
+            return p.long() * self.block + inside.long() * (x - c * self.block)
+
+        extra = torch.where(gap, selected_below(start) - selected_below(s), 0)
+        return total + extra.sum()
+
     def block_table(self) -> torch.Tensor:
         """(B, H, groups, key_blocks): whole blocks kept per group, the local region counted where it is
         block-aligned and shared by the group's rows (SpargeAttn's diagonal blocks)."""
@@ -135,8 +195,7 @@ class BlockPattern:
         # kernels want tiles of >= 16 rows: small groups (decode's single rows) share a 64-row tile
         return Tiling(self.budget, self.group if self.group >= 16 else self.group * -(-64 // self.group), self.block)
 
-    def tiles(self, tiling: Tiling):
-        """(B, H, n_q, n_kv) bool tables: tiles with any kept pair, and tiles kept whole."""
+    def _tiles(self, tiling: Tiling):
         b, g, dev = self.budget, self.group, self._device()
         assert tiling.q_tile % g == 0 and tiling.kv_block == self.block
         causal_any, causal_all = tiling.causal_tiles(dev)
@@ -191,7 +250,7 @@ class BlockPattern:
 
 
 @dataclass
-class LinePattern:
+class LinePattern(_TileCache):
     """keep(i, j) = j <= i and (vertical[j] or slash[i - j]) per (batch, head); slash[0] (the row itself) always."""
 
     budget: Budget
@@ -214,10 +273,30 @@ class LinePattern:
         offset = (i - j).clamp(min=0)
         return (self.vertical[:, :, None, :keys] | self.slash[:, :, offset]) & (j <= i)
 
+    def row_mask(self, rows: torch.Tensor, keys: int) -> torch.Tensor:
+        """(B, H, len(rows), keys) bool, causal: the rows ``rows`` of :meth:`token_mask` over keys 0 .. keys - 1."""
+        dev = self.vertical.device
+        i = (self.budget.q0 + rows.to(dev))[:, None]
+        j = torch.arange(keys, device=dev)[None, :]
+        return (self.vertical[:, :, None, :keys] | self.slash[:, :, (i - j).clamp(min=0)]) & (j <= i)
+
+    def kept_pairs(self) -> torch.Tensor:
+        """The exact number of kept causal pairs (0-dim int64, on the pattern's device), from prefix counts
+        of the lines: per row, its causal vertical keys plus its causal slash offsets, less the pairs on both
+        (key j on a vertical line meets the slash offsets of rows max(q0, j) .. q0 + rows - 1)."""
+        b, dev = self.budget, self.vertical.device
+        pos = torch.arange(b.q0, b.keys, device=dev)
+        vertical = self.vertical[..., : b.keys].long()
+        below_v = torch.nn.functional.pad(vertical.cumsum(dim=-1), (1, 0))  # [c]: vertical keys < c
+        below_s = torch.nn.functional.pad(self.slash[..., : b.keys].long().cumsum(dim=-1), (1, 0))
+        j = torch.arange(b.keys, device=dev)
+        both = vertical * (below_s[..., b.keys - j] - below_s[..., (b.q0 - j).clamp(min=0)])
+        return below_v[..., pos + 1].sum() + below_s[..., pos + 1].sum() - both.sum()
+
     def tiling(self) -> Tiling:
         return Tiling(self.budget, self.q_tile, self.kv_block)
 
-    def tiles(self, tiling: Tiling):
+    def _tiles(self, tiling: Tiling):
         """Tiles crossed by a kept line; none is kept whole (the lines are token-level)."""
         dev = self.vertical.device
         q_first, q_last = tiling.row_span(dev)
@@ -261,13 +340,29 @@ def block_mask(pattern, device=None):
     any_, full = pattern.tiles(tiling)
     partial = any_ & ~full
 
-    def ordered(table):  # kept block indices first, in key order
-        counts = table.sum(dim=-1).to(torch.int32)
-        order = torch.argsort((~table).to(torch.int8), dim=-1, stable=True).to(torch.int32)
+    def ordered(table):  # kept block indices first, then the others, each in key order (a stable partition)
+        kept = table.to(torch.int32)
+        kept_before = kept.cumsum(dim=-1, dtype=torch.int32) - kept
+        counts = kept_before[..., -1] + kept[..., -1]
+        col = torch.arange(table.shape[-1], dtype=torch.int32, device=table.device)
+        slot = torch.where(table, kept_before, counts[..., None] + col - kept_before).long()
+        order = torch.empty_like(kept_before).scatter_(-1, slot, col.expand_as(kept_before))
         return counts.to(device), order.to(device)
 
     kv_num, kv_idx = ordered(partial)
     full_num, full_idx = ordered(full)
+    # the query-side lists serve only the backward pass: under no_grad they are not built (torch >= the
+    # versions whose from_kv_blocks has compute_q_blocks), which was most of a BlockMask's build time
+    skip_q = {"compute_q_blocks": False} if not torch.is_grad_enabled() and _takes_compute_q_blocks() else {}
     return BlockMask.from_kv_blocks(kv_num, kv_idx, full_num, full_idx, BLOCK_SIZE=(tiling.q_tile, tiling.kv_block),
                                     mask_mod=pattern.mask_mod(tiling),
-                                    seq_lengths=(pattern.budget.rows, pattern.budget.keys))
+                                    seq_lengths=(pattern.budget.rows, pattern.budget.keys), **skip_q)
+
+
+@functools.lru_cache(maxsize=1)
+def _takes_compute_q_blocks() -> bool:
+    import inspect
+
+    from torch.nn.attention.flex_attention import BlockMask
+
+    return "compute_q_blocks" in inspect.signature(BlockMask.from_kv_blocks).parameters

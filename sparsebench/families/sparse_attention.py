@@ -40,6 +40,7 @@ call of each shape under ``timings.flex_first_calls_s``. On CPU nothing is timed
 from __future__ import annotations
 
 import contextlib
+import time
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -50,6 +51,7 @@ from sparsebench.attention.budget import PHASES
 from sparsebench.attention import flex
 from sparsebench.attention.flex import PrefillLatency, resolve_executor, resolve_kernel, spread_layers
 from sparsebench.attention.prompt_cache import dense_prompt
+from sparsebench.cache import persistent_compile_cache
 from sparsebench.errors import ConfigError
 from sparsebench.lm.models import kv_cache, with_cache
 from sparsebench.method import Method
@@ -129,25 +131,41 @@ class PhaseOutcome:
     samples: dict = field(default_factory=dict)  # per-unit values of the phase's metrics (CONTRACT)
 
 
+@contextlib.contextmanager
+def part(parts: dict | None, name: str, device):
+    """Add the wall seconds of the block to ``parts[name]`` (after the device's queued work: a CUDA
+    forward returns before its kernels finish). Nothing is timed, or synchronised, without ``parts``."""
+    if parts is None:
+        yield
+        return
+    t0 = time.perf_counter()
+    yield
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    parts[name] = parts.get(name, 0.0) + time.perf_counter() - t0
+
+
 def forward_phase(model, session: SparseAttention, ids: torch.Tensor, prompt_len: int, phase: str,
-                  source: dict | None = None, origins: list | None = None) -> torch.Tensor:
+                  source: dict | None = None, origins: list | None = None, parts: dict | None = None) -> torch.Tensor:
     """Logits of the continuation rows (they predict ids[:, prompt_len + 1:]) with ``phase`` sparse.
 
     ``source`` (the task's model description) lets the decode phase take its dense prompt from the
     prompt cache (``sparsebench.attention.prompt_cache``; None computes it here); where it came from
-    ("hit" / "stored") is appended to ``origins``.
+    ("hit" / "stored") is appended to ``origins``. ``parts``: wall seconds of the prompt's and the
+    continuation's forward are added to it (CUDA jobs: where a phase's time goes).
     """
     ids = ids.to(model.device)
-    if phase == "decode" and source is not None:
-        past, origin = dense_prompt(model, session, ids, prompt_len, source)
-        if origins is not None:
-            origins.append(origin)
-    else:
-        sparse_prompt = session.sparse(phase) if phase == "prefill" else contextlib.nullcontext()
-        with sparse_prompt:
-            past = kv_cache(model(ids[:, :prompt_len], use_cache=True, logits_to_keep=1))
+    with part(parts, "prompt_forward", ids.device):
+        if phase == "decode" and source is not None:
+            past, origin = dense_prompt(model, session, ids, prompt_len, source)
+            if origins is not None:
+                origins.append(origin)
+        else:
+            sparse_prompt = session.sparse(phase) if phase == "prefill" else contextlib.nullcontext()
+            with sparse_prompt:
+                past = kv_cache(model(ids[:, :prompt_len], use_cache=True, logits_to_keep=1))
     sparse_cont = session.sparse(phase) if phase == "decode" else contextlib.nullcontext()
-    with sparse_cont:
+    with sparse_cont, part(parts, "continuation_forward", ids.device):
         out = model(ids[:, prompt_len:], **with_cache(model, past), use_cache=True)
     return out.logits[:, :-1].float()
 
@@ -163,11 +181,19 @@ def run_phase(ctx, model, session: SparseAttention, phase: str) -> PhaseOutcome:
         for key in ("density", "recall", "tile_density"):
             metrics[f"{key}_{phase}"] = stats[key]
         return PhaseOutcome(metrics, stats, {f"accuracy_{phase}": samples})
-    logits = [forward_phase(model, session, ids, prompt_len, phase, source, origins).cpu()
-              for ids, prompt_len in task.attention_batches()]
-    metrics = {f"{k}_{phase}": v for k, v in task.score_continuations(logits).items()}
-    samples = {f"{k}_{phase}": v for k, v in task.continuation_samples(logits).items()}
-    stats = session.summary(phase)
+    parts = ctx.extra.setdefault("phase_parts_s", {}).setdefault(phase, {}) if ctx.device.type == "cuda" else None
+    with part(parts, "samples", ctx.device):
+        task.cached_samples()  # the text, tokenized once per job (the first phase pays it)
+    logits = []
+    for ids, prompt_len in task.attention_batches():
+        lg = forward_phase(model, session, ids, prompt_len, phase, source, origins, parts)
+        with part(parts, "logits_to_host", ctx.device):
+            logits.append(lg.cpu())
+    with part(parts, "score", ctx.device):
+        metrics = {f"{k}_{phase}": v for k, v in task.score_continuations(logits).items()}
+        samples = {f"{k}_{phase}": v for k, v in task.continuation_samples(logits).items()}
+    with part(parts, "summary", ctx.device):
+        stats = session.summary(phase)
     for key in ("density", "recall", "tile_density"):
         metrics[f"{key}_{phase}"] = stats[key]
     return PhaseOutcome(metrics, stats, samples)
@@ -181,6 +207,8 @@ def run(ctx) -> dict:
         )
     density = 1.0 if ctx.method.reference else density_of(ctx.target, "target")
     executor = resolve_executor(ctx.task.params.executor, ctx.profile, "job.task_params.executor")
+    if executor == "flex" and ctx.device.type == "cuda":  # before the first compile (flex or our Triton kernels)
+        ctx.extra["compile_cache"] = persistent_compile_cache()
     model = ctx.load_model()
     block = ctx.method.block_size(ctx.target.pattern)
     if block is not None:  # a block:B target overrides the method's key block (recorded under extra)

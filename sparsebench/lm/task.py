@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import time
 from dataclasses import dataclass, field
 from typing import ClassVar
 
 import torch
 from torch import nn
 
+from sparsebench.imports import causal_lm_classes
 from sparsebench.params import OMIT_DEFAULT
 from sparsebench.task import JobResources, Metric, Task
 
@@ -144,8 +146,19 @@ class LanguageModelTask(Task):
         return {"model": self.model_source().describe(), "text": self.text_source().describe()}
 
     def load_model(self, dtype: torch.dtype = torch.float32) -> nn.Module:
-        """The model on the host in ``dtype`` (loaded in it directly, not via a float32 copy)."""
-        model, tok = self.model_source().load(dtype)
+        """The model on the host in ``dtype`` (loaded in it directly, not via a float32 copy). Where the
+        time went is left in ``load_parts`` (s): importing transformers, preparing the source (a GGUF's
+        dequantised cache: built once per machine, then found), and from_pretrained with the tokenizer."""
+        t0 = time.perf_counter()
+        causal_lm_classes()  # the import, timed apart (the source's load imports the same modules again)
+        t1 = time.perf_counter()
+        source = self.model_source()
+        if hasattr(source, "prepare"):
+            source.prepare()  # the source's load calls it again: found ready, free
+        t2 = time.perf_counter()
+        model, tok = source.load(dtype)
+        self.load_parts = {"import_transformers": t1 - t0, "prepare_source": t2 - t1,
+                           "from_pretrained": time.perf_counter() - t2}
         self._tokenizer = tok
         return model
 
