@@ -57,6 +57,9 @@ def _calibration_inputs(ctx, model: nn.Module, layers: dict[str, nn.Module], off
         with ctx.timer("calibration_tokens"):  # reading and tokenizing the text (the references get token ids)
             ids = ctx.task.calibration_windows(ctx.seed)
         ctx.extra["calibration"] = calibration_record(ids, ctx.seed)
+        cached = getattr(ctx.task, "calibration_pool_cache", None)
+        if cached is not None:  # the tokenized pool read from the on-disk cache ("hit") or made ("miss")
+            ctx.extra["calibration"]["token_pool_cache"] = cached
         home = activations_home(model, ids, device)
         ctx.extra["calibration"]["activations_on"] = str(home)
         ctx.log(f"calibration: {ids.shape[0]} x {ids.shape[1]} tokens, seed {ctx.seed}, activations on {home}")
