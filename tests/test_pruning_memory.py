@@ -130,3 +130,36 @@ def test_cuda_statistics_of_a_low_precision_batch_agree_with_the_float64_sum(dty
     x = torch.randn(4096, 64, generator=torch.Generator().manual_seed(0)).to(dtype)
     want = x.double().square().sum(0)
     torch.testing.assert_close(column_sq_sum(x.cuda()).cpu(), want, rtol=1e-5, atol=0)
+
+
+def test_applying_masks_a_layer_already_carries_computes_no_masked_weight(monkeypatch):
+    from sparsebench.masks import WeightMask, apply_mask, apply_masks
+
+    lin = torch.nn.Linear(8, 4)
+    mask = torch.rand(4, 8, generator=torch.Generator().manual_seed(0)) > 0.5
+    apply_mask(lin, mask)
+    calls = []
+    real = WeightMask.forward
+    monkeypatch.setattr(WeightMask, "forward", lambda self, w: calls.append(1) or real(self, w))
+    apply_masks({"lin": lin}, {"lin": mask})  # the pipeline hands back the masks the layers carry
+    new = ~mask
+    apply_mask(lin, new)  # a new mask replaces the old one, still without computing W * M
+    assert calls == []
+    assert torch.equal(lin.parametrizations.weight[0].mask, new)
+    with pytest.raises(ValueError, match="mask shape"):
+        apply_mask(lin, torch.ones(3, 8, dtype=torch.bool))
+
+
+def test_checking_and_recording_sparsity_computes_no_masked_weight(monkeypatch):
+    from sparsebench.masks import WeightMask, apply_mask, check_target, sparsity_record
+    from sparsebench.targets import Target
+
+    layers = {f"l{i}": torch.nn.Linear(8, 4) for i in range(2)}
+    for lin in layers.values():
+        apply_mask(lin, torch.arange(32).reshape(4, 8) % 2 == 0)
+    calls = []
+    real = WeightMask.forward
+    monkeypatch.setattr(WeightMask, "forward", lambda self, w: calls.append(1) or real(self, w))
+    check_target(layers, Target(0.5))
+    record = sparsity_record(layers, Target(0.5))
+    assert calls == [] and record["measured"] == 0.5
