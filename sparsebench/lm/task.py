@@ -9,7 +9,6 @@ from a disjoint calibration stream.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 from dataclasses import dataclass, field
 from typing import ClassVar
@@ -17,6 +16,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
+from sparsebench.lm.token_cache import cached_token_stream, tokens_sha256
 from sparsebench.params import OMIT_DEFAULT
 from sparsebench.task import JobResources, Metric, Task
 
@@ -70,10 +70,6 @@ def _batch_encoder(tokenizer):
         return out if checked[0] is fast else wrapper(chunk)
 
     return fast
-
-
-def tokens_sha256(ids: torch.Tensor) -> str:
-    return hashlib.sha256(ids.to(torch.int64).numpy().tobytes()).hexdigest()
 
 
 class LanguageModelTask(Task):
@@ -199,13 +195,11 @@ class LanguageModelTask(Task):
         """(calibration_windows, calibration_window) ids at seeded random positions of the calibration split."""
         p = self.params
         if self._calib_pool is None:
-            from sparsebench.lm.token_cache import cached_token_stream
-
             pool = max(8 * p.calibration_window * p.calibration_windows, 4 * p.calibration_window)
             source = self.text_source()
             # "hit" | "miss" | "off": whether the pool's ids came from the on-disk cache (recorded by pruning)
             self._calib_pool, self.calibration_pool_cache = cached_token_stream(
-                lambda: source.texts("calibration"), self.tokenizer, pool, source.describe(), "calibration")
+                token_stream, lambda: source.texts("calibration"), self.tokenizer, pool, source.describe(), "calibration")
         g = torch.Generator().manual_seed(seed)
         text = p.calibration_window - 1 if self.bos_first else p.calibration_window
         starts = torch.randint(0, len(self._calib_pool) - text, (p.calibration_windows,), generator=g)

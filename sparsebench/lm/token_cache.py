@@ -25,9 +25,16 @@ from typing import Iterable, Iterator
 import numpy as np
 import torch
 
+from sparsebench.cache import cache_dir, key_digest
+from sparsebench.lm.local import file_sha256
+
 FORMAT = 1
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json",
                    "merges.txt", "tokenizer.model", "added_tokens.json", "chat_template.jinja")
+
+
+def tokens_sha256(ids: torch.Tensor) -> str:
+    return hashlib.sha256(ids.to(torch.int64).numpy().tobytes()).hexdigest()
 
 
 def _text_digest(text: str) -> bytes:
@@ -39,8 +46,6 @@ def tokenizer_digest(tokenizer) -> str | None:
     tokenizer's serialisation; None (no caching) for anything else."""
     import tokenizers
     import transformers
-
-    from sparsebench.lm.local import file_sha256
 
     h = hashlib.sha256(f"{type(tokenizer).__name__}|{transformers.__version__}|{tokenizers.__version__}|"
                        f"{tokenizer.eos_token_id}".encode())
@@ -57,8 +62,6 @@ def tokenizer_digest(tokenizer) -> str | None:
 
 
 def pool_path(key: dict) -> Path:
-    from sparsebench.cache import cache_dir, key_digest
-
     return cache_dir() / "token_pools" / key_digest({"format": FORMAT, **key})
 
 
@@ -80,14 +83,10 @@ def _lookup(entry: Path, texts: Iterable[str], n_tokens: int) -> torch.Tensor | 
         ids = torch.from_numpy(np.load(ids_file, allow_pickle=False).astype(np.int64))
     except (OSError, ValueError, KeyError):
         return None
-    from sparsebench.lm.task import tokens_sha256
-
     return ids if len(ids) == n_tokens and tokens_sha256(ids) == meta["tokens_sha256"] else None
 
 
 def _store(entry: Path, ids: torch.Tensor, texts: int, texts_sha256: str) -> None:
-    from sparsebench.lm.task import tokens_sha256
-
     entry.parent.mkdir(parents=True, exist_ok=True)
     small = ids.numpy().astype(np.int32) if int(ids.max()) < 2**31 else ids.numpy()
     tmp = entry.parent / f".{entry.name}.{os.getpid()}"
@@ -99,11 +98,12 @@ def _store(entry: Path, ids: torch.Tensor, texts: int, texts_sha256: str) -> Non
     os.replace(f"{tmp}.json", entry.with_suffix(".json"))
 
 
-def cached_token_stream(texts, tokenizer, n_tokens: int, source: dict, split: str) -> tuple[torch.Tensor, str]:
+def cached_token_stream(token_stream, texts, tokenizer, n_tokens: int, source: dict,
+                        split: str) -> tuple[torch.Tensor, str]:
     """``(token_stream(texts(), tokenizer, n_tokens), "hit" | "miss" | "off")``; ``texts`` is a callable
-    returning a fresh iterator of the split's texts, ``source`` the text source's description."""
-    from sparsebench.lm.task import token_stream
-
+    returning a fresh iterator of the split's texts, ``source`` the text source's description;
+    ``token_stream`` (``sparsebench.lm.task.token_stream``) tokenizes on a miss and reports through its
+    ``used`` list how many texts it consumed."""
     digest = tokenizer_digest(tokenizer)
     if digest is None:
         return token_stream(texts(), tokenizer, n_tokens), "off"
