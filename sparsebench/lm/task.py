@@ -199,7 +199,8 @@ class LanguageModelTask(Task):
             source = self.text_source()
             # "hit" | "miss" | "off": whether the pool's ids came from the on-disk cache (recorded by pruning)
             self._calib_pool, self.calibration_pool_cache = cached_token_stream(
-                token_stream, lambda: source.texts("calibration"), self.tokenizer, pool, source.describe(), "calibration")
+                token_stream, lambda: source.texts("calibration"), self.tokenizer, pool, source.describe(),
+                "calibration")
         g = torch.Generator().manual_seed(seed)
         text = p.calibration_window - 1 if self.bos_first else p.calibration_window
         starts = torch.randint(0, len(self._calib_pool) - text, (p.calibration_windows,), generator=g)

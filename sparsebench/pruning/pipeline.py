@@ -110,7 +110,8 @@ def prune_sequentially(ctx, model: nn.Module, layers: dict[str, nn.Module], offl
     with_gram = getattr(method, "needs_gram", True) or rank > 0
     with_moments = getattr(method, "needs_input_moments", False)
     cal = _calibration_inputs(ctx, model, layers, offload)
-    blocks, linears_of, kwargs, device, on, phases = cal.blocks, cal.linears_of, cal.kwargs, cal.device, cal.on, cal.phases
+    blocks, linears_of, kwargs, device, on = cal.blocks, cal.linears_of, cal.kwargs, cal.device, cal.on
+    phases = cal.phases
     inputs, cal.inputs = cal.inputs, None  # owned here: each set of activations dies once it is replaced
 
     layer_targets = None
@@ -155,7 +156,7 @@ def _prune_block(ctx, linears: dict[str, nn.Module], stats: dict, layer_targets:
     but the masks, the rewritten weights and EoRA's factors."""
     method, target = ctx.method, ctx.target
     rank = getattr(method, "eora_rank", 0)
-    eigen: dict[int, tuple] = {}  # q/k/v (gate/up) share their inputs' statistics, so the eigenspace
+    eigen: dict[int, tuple] = {}  # q/k/v (gate/up) share one statistics object: one eigenspace for them
     for name, mod in linears.items():
         dense_weight = mod.weight.data.clone() if rank else None
         layer = LayerToPrune(name, mod.weight.data, ctx.generator, stats[name])
