@@ -135,20 +135,24 @@ class DeviceVisit:
     the visit left unchanged gets its host tensor back by reference (no device-to-host copy: Wanda, DSnoT
     and masks alone never touch the weights); a changed one (SparseGPT's updates) and any tensor created
     on the device (masks, EoRA factors) are copied. Unchanged is checked, not assumed: against a device
-    copy taken on arrival."""
+    copy taken on arrival (one more block on the device). ``check_unchanged=False`` (a method that rewrites
+    every weight it prunes) takes no copy and copies every parameter back."""
 
-    def __init__(self, module: nn.Module, device: torch.device):
+    def __init__(self, module: nn.Module, device: torch.device, check_unchanged: bool = True):
         self.module, self.host = module, torch.device("cpu")
-        self.arrived: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []  # (param, host data, device copy)
+        # (param, host data, device copy or None)
+        self.arrived: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]] = []
         for p in module.parameters():
             host = p.data
             p.data = host.to(device, non_blocking=True)
-            self.arrived.append((p, host, p.data.clone()))
+            self.arrived.append((p, host, p.data.clone() if check_unchanged else None))
         module.to(device)  # buffers
 
     def back(self) -> None:
         restored = set()
         for p, host, copy in self.arrived:
+            if copy is None:
+                continue
             if p.data.shape == copy.shape and p.data.dtype == copy.dtype and torch.equal(p.data, copy):
                 p.data = host
                 restored.add(id(p))
@@ -159,9 +163,9 @@ class DeviceVisit:
         self.module.to(self.host)  # buffers, and anything still on the device
 
 
-def visit_device(module: nn.Module, device: torch.device) -> DeviceVisit:
+def visit_device(module: nn.Module, device: torch.device, check_unchanged: bool = True) -> DeviceVisit:
     """Move ``module`` to ``device`` for a while; ``.back()`` returns it to the host (see :class:`DeviceVisit`)."""
-    return DeviceVisit(module, device)
+    return DeviceVisit(module, device, check_unchanged)
 
 
 def module_device(model: nn.Module) -> torch.device:

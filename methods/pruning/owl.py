@@ -82,6 +82,10 @@ class OWL(PruningMethod):
     def needs_gram(self) -> bool:
         return self._base.needs_gram
 
+    @property
+    def updates_weights(self) -> bool:
+        return self._base.updates_weights
+
     def plan_layer_targets(self, blocks, dense_inputs, target: Target) -> dict[str, Target]:
         ratios = [outlier_ratio([wanda_scores(mod.weight.data, dense_inputs[name].norm_sq)
                                  for name, mod in block.items()], self.params.m) for block in blocks]

@@ -88,6 +88,7 @@ class SparseGPT(PruningMethod):
     patterns = ("unstructured", "n:m")
     needs_calibration = True
     needs_gram = True
+    updates_weights = True
 
     @dataclass
     class Params:

@@ -70,6 +70,10 @@ class PruningMethod(Method):
     # matrix X X^T (SparseGPT) and per-window mean and variance (DSnoT).
     needs_gram: ClassVar[bool] = True
     needs_input_moments: ClassVar[bool] = False
+    # True: prune_layer rewrites every weight it is handed (SparseGPT's updates). Offloaded pruning then
+    # copies each block back to the host without first checking which weights stayed unchanged (that check
+    # holds a device copy of the block). False is always safe: a method that writes weights anyway is caught.
+    updates_weights: ClassVar[bool] = False
     # False: the method spreads sparsity unevenly across layers (e.g. global
     # magnitude); the core then checks the total, not each layer.
     uniform_layer_sparsity: ClassVar[bool] = True

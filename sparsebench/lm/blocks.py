@@ -89,11 +89,18 @@ def block_kwargs(model: nn.Module, blocks: nn.ModuleList, ids: torch.Tensor, bat
     return records
 
 def run_block(block: nn.Module, inputs: list[torch.Tensor], kwargs: list[dict],
-              device: torch.device | None = None) -> list[torch.Tensor]:
+              device: torch.device | None = None, consume: bool = False) -> list[torch.Tensor]:
     """The block's outputs for each batch; with ``device``, inputs held elsewhere (offloaded to the host)
-    are computed there one batch at a time and the outputs go back where the inputs were."""
+    are computed there one batch at a time and the outputs go back where the inputs were.
+
+    ``consume``: the caller needs the inputs no more, so each batch's entry in ``inputs`` is dropped (set to
+    None) once its output exists: one set of activations plus one batch is alive, not two sets (2 GiB of a
+    7B model's 128 x 2048 calibration)."""
     outs = []
-    for hidden, kw in zip(inputs, kwargs):
+    for k, kw in zip(range(len(inputs)), kwargs):
+        hidden = inputs[k]
+        if consume:
+            inputs[k] = None
         out = block(on_device(hidden, device), **kw)
         out = out[0] if isinstance(out, tuple) else out
         outs.append(out.to(hidden.device) if out.device != hidden.device else out)

@@ -9,7 +9,6 @@ from a disjoint calibration stream.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import time
 from dataclasses import dataclass, field
@@ -19,30 +18,34 @@ import torch
 from torch import nn
 
 from sparsebench.imports import causal_lm_classes
+from sparsebench.lm.token_cache import cached_token_stream, tokens_sha256
 from sparsebench.params import OMIT_DEFAULT
 from sparsebench.task import JobResources, Metric, Task
 
 
-def token_stream(texts, tokenizer, n_tokens: int, batch: int = 64) -> torch.Tensor:
+def token_stream(texts, tokenizer, n_tokens: int, batch: int = 64, used: list | None = None) -> torch.Tensor:
     """The first ``n_tokens`` tokens of ``texts`` (each followed by EOS), or fail if too short.
 
     Texts are tokenized in batches: a fast tokenizer encodes a batch on all cores (a 128 x 2048
     calibration pool, 2 M tokens, took seconds one text at a time); each text is still encoded on its
     own, so the ids are those of one call per text. Batches grow from one text up to ``batch``: a job
     that needs a few thousand tokens (one stdlib file holds that many) encodes one file, not 64 of them
-    (about 1 s of every job's start-up)."""
+    (about 1 s of every job's start-up). ``used`` (a list) receives how many texts the ids came from."""
     eos = tokenizer.eos_token_id
     encode = _batch_encoder(tokenizer)
     ids: list[int] = []
     texts = iter(texts)
-    size = 1
+    size, count = 1, 0
     while chunk := list(itertools.islice(texts, size)):
         size = min(2 * size, batch)
         for encoded in encode(chunk):
+            count += 1
             ids.extend(encoded)
             if eos is not None:
                 ids.append(eos)
             if len(ids) >= n_tokens:
+                if used is not None:
+                    used.append(count)
                 return torch.tensor(ids[:n_tokens], dtype=torch.long)
     raise ValueError(f"the text source has only {len(ids)} tokens; {n_tokens} are needed")
 
@@ -69,10 +72,6 @@ def _batch_encoder(tokenizer):
         return out if checked[0] is fast else wrapper(chunk)
 
     return fast
-
-
-def tokens_sha256(ids: torch.Tensor) -> str:
-    return hashlib.sha256(ids.to(torch.int64).numpy().tobytes()).hexdigest()
 
 
 class LanguageModelTask(Task):
@@ -140,6 +139,7 @@ class LanguageModelTask(Task):
         self._tokenizer = None
         self._eval_ids = None
         self._calib_pool = None
+        self.calibration_pool_cache: str | None = None
 
     def prepare(self) -> dict:
         self.model_source().prepare()
@@ -209,7 +209,11 @@ class LanguageModelTask(Task):
         p = self.params
         if self._calib_pool is None:
             pool = max(8 * p.calibration_window * p.calibration_windows, 4 * p.calibration_window)
-            self._calib_pool = token_stream(self.text_source().texts("calibration"), self.tokenizer, pool)
+            source = self.text_source()
+            # "hit" | "miss" | "off": whether the pool's ids came from the on-disk cache (recorded by pruning)
+            self._calib_pool, self.calibration_pool_cache = cached_token_stream(
+                token_stream, lambda: source.texts("calibration"), self.tokenizer, pool, source.describe(),
+                "calibration")
         g = torch.Generator().manual_seed(seed)
         text = p.calibration_window - 1 if self.bos_first else p.calibration_window
         starts = torch.randint(0, len(self._calib_pool) - text, (p.calibration_windows,), generator=g)

@@ -51,14 +51,16 @@ class LayerInputs:
 
     def add(self, x: torch.Tensor) -> None:
         """Add a batch ``x`` of shape (windows, tokens, columns)."""
-        x = x.detach().float()
+        x = x.detach()
         if x.dim() == 2:
             x = x.unsqueeze(0)
-        flat = x.reshape(-1, x.shape[-1])
         self.windows += x.shape[0]
-        self.tokens += flat.shape[0]
-        # float32 squares summed per batch (<= a few thousand terms), accumulated across batches in float64
-        self.sq_sum += flat.square().sum(0, dtype=torch.float64)
+        self.tokens += x.shape[0] * x.shape[1]
+        self.sq_sum += column_sq_sum(x.reshape(-1, x.shape[-1]))
+        if not (self.with_moments or self.with_gram):
+            return  # Wanda's statistics: no float32 copy of the batch at all
+        x = x.float()
+        flat = x.reshape(-1, x.shape[-1])
         if self.with_moments:
             self.sum += flat.sum(0, dtype=torch.float64)
             self.within_window_var_sum += x.var(dim=1, unbiased=False).double().sum(0)
@@ -109,6 +111,19 @@ class LayerInputs:
         U = torch.linalg.cholesky(Hinv, upper=True)
         del Hinv
         return U.float(), dead
+
+
+def column_sq_sum(flat: torch.Tensor) -> torch.Tensor:
+    """``sum_rows x_j^2`` per column of one batch (tokens x columns), float64.
+
+    On CUDA a float16/bfloat16 batch reduces into float32 without a float32 (or float64) copy of it: the
+    column norms ``||X_j||_2`` in float32 as the authors' Wanda computes them (``torch.norm`` of the input
+    cast to float32), squared. That copy was 1 GiB at a 7B down_proj's 4 x 2048 x 11008 batch and the
+    statistics pass's main cost. Elsewhere (CPU): float32 squares summed in float64, as every CPU result so
+    far was computed."""
+    if flat.is_cuda and flat.dtype in (torch.float16, torch.bfloat16):
+        return torch.linalg.vector_norm(flat, 2, dim=0, dtype=torch.float32).square().double()
+    return flat.float().square().sum(0, dtype=torch.float64)
 
 
 def collect_layer_inputs(block: nn.Module, linears: dict[str, nn.Module], inputs, kwargs,
@@ -185,18 +200,20 @@ def module_device_dtype(model: nn.Module) -> torch.dtype:
 
 @torch.no_grad()
 def dense_layer_inputs(blocks, linears_of, inputs, kwargs_of, with_moments: bool = False, offload: bool = False,
-                       device: torch.device | None = None, on: torch.device | None = None) -> dict[str, LayerInputs]:
+                       device: torch.device | None = None, on: torch.device | None = None,
+                       consume: bool = False) -> dict[str, LayerInputs]:
     """``||X_j||^2`` (and the mean and variance ``with_moments``) of every linear's input with the model
     still dense: each block runs on the dense outputs of the block before it (the statistics a per-layer
     plan such as OWL's, or a structured plan such as FLAP's, reads). ``kwargs_of[i]``: block i's keyword
-    arguments per batch (:func:`sparsebench.lm.blocks.block_kwargs`)."""
+    arguments per batch (:func:`sparsebench.lm.blocks.block_kwargs`). ``consume``: the caller needs
+    ``inputs`` no more (each block's inputs are dropped as its outputs appear; the later blocks' always are)."""
     stats: dict[str, LayerInputs] = {}
-    for block, kwargs in zip(blocks, kwargs_of):
+    for i, (block, kwargs) in enumerate(zip(blocks, kwargs_of)):
         if offload:
             block.to(device)
         stats.update(collect_layer_inputs(block, linears_of(block), inputs, kwargs, with_gram=False,
                                           with_moments=with_moments, device=on))
-        inputs = run_block(block, inputs, kwargs, on)
+        inputs = run_block(block, inputs, kwargs, on, consume=consume or i > 0)
         if offload:
             block.to(torch.device("cpu"))
     return stats

@@ -32,6 +32,7 @@ from sparsebench.pruning.calibration import (activations_home, calibration_recor
                                              dense_layer_inputs)
 from sparsebench.pruning.eora import attach, effective_weight, eigenspace, eora_factors
 from sparsebench.pruning.layer import LayerToPrune
+from sparsebench.pruning.phases import Phases
 
 
 @dataclass
@@ -44,16 +45,21 @@ class _Calibration:
     kwargs: list  # per block, its keyword arguments per batch (block_kwargs)
     device: torch.device
     on: torch.device | None  # where to compute when the activations live elsewhere (offloaded to the host)
+    phases: Phases
 
 
 def _calibration_inputs(ctx, model: nn.Module, layers: dict[str, nn.Module], offload: bool) -> _Calibration:
     blocks = ctx.task.decoder_blocks(model)
     module_names = {mod: name for name, mod in model.named_modules()}
     device = module_device(model)
-    with ctx.timer("calibration"):
+    phases = Phases(ctx, device)
+    with phases("calibration", "capture"):
         with ctx.timer("calibration_tokens"):  # reading and tokenizing the text (the references get token ids)
             ids = ctx.task.calibration_windows(ctx.seed)
         ctx.extra["calibration"] = calibration_record(ids, ctx.seed)
+        cached = getattr(ctx.task, "calibration_pool_cache", None)
+        if cached is not None:  # the tokenized pool read from the on-disk cache ("hit") or made ("miss")
+            ctx.extra["calibration"]["token_pool_cache"] = cached
         home = activations_home(model, ids, device)
         ctx.extra["calibration"]["activations_on"] = str(home)
         ctx.log(f"calibration: {ids.shape[0]} x {ids.shape[1]} tokens, seed {ctx.seed}, activations on {home}")
@@ -66,7 +72,7 @@ def _calibration_inputs(ctx, model: nn.Module, layers: dict[str, nn.Module], off
         prefix = module_names[block]
         return {n: m for n, m in layers.items() if n.startswith(prefix + ".")}
 
-    return _Calibration(blocks, linears_of, inputs, kwargs, device, device if home != device else None)
+    return _Calibration(blocks, linears_of, inputs, kwargs, device, device if home != device else None, phases)
 
 
 @torch.no_grad()
@@ -74,9 +80,11 @@ def dense_statistics(ctx, model: nn.Module, layers: dict[str, nn.Module], with_m
                      offload: bool = False):
     """``([linears of each block], {layer: LayerInputs})`` on the dense model (structured methods)."""
     cal = _calibration_inputs(ctx, model, layers, offload)
-    with ctx.timer("calibration"):
-        stats = dense_layer_inputs(cal.blocks, cal.linears_of, cal.inputs, cal.kwargs, with_moments, offload,
-                                   cal.device, cal.on)
+    inputs, cal.inputs = cal.inputs, None
+    with cal.phases("calibration", "statistics"):
+        stats = dense_layer_inputs(cal.blocks, cal.linears_of, inputs, cal.kwargs, with_moments, offload,
+                                   cal.device, cal.on, consume=True)
+    cal.phases.record()
     return [cal.linears_of(b) for b in cal.blocks], stats
 
 
@@ -102,11 +110,13 @@ def prune_sequentially(ctx, model: nn.Module, layers: dict[str, nn.Module], offl
     with_gram = getattr(method, "needs_gram", True) or rank > 0
     with_moments = getattr(method, "needs_input_moments", False)
     cal = _calibration_inputs(ctx, model, layers, offload)
-    blocks, linears_of, inputs, kwargs, device, on = cal.blocks, cal.linears_of, cal.inputs, cal.kwargs, cal.device, cal.on
+    blocks, linears_of, kwargs, device, on = cal.blocks, cal.linears_of, cal.kwargs, cal.device, cal.on
+    phases = cal.phases
+    inputs, cal.inputs = cal.inputs, None  # owned here: each set of activations dies once it is replaced
 
     layer_targets = None
     if getattr(method, "plans_layer_targets", False):
-        with ctx.timer("calibration"):
+        with phases("calibration", "dense"):
             dense = dense_layer_inputs(blocks, linears_of, inputs, kwargs, False, offload, device, on)
         layer_targets = method.plan_layer_targets([linears_of(b) for b in blocks], dense, target)
         missing = sorted(set(layers) - set(layer_targets))
@@ -115,35 +125,48 @@ def prune_sequentially(ctx, model: nn.Module, layers: dict[str, nn.Module], offl
         check_plan(layers, layer_targets, target)
         del dense
 
+    check = not getattr(method, "updates_weights", False)  # SparseGPT rewrites every weight: nothing to check
     masks: dict[str, torch.Tensor] = {}
     for i, block in enumerate(progress(blocks, desc=f"{getattr(method, 'name', '')} pruning".strip(), unit="block")):
         linears = linears_of(block)
         if offload:
-            visit = visit_device(block, device)
-        with ctx.timer("calibration"):
+            with phases("offload"):
+                visit = visit_device(block, device, check)
+        with phases("calibration", "statistics"):
             stats = collect_layer_inputs(block, linears, inputs, kwargs[i], with_gram, with_moments, on)
-        with ctx.timer("prune_layers"), one_thread(device):
-            eigen: dict[int, tuple] = {}  # q/k/v (gate/up) share their inputs' statistics, so the eigenspace
-            for name, mod in linears.items():
-                dense_weight = mod.weight.data.clone() if rank else None
-                layer = LayerToPrune(name, mod.weight.data, ctx.generator, stats[name])
-                masks[name] = method.prune_layer(layer, layer_targets[name] if layer_targets else target)
-                apply_mask(mod, masks[name])
-                if rank:
-                    gram = stats[name].gram
-                    space = eigen.setdefault(id(gram), eigenspace(gram))
-                    low_rank = eora_factors(dense_weight.float() - effective_weight(mod).float(), gram, rank, space)
-                    attach(mod, low_rank)
-                    if compensation is not None:
-                        compensation[name] = low_rank.summary()
-                    del dense_weight
-        del stats
-        with ctx.timer("calibration"):
-            inputs = run_block(block, inputs, kwargs[i], on)
+        with phases("prune_layers"), one_thread(device):
+            _prune_block(ctx, linears, stats, layer_targets, masks, compensation)
+        del stats  # the block's Gram matrices (0.65 GiB at 7B) are gone before its re-run
+        with phases("calibration", "rerun"):
+            inputs = run_block(block, inputs, kwargs[i], on, consume=True)
         kept = int(sum(masks[n].sum() for n in linears))  # one sync, where the masks are
         if offload:
-            visit.back()
-            masks.update({n: get_mask(m) for n, m in linears.items()})  # the host copies, not device ones
+            with phases("offload"):
+                visit.back()
+                masks.update({n: get_mask(m) for n, m in linears.items()})  # the host copies, not device ones
         total = sum(masks[n].numel() for n in linears)
         ctx.log(f"block {i + 1}/{len(blocks)} pruned: {len(linears)} linears, sparsity {1 - kept / max(total, 1):.4f}")
+    phases.record()
     return masks, layer_targets
+
+
+def _prune_block(ctx, linears: dict[str, nn.Module], stats: dict, layer_targets: dict | None, masks: dict,
+                 compensation: dict | None) -> None:
+    """Prune (and with ``eora_rank``, compensate) one block's linears into ``masks``; nothing it makes outlives it
+    but the masks, the rewritten weights and EoRA's factors."""
+    method, target = ctx.method, ctx.target
+    rank = getattr(method, "eora_rank", 0)
+    eigen: dict[int, tuple] = {}  # q/k/v (gate/up) share one statistics object: one eigenspace for them
+    for name, mod in linears.items():
+        dense_weight = mod.weight.data.clone() if rank else None
+        layer = LayerToPrune(name, mod.weight.data, ctx.generator, stats[name])
+        masks[name] = method.prune_layer(layer, layer_targets[name] if layer_targets else target)
+        apply_mask(mod, masks[name])
+        if rank:
+            gram = stats[name].gram
+            space = eigen.setdefault(id(gram), eigenspace(gram))
+            low_rank = eora_factors(dense_weight.float() - effective_weight(mod).float(), gram, rank, space)
+            attach(mod, low_rank)
+            if compensation is not None:
+                compensation[name] = low_rank.summary()
+            del dense_weight
