@@ -259,7 +259,10 @@ def mask_stats(q, k, keep, scaling: float, q0: int, recall_stride: int = RECALL_
         # a pattern's row mask is causal already; every row keeps itself, set in place (B x H x rows entries,
         # not another pass over the rows x keys mask)
         kept = keep.row_mask(r0 + sample, keys).to(q.device)
-        kept[:, :, torch.arange(len(sample), device=q.device), positions] = True
+        # (the value a device tensor: a Python True is copied to the device with a blocking copy that waits
+        # for the stream, once a call)
+        kept[:, :, torch.arange(len(sample), device=q.device), positions] = torch.ones((), dtype=torch.bool,
+                                                                                       device=kept.device)
         recall.append(_recall_of(q[:, :, r0:r1][:, :, sample], k, kept, positions, scaling))
     _add_recall(stats, recall)
     return stats
