@@ -89,7 +89,8 @@ def job(args, name: str):
     r = json.loads(out.read_text())
     shutil.copy(out, Path(args.out) / f"{name}.json")
     return {"process_wall_s": wall, "timings": r["timings"], "extra": {k: r["extra"].get(k) for k in (
-        "load_parts_s", "phase_parts_s", "attention_parts_ms", "flex_first_calls", "compile_cache")},
+        "load_parts_s", "phase_parts_s", "attention_parts_ms", "flex_first_calls", "compile_cache", "job_parts_s",
+        "family_parts_s", "task_build_imports", "task_build_parts_s", "process_before_job_s")},
         "recall_rows": {p: [v.get("recall_rows"), v.get("recall_rows_total")] for p, v in r["sparsity"]["phases"].items()},
         "metrics": r["metrics"], "environment": r["environment"]}
 
@@ -125,6 +126,19 @@ def steady(args, reps: int = 4):
             if name == "sparse" and dev.type == "cuda":
                 out["sparse"]["parts_ms_per_forward"] = {k: v / reps if k != "calls" else v // reps
                                                          for k, v in session.parts_ms().get("prefill", {}).items()}
+        if dev.type == "cuda":  # one more sparse forward under the profiler: where its host and GPU time go
+            try:
+                from torch.profiler import ProfilerActivity, profile
+
+                with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof, \
+                        session.sparse("prefill"):
+                    model(prompt, use_cache=True, logits_to_keep=1)
+                    sync()
+                ev = prof.key_averages()
+                for key, name in (("self_cpu_time_total", "cpu"), ("self_device_time_total", "gpu")):
+                    Path(args.out, f"profile_{name}.txt").write_text(ev.table(sort_by=key, row_limit=40))
+            except Exception as exc:  # noqa: BLE001 - the timings above stand without the profile
+                out["profile_failed"] = repr(exc)[:500]
     return out
 
 
@@ -146,6 +160,22 @@ def table(r: dict):
     print(f"process wall                {cold.get('process_wall_s', float('nan')):>8.3f}"
           f"{warm.get('process_wall_s', float('nan')):>10.3f}")
     print("attention_prefill_ms", att, "steady:", json.dumps(st, default=str)[:600])
+    if not att:
+        return
+    a = att / 1000.0
+    print(f"\ntime outside attention / attention time ({att:.1f} ms), target <= 5x")
+    for name, r_ in (("cold", cold), ("warm", warm)):
+        t = r_.get("timings") or {}
+        if "total_s" not in t:
+            continue
+        place = ((r_.get("extra") or {}).get("load_parts_s") or {}).get("place", 0.0)
+        whole = (t["total_s"] - a) / a
+        rest = (t["total_s"] - t.get("load_s", 0) - place - t.get("flex_first_calls_s", 0) - a) / a
+        print(f"job {name}: whole {whole:.0f}x; without load, placement and compiles {rest:.0f}x")
+    sp = (st.get("sparse") or {}).get("steady_s")
+    if sp:
+        print(f"steady prefill forward: {sp * 1000:.1f} ms -> {(sp - a) / a:.1f}x "
+              f"(dense {((st.get('dense') or {}).get('steady_s') or 0) * 1000:.1f} ms)")
 
 
 STEPS = {"build": build, "job_cold": lambda a: job(a, "job_cold"), "job_warm": lambda a: job(a, "job_warm"),

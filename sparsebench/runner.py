@@ -118,6 +118,20 @@ def memory_record(device: torch.device) -> dict:
     return mem
 
 
+def process_age_s(at: float) -> float | None:
+    """Seconds from this process's start to the ``time.perf_counter()`` reading ``at`` (Linux: from
+    /proc; None elsewhere)."""
+    try:
+        import os
+
+        ticks = os.sysconf("SC_CLK_TCK")
+        start = int(Path("/proc/self/stat").read_text().rpartition(")")[2].split()[19]) / ticks
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return max(0.0, uptime - start - (time.perf_counter() - at))
+
+
 def run_job(job: Job, out: Path) -> dict:
     t_start = time.perf_counter()
     marks = [t_start]  # where the time before the family's run goes (result.json extra.job_parts_s)
@@ -132,8 +146,16 @@ def run_job(job: Job, out: Path) -> dict:
     if not ok:
         raise ConfigError(f"job.hardware={job.hardware!r}: {why}")
     marks.append(time.perf_counter())
+    before = {m.partition(".")[0] for m in sys.modules}
+    checks = dict(getattr(sys.modules.get("sparsebench.lm.local"), "CHECK_S", {}))
     task = tentry.cls.build(job.task_params, "job.task_params")
     marks.append(time.perf_counter())
+    # a local checkpoint's / text's checks (sparsebench.lm.local.CHECK_S): what of the build they took
+    checked = getattr(sys.modules.get("sparsebench.lm.local"), "CHECK_S", {})
+    build_parts = {k: v - checks.get(k, 0.0) for k, v in checked.items() if v - checks.get(k, 0.0) > 0}
+    # the packages a task's build imported (a checkpoint check imports transformers: its time is then in
+    # task_build, not in the load's import_transformers)
+    built_imports = sorted({m.partition(".")[0] for m in sys.modules} - before)
     # a task may pin its intra-op threads (``threads`` > 0): small jobs run one thread each, side by side
     threads = int(getattr(task.params, "threads", 0) or 0) or hw.thread_count()
     torch.set_num_threads(threads)
@@ -149,6 +171,12 @@ def run_job(job: Job, out: Path) -> dict:
     marks.append(time.perf_counter())
     ctx.extra["job_parts_s"] = dict(zip(("registry", "hardware_check", "task_build", "method_and_family",
                                          "cuda_context", "family_run"), (b - a for a, b in zip(marks, marks[1:]))))
+    ctx.extra["task_build_imports"] = built_imports
+    if build_parts:
+        ctx.extra["task_build_parts_s"] = build_parts
+    before_job = process_age_s(t_start)
+    if before_job is not None:  # the interpreter's start, torch's import and the CLI, before total_s starts
+        ctx.extra["process_before_job_s"] = before_job
     if ctx.placed is None and ctx.device.type != "cpu":
         raise RuntimeError(f"family {job.family!r} never placed its model on {hw.device!r}: "
                            f"refusing to record a {hw.name!r} result for a job that may have run on the CPU")

@@ -11,7 +11,7 @@ the method followed the paper; its prefill numbers measure our extension.
 from dataclasses import dataclass
 
 from sparsebench.attention.budget import PHASES
-from sparsebench.attention.select import block_stats, group_max, select_blocks
+from sparsebench.attention.select import block_min_max, group_max, select_blocks
 from sparsebench.families.sparse_attention import SparseAttentionMethod
 from sparsebench.method import Paper
 from sparsebench.registry import sibling_module
@@ -32,6 +32,6 @@ class QuestPrefill(SparseAttentionMethod):
         block: int = 16  # page size: Quest's 16 tokens
 
     def decide(self, q, k, budget, q_prev):
-        kmin, kmax, _ = block_stats(k, self.params.block)
+        kmin, kmax = block_min_max(k, self.params.block)
         bound = group_max(page_upper_bound(q, kmin, kmax), budget.row_block)
         return select_blocks(bound, budget, self.params.block)

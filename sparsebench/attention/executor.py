@@ -18,6 +18,7 @@ so a layer's bookkeeping never waits for the device.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -161,10 +162,15 @@ def _recall(q, k, kept: torch.Tensor, sample: torch.Tensor, scaling: float, firs
 def _recall_of(q_rows, k, kept_rows: torch.Tensor, positions: torch.Tensor, scaling: float) -> torch.Tensor:
     """The recall of query rows ``q_rows`` at absolute ``positions`` whose keep-masks are ``kept_rows``."""
     keys = kept_rows.shape[-1]
-    scores = torch.matmul(q_rows, k[:, :, :keys].transpose(-1, -2)) * scaling
+    if math.frexp(scaling)[0] == 0.5:  # a power of two (head size 64: 1/8) scales exactly: scale the few
+        scores = torch.matmul(q_rows * scaling, k[:, :, :keys].transpose(-1, -2))  # rows, not every score
+    else:
+        scores = torch.matmul(q_rows, k[:, :, :keys].transpose(-1, -2)).mul_(scaling)
     causal = torch.arange(keys, device=q_rows.device)[None, :] <= positions[:, None]
-    lse_dense = torch.logsumexp(scores.masked_fill(~causal, float("-inf")), dim=-1)
-    lse_kept = torch.logsumexp(scores.masked_fill(~kept_rows, float("-inf")), dim=-1)
+    # torch.where instead of masked_fill(~mask): the same values without a negated copy of each mask
+    minus_inf = torch.full((), float("-inf"), dtype=scores.dtype, device=scores.device)
+    lse_dense = torch.logsumexp(torch.where(causal, scores, minus_inf), dim=-1)
+    lse_kept = torch.logsumexp(torch.where(kept_rows, scores, minus_inf), dim=-1)
     return torch.exp(lse_kept - lse_dense)
 
 
@@ -250,8 +256,13 @@ def mask_stats(q, k, keep, scaling: float, q0: int, recall_stride: int = RECALL_
             continue
         positions = q0 + r0 + sample
         keys = q0 + r1  # the chunk's causal keys, as the row-range path has them
-        j = torch.arange(keys, device=q.device)[None, :]
-        kept = (keep.row_mask(r0 + sample, keys).to(q.device) | (j == positions[:, None])) & (j <= positions[:, None])
+        # a pattern's row mask is causal already; every row keeps itself, set in place (B x H x rows entries,
+        # not another pass over the rows x keys mask)
+        kept = keep.row_mask(r0 + sample, keys).to(q.device)
+        # (the value a device tensor: a Python True is copied to the device with a blocking copy that waits
+        # for the stream, once a call)
+        kept[:, :, torch.arange(len(sample), device=q.device), positions] = torch.ones((), dtype=torch.bool,
+                                                                                       device=kept.device)
         recall.append(_recall_of(q[:, :, r0:r1][:, :, sample], k, kept, positions, scaling))
     _add_recall(stats, recall)
     return stats

@@ -61,14 +61,27 @@ class Tiling:
         return -(-self.budget.keys // self.kv_block)
 
     def row_span(self, device=None):
-        """First and last absolute position of every query tile: (n_q,), (n_q,)."""
+        """First and last absolute position of every query tile: (n_q,), (n_q,) (shared per grid and device:
+        read only)."""
+        return _grid_tables(self, str(device) if device is not None else "cpu")[0]
+
+    def key_span(self, device=None):
+        """First and last key of every key block: (n_kv,), (n_kv,) (shared per grid and device: read only)."""
+        return _grid_tables(self, str(device) if device is not None else "cpu")[1]
+
+    def causal_tiles(self, device=None):
+        """(n_q, n_kv): tiles holding any causal pair, and tiles wholly causal and wholly inside the sequence
+        (a ragged last tile is never passed as full: the mask_mod then decides its padding too). Shared per
+        grid and device (every layer of a forward asks for the same): read only."""
+        return _grid_tables(self, str(device) if device is not None else "cpu")[2]
+
+    def _row_span(self, device=None):
         t = torch.arange(self.n_q, device=device)
         first = self.budget.q0 + t * self.q_tile
         last = self.budget.q0 + torch.clamp((t + 1) * self.q_tile, max=self.budget.rows) - 1
         return first, last
 
-    def key_span(self, device=None):
-        """First and last key of every key block: (n_kv,), (n_kv,)."""
+    def _key_span(self, device=None):
         kb = torch.arange(self.n_kv, device=device)
         return kb * self.kv_block, torch.clamp((kb + 1) * self.kv_block, max=self.budget.keys) - 1
 
@@ -76,16 +89,21 @@ class Tiling:
         """Tiles holding any causal pair (per batch and head); computed once per grid (every layer asks)."""
         return _causal_tile_count(self)
 
-    def causal_tiles(self, device=None):
-        """(n_q, n_kv): tiles holding any causal pair, and tiles wholly causal and wholly inside the sequence
-        (a ragged last tile is never passed as full: the mask_mod then decides its padding too)."""
-        q_first, q_last = self.row_span(device)
-        k_first, k_last = self.key_span(device)
+    def _causal_tiles(self, device=None):
+        q_first, q_last = self._row_span(device)
+        k_first, k_last = self._key_span(device)
         t = torch.arange(self.n_q, device=device)
         kb = torch.arange(self.n_kv, device=device)
         inside = (((t + 1) * self.q_tile <= self.budget.rows)[:, None]
                   & ((kb + 1) * self.kv_block <= self.budget.keys)[None, :])
         return k_first[None, :] <= q_last[:, None], (k_last[None, :] <= q_first[:, None]) & inside
+
+
+@functools.lru_cache(maxsize=64)
+def _grid_tables(tiling: Tiling, device: str):
+    """A grid's row spans, key spans and causal tiles on ``device``, built once: the layers of a forward
+    share them (tens of small kernel launches a call fewer)."""
+    return tiling._row_span(device), tiling._key_span(device), tiling._causal_tiles(device)
 
 
 class _TileCache:

@@ -69,6 +69,15 @@ def block_stats(k: torch.Tensor, block: int):
     return kb.amin(dim=3), kb.amax(dim=3), kb.mean(dim=3)
 
 
+def block_min_max(k: torch.Tensor, block: int):
+    """Per key block: elementwise min and max of the keys (B, H, blocks, D), in one pass (Quest's pages;
+    the same values as :func:`block_stats`' first two, without its mean)."""
+    b, h, s, d = k.shape
+    pad = (-s) % block
+    kp = torch.cat([k, k[:, :, -1:].expand(b, h, pad, d)], dim=2) if pad else k
+    return torch.aminmax(kp.reshape(b, h, -1, block, d), dim=3)
+
+
 def select_blocks(scores: torch.Tensor, budget: Budget, block: int, local: int = 0) -> BlockPattern:
     """Keep each row group's local region and its top-scoring earlier key blocks, within the budget.
 
