@@ -16,15 +16,8 @@ other inputs than its id says.
 from dataclasses import dataclass
 
 from sparsebench.lm import LanguageModelTask
-from sparsebench.lm.local import LocalCheckpoint, LocalText, check_checkpoint, check_text, content_sha256
+from sparsebench.lm.local import LocalCheckpoint, LocalText, check_checkpoint, check_text, pin_content
 
-
-def _fingerprint(params, key: str, value: str, path) -> None:
-    digest = content_sha256(path)
-    if value and value != digest:
-        raise ValueError(f"{key}={value!r} but the files at {str(path)!r} now hash to {digest!r}: "
-                         "they changed after this job was planned; plan again")
-    setattr(params, key, digest)
 
 
 class LocalLM(LanguageModelTask):
@@ -45,11 +38,11 @@ class LocalLM(LanguageModelTask):
             super().check()
             model = check_checkpoint(self.model, "model")
             text = check_text(self.text, self.text_field, "text")
-            _fingerprint(self, "model_sha256", self.model_sha256, model)
-            _fingerprint(self, "text_sha256", self.text_sha256, text)
+            pin_content(self, "model_sha256", model)
+            pin_content(self, "text_sha256", text)
             if self.calibration_text:
                 calib = check_text(self.calibration_text, self.text_field, "calibration_text")
-                _fingerprint(self, "calibration_sha256", self.calibration_sha256, calib)
+                pin_content(self, "calibration_sha256", calib)
             elif self.calibration_sha256:
                 raise ValueError("calibration_sha256 is set but calibration_text is empty")
 

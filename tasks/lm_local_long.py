@@ -15,7 +15,7 @@ filled in when the config is read and are part of the run id.
 from dataclasses import dataclass
 
 from sparsebench.attention.tasks import LongContextPerplexity
-from sparsebench.lm.local import LocalCheckpoint, LocalText, check_checkpoint, check_text, content_sha256
+from sparsebench.lm.local import LocalCheckpoint, LocalText, check_checkpoint, check_text, pin_content
 
 
 @dataclass(frozen=True)
@@ -27,14 +27,6 @@ class WholeText(LocalText):
             raise ValueError(f"split={split!r}: a long-context task reads only 'evaluation' text")
         yield from (text for _, text in self._units(self.path))
 
-
-def _fingerprint(params, key: str, path) -> None:
-    digest = content_sha256(path)
-    value = getattr(params, key)
-    if value and value != digest:
-        raise ValueError(f"{key}={value!r} but the files at {str(path)!r} now hash to {digest!r}: "
-                         "they changed after this job was planned; plan again")
-    setattr(params, key, digest)
 
 
 class LocalLong(LongContextPerplexity):
@@ -51,8 +43,8 @@ class LocalLong(LongContextPerplexity):
 
         def check(self):
             super().check()
-            _fingerprint(self, "model_sha256", check_checkpoint(self.model, "model"))
-            _fingerprint(self, "text_sha256", check_text(self.text, self.text_field, "text"))
+            pin_content(self, "model_sha256", check_checkpoint(self.model, "model"))
+            pin_content(self, "text_sha256", check_text(self.text, self.text_field, "text"))
 
     def model_source(self):
         return LocalCheckpoint(self.params.model, self.params.model_sha256)

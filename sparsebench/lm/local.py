@@ -70,6 +70,17 @@ def content_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def pin_content(params, key: str, path: Path) -> None:
+    """Set ``params.<key>`` to the content hash of ``path``; if it already holds another hash, the files
+    changed after the job was planned (its run id names the old content): refuse."""
+    digest = content_sha256(path)
+    value = getattr(params, key)
+    if value and value != digest:
+        raise ValueError(f"{key}={value!r} but the files at {str(path)!r} now hash to {digest!r}: "
+                         "they changed after this job was planned; plan again")
+    setattr(params, key, digest)
+
+
 def check_checkpoint(directory: str, key: str = "model") -> Path:
     """A local Hugging Face causal-LM directory, or a ValueError naming ``key`` and the path."""
     d = Path(directory).expanduser()
