@@ -19,7 +19,6 @@ from sparsebench.lm import LanguageModelTask
 from sparsebench.lm.local import LocalCheckpoint, LocalText, check_checkpoint, check_text, pin_content
 
 
-
 class LocalLM(LanguageModelTask):
     name = "lm-local"
     description = "A local Hugging Face causal LM on local text (offline); perplexity"

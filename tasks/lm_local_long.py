@@ -28,7 +28,6 @@ class WholeText(LocalText):
         yield from (text for _, text in self._units(self.path))
 
 
-
 class LocalLong(LongContextPerplexity):
     name = "lm-local-long"
     description = "a local causal LM on local text; continuation perplexity, prefill vs decode"

@@ -60,16 +60,15 @@ def _batch_encoder(tokenizer):
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if not getattr(tokenizer, "is_fast", False) or not hasattr(backend, "encode_batch_fast"):
         return wrapper
-    checked = []
+    agrees: list[bool] = []  # decided on the first text seen
 
     def fast(chunk):
-        out = [e.ids for e in backend.encode_batch_fast(chunk, add_special_tokens=False)]
-        if not checked:
-            if out[:1] != wrapper(chunk[:1]):
-                checked.append(wrapper)
-                return wrapper(chunk)
-            checked.append(fast)
-        return out if checked[0] is fast else wrapper(chunk)
+        if not agrees:
+            first = backend.encode_batch_fast(chunk[:1], add_special_tokens=False)[0].ids
+            agrees.append(first == wrapper(chunk[:1])[0])
+        if not agrees[0]:
+            return wrapper(chunk)
+        return [e.ids for e in backend.encode_batch_fast(chunk, add_special_tokens=False)]
 
     return fast
 
