@@ -90,7 +90,7 @@ def job(args, name: str):
     shutil.copy(out, Path(args.out) / f"{name}.json")
     return {"process_wall_s": wall, "timings": r["timings"], "extra": {k: r["extra"].get(k) for k in (
         "load_parts_s", "phase_parts_s", "attention_parts_ms", "flex_first_calls", "compile_cache", "job_parts_s",
-        "family_parts_s", "task_build_imports", "task_build_parts_s", "process_before_job_s")},
+        "family_parts_s", "task_build_imports", "process_before_job_s")},
         "recall_rows": {p: [v.get("recall_rows"), v.get("recall_rows_total")] for p, v in r["sparsity"]["phases"].items()},
         "metrics": r["metrics"], "environment": r["environment"]}
 

@@ -147,12 +147,8 @@ def run_job(job: Job, out: Path) -> dict:
         raise ConfigError(f"job.hardware={job.hardware!r}: {why}")
     marks.append(time.perf_counter())
     before = {m.partition(".")[0] for m in sys.modules}
-    checks = dict(getattr(sys.modules.get("sparsebench.lm.local"), "CHECK_S", {}))
     task = tentry.cls.build(job.task_params, "job.task_params")
     marks.append(time.perf_counter())
-    # a local checkpoint's / text's checks (sparsebench.lm.local.CHECK_S): what of the build they took
-    checked = getattr(sys.modules.get("sparsebench.lm.local"), "CHECK_S", {})
-    build_parts = {k: v - checks.get(k, 0.0) for k, v in checked.items() if v - checks.get(k, 0.0) > 0}
     # the packages a task's build imported (a checkpoint check imports transformers: its time is then in
     # task_build, not in the load's import_transformers)
     built_imports = sorted({m.partition(".")[0] for m in sys.modules} - before)
@@ -172,8 +168,6 @@ def run_job(job: Job, out: Path) -> dict:
     ctx.extra["job_parts_s"] = dict(zip(("registry", "hardware_check", "task_build", "method_and_family",
                                          "cuda_context", "family_run"), (b - a for a, b in zip(marks, marks[1:]))))
     ctx.extra["task_build_imports"] = built_imports
-    if build_parts:
-        ctx.extra["task_build_parts_s"] = build_parts
     before_job = process_age_s(t_start)
     if before_job is not None:  # the interpreter's start, torch's import and the CLI, before total_s starts
         ctx.extra["process_before_job_s"] = before_job

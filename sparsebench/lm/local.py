@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -21,13 +20,6 @@ import torch
 from sparsebench.imports import causal_lm_classes
 
 TEXT_SUFFIXES = (".txt", ".jsonl", ".parquet")
-# seconds this process spent in the checks below: a job's runner reads what its task's build added
-# (extra.task_build_parts_s: transformers' import for the checkpoint check, content hashes)
-CHECK_S: dict = {}
-
-
-def _spent(name: str, t0: float) -> None:
-    CHECK_S[name] = CHECK_S.get(name, 0.0) + time.perf_counter() - t0
 
 
 def _files(path: Path) -> list[Path]:
@@ -60,13 +52,11 @@ def file_sha256(path: Path) -> str:
 
 def content_sha256(path: Path) -> str:
     """One digest of a file or a directory tree: relative names and the bytes of every file."""
-    t0 = time.perf_counter()
     path = Path(path)
     h = hashlib.sha256()
     for f in _files(path):
         rel = f.name if path.is_file() else f.relative_to(path).as_posix()
         h.update(f"{rel}\0{file_sha256(f)}\n".encode())
-    _spent("content_sha256", t0)
     return h.hexdigest()
 
 
@@ -91,10 +81,7 @@ def check_checkpoint(directory: str, key: str = "model") -> Path:
     cfg_file = d / "config.json"
     if not cfg_file.is_file():
         raise ValueError(f"{key}={directory!r}: not a Hugging Face checkpoint (no config.json in it)")
-    t0 = time.perf_counter()
     from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
-
-    _spent("import_transformers", t0)
 
     model_type = json.loads(cfg_file.read_text()).get("model_type")
     if model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
