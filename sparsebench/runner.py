@@ -23,6 +23,7 @@ from sparsebench import registry
 from sparsebench.environment import capture
 from sparsebench.errors import ConfigError
 from sparsebench.hardware import HardwareProfile, profile
+from sparsebench.laps import Laps
 from sparsebench.placement import Placement, place as place_model, record as placement_record
 from sparsebench.plan import Job
 from sparsebench.results import SCHEMA_VERSION, mark_validity, write_result
@@ -134,21 +135,21 @@ def process_age_s(at: float) -> float | None:
 
 def run_job(job: Job, out: Path) -> dict:
     t_start = time.perf_counter()
-    marks = [t_start]  # where the time before the family's run goes (result.json extra.job_parts_s)
+    laps = Laps(start=t_start)  # where the time before the family's run goes (result.json extra.job_parts_s)
     tentry = registry.task(job.task, "job.task")
     # only the job's own family is imported (its engine and method files): start-up time of every job
     mentry = registry.method(job.method, "job.method", family=job.family)
     if mentry.family != job.family:
         raise ConfigError(f"job.family={job.family!r} but method {job.method!r} is in family {mentry.family!r}")
-    marks.append(time.perf_counter())
+    laps.lap("registry")
     hw = profile(job.hardware, "job.hardware")
     ok, why = hw.available()
     if not ok:
         raise ConfigError(f"job.hardware={job.hardware!r}: {why}")
-    marks.append(time.perf_counter())
+    laps.lap("hardware_check")
     before = {m.partition(".")[0] for m in sys.modules}
     task = tentry.cls.build(job.task_params, "job.task_params")
-    marks.append(time.perf_counter())
+    laps.lap("task_build")
     # the packages a task's build imported (a checkpoint check imports transformers: its time is then in
     # task_build, not in the load's import_transformers)
     built_imports = sorted({m.partition(".")[0] for m in sys.modules} - before)
@@ -159,14 +160,13 @@ def run_job(job: Job, out: Path) -> dict:
     target = Target.from_dict(job.target)
     ctx = JobContext(job, task, method, target, hw, seed_everything(job.seed))
     family = registry.family(job.family).module  # exists: the method above was found in this family
-    marks.append(time.perf_counter())
+    laps.lap("method_and_family")
     if ctx.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()  # the first CUDA call of the job: creates the context
-    marks.append(time.perf_counter())
+    laps.lap("cuda_context")
     outcome = family.run(ctx)
-    marks.append(time.perf_counter())
-    ctx.extra["job_parts_s"] = dict(zip(("registry", "hardware_check", "task_build", "method_and_family",
-                                         "cuda_context", "family_run"), (b - a for a, b in zip(marks, marks[1:]))))
+    laps.lap("family_run")
+    ctx.extra["job_parts_s"] = laps.parts
     ctx.extra["task_build_imports"] = built_imports
     before_job = process_age_s(t_start)
     if before_job is not None:  # the interpreter's start, torch's import and the CLI, before total_s starts

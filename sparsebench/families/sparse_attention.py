@@ -53,6 +53,7 @@ from sparsebench.attention.flex import PrefillLatency, resolve_executor, resolve
 from sparsebench.attention.prompt_cache import dense_prompt
 from sparsebench.cache import persistent_compile_cache
 from sparsebench.errors import ConfigError
+from sparsebench.laps import Laps
 from sparsebench.lm.models import kv_cache, with_cache
 from sparsebench.method import Method
 
@@ -207,21 +208,14 @@ def run(ctx) -> dict:
         )
     # where the family's time outside its phase timers goes (s): the compile-cache set-up, the load with
     # its placement, the session's set-up, the phases and what follows them (extra.family_parts_s)
-    fparts = ctx.extra.setdefault("family_parts_s", {})
-    t_mark = [time.perf_counter()]
-
-    def mark(name: str) -> None:
-        now = time.perf_counter()
-        fparts[name] = fparts.get(name, 0.0) + now - t_mark[0]
-        t_mark[0] = now
-
+    laps = Laps(ctx.extra.setdefault("family_parts_s", {}))
     density = 1.0 if ctx.method.reference else density_of(ctx.target, "target")
     executor = resolve_executor(ctx.task.params.executor, ctx.profile, "job.task_params.executor")
     if executor == "flex" and ctx.device.type == "cuda":  # before the first compile (flex or our Triton kernels)
         ctx.extra["compile_cache"] = persistent_compile_cache()
-    mark("compile_cache")
+    laps.lap("compile_cache")
     model = ctx.load_model()
-    mark("load_and_place")
+    laps.lap("load_and_place")
     block = ctx.method.block_size(ctx.target.pattern)
     if block is not None:  # a block:B target overrides the method's key block (recorded under extra)
         ctx.method.params.block = block
@@ -249,7 +243,7 @@ def run(ctx) -> dict:
         ctx.extra["no_block_kernel"] = ctx.method.no_block_kernel
     metrics, layers, samples = {}, {}, {}
     first_calls = set(flex.FIRST_CALL_S)
-    mark("session")
+    laps.lap("session")
     with torch.no_grad(), session.active():
         for phase in ctx.method.phases:
             outcome = ctx.timed(phase, run_phase, ctx, model, session, phase)
@@ -264,7 +258,7 @@ def run(ctx) -> dict:
             ctx.log(f"{phase}: density {outcome.stats['density']:.4f} (sparse layers {measured:.4f}, target "
                     f"{density:.4f}), recall {outcome.stats['recall']:.4f}, "
                     + ", ".join(f"{k}={v:.4g}" for k, v in outcome.metrics.items()))
-    mark("phases")
+    laps.lap("phases")
     if session.kernels_ran:  # per phase, the kernel(s) that ran the sparse layers (e.g. Triton decode vs prefill)
         ctx.extra["attention_kernels"] = {p: sorted(k) for p, k in sorted(session.kernels_ran.items())}
     timing = latency.summary() if latency is not None else {}
@@ -283,7 +277,7 @@ def run(ctx) -> dict:
         ctx.timings["flex_first_calls_s"] = sum(compiled.values())  # compile + autotune, once per shape
         ctx.extra["flex_first_calls"] = {"shapes": len(compiled), "s": sum(compiled.values())}
     mean_density = sum(layers[p]["density"] for p in layers) / len(layers)
-    mark("after_phases")
+    laps.lap("after_phases")
     return {
         "metrics": metrics,
         **({"samples": samples} if samples else {}),
