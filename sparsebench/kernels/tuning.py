@@ -8,9 +8,8 @@ spanning more than the L2, so neither cached weights nor Python launch gaps deci
 2. final: the fastest few (``FINALISTS``, those within ``WITHIN`` of the fastest) timed again in
    ``ROUNDS`` interleaved rounds, the way the suite interleaves dense and sparse, and the lowest median wins.
 
-An earlier tuner kept the first candidate unless another was 3 % (10 % under 10 us) faster in one pass: it
-kept the older 2:4 GEMV on 4096x4096 where the nibble one was faster. The second round replaces that margin:
-differences within one pass's noise are decided by interleaved repetitions, not by list order.
+Why no margin in favour of a listed default: a difference inside one pass's noise would then be decided by
+list order; here it is decided by interleaved repetitions.
 """
 
 from __future__ import annotations
