@@ -35,6 +35,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from sparsebench.stats import t_interval
+
 
 @dataclass(frozen=True)
 class ModelShape:
@@ -178,15 +180,10 @@ def time_rounds(graphs: dict, rounds: int, repeats: int) -> dict:
 
 def ratio_interval(dense: list, variant: list, level: float = 0.95) -> tuple[float, float, float]:
     """(mean, low, high) of the per-round speed-ups dense / variant, a Student-t interval over the rounds
-    (paired: one round's variants ran back to back)."""
-    ratios = [d / v for d, v in zip(dense, variant)]
-    mean = statistics.mean(ratios)
-    if len(ratios) < 2:
-        return mean, mean, mean
-    from scipy.stats import t
-
-    half = float(t.ppf(0.5 + level / 2, len(ratios) - 1)) * statistics.stdev(ratios) / math.sqrt(len(ratios))
-    return mean, mean - half, mean + half
+    (paired: one round's variants ran back to back); with one round the bounds are undefined (NaN), so no
+    verdict can be met or missed on it."""
+    ci = t_interval([d / v for d, v in zip(dense, variant)], level)
+    return ci.estimate, ci.lo, ci.hi
 
 
 def verdict(low: float, high: float, target: float) -> str:
