@@ -112,7 +112,8 @@ def ours(args, method: str):
     return {"method_s": r["timings"]["method_s"], "calibration_and_prune_s": cal,
             "peak_gpu_mb_method": r["extra"].get("peak_gpu_mb_method"), "peak_gpu_mb_job": r["memory"].get("peak_gpu_mb"),
             "total_s": r["timings"]["total_s"], "placement": r["placement"], "perplexity": r["metrics"]["perplexity"],
-            "activations_on": r["extra"]["calibration"].get("activations_on"), "timings": r["timings"]}
+            "activations_on": r["extra"]["calibration"].get("activations_on"), "timings": r["timings"],
+            "offload_reason": r["extra"].get("offload_reason")}
 
 
 def _shim_transformers():

@@ -33,6 +33,9 @@ class HardwareProfile:
     timing: dict = field(default_factory=dict)
     match: tuple[str, ...] = ()  # substrings of the CUDA device name this profile describes
     kernels: str = "small"  # kernel set `sparsebench kernels run` uses by default
+    # calibrated pruning: "auto" places the model as the method's authors do (resident when it fits,
+    # see sparsebench.placement.decide_offload), "always" / "never" force block-at-a-time offloading on / off
+    offload: str = "auto"
     file: Path | None = None
 
     def available(self) -> tuple[bool, str]:
@@ -76,7 +79,9 @@ class HardwareProfile:
         return {"flops": 0.0, "bandwidth": 0.0, "source": "unknown"}
 
 
-_FIELDS = {"name", "device", "dtype", "threads", "description", "peak", "backends", "timing", "match", "kernels"}
+_FIELDS = {"name", "device", "dtype", "threads", "description", "peak", "backends", "timing", "match", "kernels",
+           "offload"}
+OFFLOAD_MODES = ("auto", "always", "never")
 
 
 def load_profile(path: Path) -> HardwareProfile:
@@ -87,6 +92,8 @@ def load_profile(path: Path) -> HardwareProfile:
     if "device" not in data:
         raise ConfigError(f"{path}: missing key 'device' (one of 'cpu', 'cuda')")
     data.setdefault("name", path.stem)
+    if data.get("offload", "auto") not in OFFLOAD_MODES:
+        raise ConfigError(f"{path}: offload={data['offload']!r}; allowed: {', '.join(OFFLOAD_MODES)}")
     data["backends"] = tuple(data.get("backends") or ())
     data["match"] = tuple(data.get("match") or ())
     return HardwareProfile(file=path, **data)

@@ -9,9 +9,14 @@ family never placed its model is an error, not a silent CPU run.
 Offloading (``offload=True``): the weights stay in host memory in the profile's
 dtype; everything outside the decoder blocks (embeddings, final norm, LM head,
 rotary tables) moves to the device; each decoder block moves to the device for
-its own forward and back afterwards (:func:`stream_blocks`). That is how the
-reference pruning pipelines (SparseGPT's and Wanda's ``llama.py``) fit a model
-larger than the GPU: peak device memory is one block plus the activations.
+its own forward and back afterwards (:func:`streamed`). That is how
+SparseGPT's reference pipeline (``llama.py``) fits a model larger than the GPU:
+peak device memory is one block plus the activations.
+Whether a calibrated pruning job offloads is :func:`decide_offload`'s call: as the
+method's authors run it (SparseGPT's ``llama.py`` always offloads; Wanda and the
+methods built on its code load the whole model onto the GPU with
+``device_map="auto"``, which spills to the host only when it does not fit),
+unless the profile's ``offload`` forces it on or off.
 """
 
 from __future__ import annotations
@@ -32,6 +37,34 @@ def torch_dtype(name: str, where: str = "hardware.dtype") -> torch.dtype:
     if name not in DTYPES:
         raise ConfigError(f"{where}={name!r} is not a supported dtype; allowed: {', '.join(DTYPES)}")
     return DTYPES[name]
+
+
+# a resident model may take this share of the device's free memory; the rest is for the calibration
+# activations (which move to the host when they do not fit: pruning.calibration.activations_home) and
+# one block's statistics
+RESIDENT_SHARE = 0.5
+
+
+def decide_offload(mode: str, authors: str, weight_bytes: int, free_bytes: int | None) -> tuple[bool, str]:
+    """``(offload, why)`` for a calibrated pruning job on an accelerator.
+
+    ``mode``: the profile's ``offload`` ("auto", "always", "never"); ``authors``: how the method's
+    authors place the model ("offload": block at a time from the host; "resident": the whole model on the
+    device when it fits); ``weight_bytes``: the model's parameters in the profile's dtype; ``free_bytes``:
+    the device's free memory.
+    """
+    if mode == "always":
+        return True, "profile offload=always"
+    if mode == "never":
+        return False, "profile offload=never"
+    if authors == "offload":
+        return True, "the method's authors offload (one block at a time on the device)"
+    gib = 2**30
+    if free_bytes is not None and weight_bytes > RESIDENT_SHARE * free_bytes:
+        return True, (f"weights {weight_bytes / gib:.1f} GiB > {RESIDENT_SHARE:.0%} of the device's free "
+                      f"{free_bytes / gib:.1f} GiB")
+    return False, (f"the method's authors keep the model on the device; weights {weight_bytes / gib:.1f} GiB "
+                   f"fit in {RESIDENT_SHARE:.0%} of the free {(free_bytes or 0) / gib:.1f} GiB")
 
 
 def device_name(device: torch.device) -> str:

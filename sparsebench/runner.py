@@ -13,11 +13,13 @@ import random
 import resource
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
 from sparsebench import registry
 from sparsebench.environment import capture
@@ -61,15 +63,18 @@ class JobContext:
     def dtype(self) -> torch.dtype:
         return self.placement.dtype
 
-    def load_model(self, offload: bool = False, cast: bool = True):
+    def load_model(self, offload: bool | Callable[[nn.Module], bool] = False, cast: bool = True):
         """The task's model, loaded in the profile's dtype where the task can (never a float32 copy first)
         and placed on the profile's device; ``offload``: decoder blocks stay on the host
-        (:mod:`sparsebench.placement`). ``cast=False`` keeps float32 parameters (mixed-precision training
-        autocasts to the profile's dtype instead)."""
+        (:mod:`sparsebench.placement`), or a function of the loaded (host) model that decides it.
+        ``cast=False`` keeps float32 parameters (mixed-precision training autocasts to the profile's dtype
+        instead)."""
         load = self.task.load_model
         kwargs = {"dtype": self.dtype} if cast and "dtype" in inspect.signature(load).parameters else {}
         model = self.timed("load", load, **kwargs)
         t0 = time.perf_counter()
+        if callable(offload):
+            offload = bool(offload(model))
         model = self.place(model, offload=offload, cast=cast)
         if self.device.type == "cuda":
             torch.cuda.synchronize()

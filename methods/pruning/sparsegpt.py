@@ -89,6 +89,7 @@ class SparseGPT(PruningMethod):
     needs_calibration = True
     needs_gram = True
     updates_weights = True
+    authors_placement = "offload"  # llama.py: the model on the host, each decoder layer moved to the GPU in turn
 
     @dataclass
     class Params:

@@ -20,7 +20,7 @@ from torch import nn
 from sparsebench.lm.zeroshot import merge_zeroshot
 from sparsebench.method import Method
 from sparsebench.params import OMIT_DEFAULT
-from sparsebench.placement import streamed
+from sparsebench.placement import decide_offload, streamed
 from sparsebench.pruning.layer import LayerToPrune
 from sparsebench.pruning.step import prune_model
 from sparsebench.targets import Target
@@ -74,6 +74,11 @@ class PruningMethod(Method):
     # copies each block back to the host without first checking which weights stayed unchanged (that check
     # holds a device copy of the block). False is always safe: a method that writes weights anyway is caught.
     updates_weights: ClassVar[bool] = False
+    # Where the method's authors keep the model while calibrating on an accelerator: "resident" (the whole
+    # model on the device: Wanda's main.py and the codebases built on it, device_map="auto", which spills
+    # to the host only when the model does not fit) or "offload" (SparseGPT's llama.py: weights on the host,
+    # one block at a time on the device). The profile's ``offload`` may override it.
+    authors_placement: ClassVar[str] = "resident"
     # False: the method spreads sparsity unevenly across layers (e.g. global
     # magnitude); the core then checks the total, not each layer.
     uniform_layer_sparsity: ClassVar[bool] = True
@@ -124,15 +129,23 @@ class PruningMethod(Method):
 BASE = PruningMethod
 
 
-def offloads(ctx) -> bool:
-    """Calibrated pruning on an accelerator runs the reference pipelines' way: weights on the host, one
-    decoder block at a time on the device (peak device memory: one block plus the activations)."""
-    return ctx.device.type != "cpu" and ctx.method.calibrates and hasattr(ctx.task, "decoder_blocks")
+def offloads(ctx, model: nn.Module) -> bool:
+    """Whether a calibrated pruning job on an accelerator keeps the weights on the host and moves one decoder
+    block at a time to the device (peak device memory: one block plus the activations): as the method's
+    authors place the model, unless the profile's ``offload`` says otherwise
+    (:func:`sparsebench.placement.decide_offload`). Records why in ``ctx.extra["offload_reason"]``."""
+    if ctx.device.type == "cpu" or not ctx.method.calibrates or not hasattr(ctx.task, "decoder_blocks"):
+        return False
+    weight_bytes = sum(p.numel() for p in model.parameters()) * ctx.dtype.itemsize
+    free = torch.cuda.mem_get_info(ctx.device)[0] if ctx.device.type == "cuda" else None
+    offload, why = decide_offload(ctx.profile.offload, ctx.method.authors_placement, weight_bytes, free)
+    ctx.extra["offload_reason"] = why
+    return offload
 
 
 def run(ctx) -> dict:
-    offload = offloads(ctx)
-    model = ctx.load_model(offload=offload)
+    model = ctx.load_model(offload=lambda m: offloads(ctx, m))
+    offload = ctx.placed["offloaded"]
     layers = ctx.task.prunable_layers(model)
     pruned = prune_model(ctx, model, layers, offload=offload)
     with torch.no_grad():
