@@ -261,8 +261,9 @@ def table(r: dict, layers: int):
     for m in ("sparsegpt", "wanda"):
         a, b = r.get(f"ours-{m}", {}), r.get(f"ref-{m}", {})
         if "method_s" in a and "method_s" in b:
-            print(f"{m}: time {a['method_s'] / b['method_s']:.2f}x, peak {a['peak_gpu_mb_method'] / b['peak_gpu_mb_method']:.2f}x "
-                  f"of the reference ({layers} blocks of 7B shape)")
+            pa, pb = a.get("peak_gpu_mb_method"), b.get("peak_gpu_mb_method")
+            peak = f"{pa / pb:.2f}x" if pa and pb else "n/a (no GPU)"
+            print(f"{m}: time {a['method_s'] / b['method_s']:.2f}x, peak {peak} of the reference ({layers} blocks of 7B shape)")
     for k in ("rigl", "dense-train"):
         if "images_per_s" in r.get(k, {}):
             print(f"{k}: {r[k]['images_per_s']:.0f} images/s, epoch {r[k]['epoch_s']:.1f} s")
