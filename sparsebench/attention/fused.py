@@ -100,7 +100,7 @@ def block_pattern_recall(pattern, q_rows, k, rows: torch.Tensor, scaling: float)
         blocks, sb = pos, (0, 0, 0)  # never read
     q_rows = q_rows if q_rows.stride(-1) == 1 else q_rows.contiguous()
     k = k if k.stride(-1) == 1 else k.contiguous()
-    block_r, block_n = 16, 64
+    block_r, block_n = 16, 128  # the last tile of a 32k call walks 256 key tiles
     grid = (triton.cdiv(n, block_r), b * h)
     _recall_kernel[grid](q_rows, k, pos, start, grp, blocks, out, *q_rows.stride()[:3], *k.stride()[:3], *sb,
                          H=h, R=n, SINKS=pattern.sinks, BLOCK=pattern.block, scale_log2=scaling * math.log2(math.e),
