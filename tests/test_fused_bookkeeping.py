@@ -47,6 +47,14 @@ for phase, q0, rows, block, sinks, with_blocks in cases:
     got, n = fused_stats_recall(p, q, k, 0.25)
     assert n == ref.recall_rows, (n, ref.recall_rows)
     assert abs(got - ref.recall) <= 1e-6 * ref.recall, (phase, q0, rows, got, ref.recall)
+# the keys split over several programs (merged after): a small chunk here, 4096 keys on the GPU
+import sparsebench.attention.fused as fused
+fused.KEY_CHUNK = 128
+p = random_block_pattern(2, "prefill", 0, 400, 16, 3)
+q, k = torch.randn(2, 3, 400, 16, generator=g), torch.randn(2, 3, 400, 16, generator=g)
+ref = mask_stats(q, k, p, 0.25, 0)
+assert abs(fused_stats_recall(p, q, k, 0.25)[0] - ref.recall) <= 1e-6 * ref.recall
+fused.KEY_CHUNK = 4096
 # Quest's own patterns: the page bound per group, then the same selection, then the same recall
 for rows, q0, qb, page, density in [(300, 0, 32, 16, 0.25), (130, 0, 64, 16, 0.125), (70, 30, 16, 8, 0.3)]:
     q, k = torch.randn(1, 2, rows, 16, generator=g), torch.randn(1, 2, q0 + rows, 16, generator=g)

@@ -30,12 +30,15 @@ import triton.language as tl
 
 
 @triton.jit
-def _recall_kernel(Q, K, Pos, Start, Grp, Blocks, Out, sqb, sqh, sqr, skb, skh, sks, sbb, sbh, sbg,
-                   H: tl.constexpr, R, SINKS, BLOCK, scale_log2, HAS_BLOCKS: tl.constexpr, PREC: tl.constexpr,
-                   D: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_N: tl.constexpr):
-    """One tile of BLOCK_R sampled rows of one (batch, head): kept mass / causal mass per row."""
+def _recall_kernel(Q, K, Pos, Start, Grp, Blocks, Part, sqb, sqh, sqr, skb, skh, sks, sbb, sbh, sbg,
+                   H: tl.constexpr, R, SINKS, BLOCK, scale_log2, CHUNK, SPLITS, HAS_BLOCKS: tl.constexpr,
+                   PREC: tl.constexpr, D: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_N: tl.constexpr):
+    """One tile of BLOCK_R sampled rows of one (batch, head), over one CHUNK of the keys: per row the running
+    maximum (log2 units) and the causal and kept sums below it, merged over the chunks by _recall_merge
+    (the last tile of a 32k call would otherwise walk all 32k keys alone)."""
     tile = tl.program_id(0)
     bh = tl.program_id(1)
+    sp = tl.program_id(2)
     b = bh // H
     h = bh % H
     offs_r = tile * BLOCK_R + tl.arange(0, BLOCK_R)
@@ -49,8 +52,8 @@ def _recall_kernel(Q, K, Pos, Start, Grp, Blocks, Out, sqb, sqh, sqr, skb, skh, 
     m_i = tl.full([BLOCK_R], -1.0e30, tl.float32)
     l_all = tl.zeros([BLOCK_R], tl.float32)
     l_kept = tl.zeros([BLOCK_R], tl.float32)
-    hi = tl.max(tl.where(live, pos, 0), 0) + 1  # keys any row of the tile may see
-    for n0 in range(0, hi, BLOCK_N):
+    hi = tl.minimum(tl.max(tl.where(live, pos, 0), 0) + 1, (sp + 1) * CHUNK)  # keys any row of the tile may see
+    for n0 in range(sp * CHUNK, hi, BLOCK_N):
         cols = n0 + tl.arange(0, BLOCK_N)
         k = tl.load(k_base + cols[None, :] * sks + offs_d[:, None], mask=cols[None, :] < hi, other=0.0)
         s = tl.dot(q, k, input_precision=PREC) * scale_log2
@@ -67,7 +70,30 @@ def _recall_kernel(Q, K, Pos, Start, Grp, Blocks, Out, sqb, sqh, sqr, skb, skh, 
         l_all = l_all * alpha + tl.sum(p, 1)
         l_kept = l_kept * alpha + tl.sum(tl.where(kept, p, 0.0), 1)
         m_i = m_new
-    tl.store(Out + bh * R + offs_r, l_kept / tl.where(live, l_all, 1.0), mask=live)
+    part = Part + ((bh * 3) * SPLITS + sp) * R + offs_r  # Part: (B * H, 3, SPLITS, R)
+    tl.store(part, m_i, mask=live)
+    tl.store(part + SPLITS * R, l_all, mask=live)
+    tl.store(part + 2 * SPLITS * R, l_kept, mask=live)
+
+
+@triton.jit
+def _recall_merge(Part, Out, R, SPLITS, S_P2: tl.constexpr, BLOCK: tl.constexpr):
+    """Kept mass / causal mass per row, from its chunks' (max, causal sum, kept sum)."""
+    bh = tl.program_id(0)
+    offs_r = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
+    offs_s = tl.arange(0, S_P2)
+    ok = (offs_s[:, None] < SPLITS) & (offs_r[None, :] < R)
+    at = Part + (bh * 3 * SPLITS + offs_s[:, None]) * R + offs_r[None, :]
+    m = tl.load(at, mask=ok, other=-1.0e30)
+    l_all = tl.load(at + SPLITS * R, mask=ok, other=0.0)
+    l_kept = tl.load(at + 2 * SPLITS * R, mask=ok, other=0.0)
+    top = tl.max(m, 0)
+    w = tl.math.exp2(m - top[None, :])
+    total = tl.sum(l_all * w, 0)
+    tl.store(Out + bh * R + offs_r, tl.sum(l_kept * w, 0) / tl.where(total > 0, total, 1.0), mask=offs_r < R)
+
+
+KEY_CHUNK = 4096  # keys per recall program: a 32k call's sampled rows split 8 ways (balanced over the GPU)
 
 
 def _pow2(d: int) -> bool:
@@ -100,12 +126,16 @@ def block_pattern_recall(pattern, q_rows, k, rows: torch.Tensor, scaling: float)
         blocks, sb = pos, (0, 0, 0)  # never read
     q_rows = q_rows if q_rows.stride(-1) == 1 else q_rows.contiguous()
     k = k if k.stride(-1) == 1 else k.contiguous()
-    block_r, block_n = 16, 128  # the last tile of a 32k call walks 256 key tiles
-    grid = (triton.cdiv(n, block_r), b * h)
-    _recall_kernel[grid](q_rows, k, pos, start, grp, blocks, out, *q_rows.stride()[:3], *k.stride()[:3], *sb,
+    block_r, block_n = 16, 128
+    splits = triton.cdiv(budget.keys, KEY_CHUNK)  # KEY_CHUNK: a multiple of block_n
+    part = torch.empty(b * h, 3, splits, n, device=dev, dtype=torch.float32)
+    grid = (triton.cdiv(n, block_r), b * h, splits)
+    _recall_kernel[grid](q_rows, k, pos, start, grp, blocks, part, *q_rows.stride()[:3], *k.stride()[:3], *sb,
                          H=h, R=n, SINKS=pattern.sinks, BLOCK=pattern.block, scale_log2=scaling * math.log2(math.e),
-                         HAS_BLOCKS=has, PREC="ieee" if q_rows.dtype == torch.float32 else "tf32", D=d,
-                         BLOCK_R=block_r, BLOCK_N=block_n)
+                         CHUNK=KEY_CHUNK, SPLITS=splits, HAS_BLOCKS=has,
+                         PREC="ieee" if q_rows.dtype == torch.float32 else "tf32", D=d, BLOCK_R=block_r,
+                         BLOCK_N=block_n)
+    _recall_merge[(b * h, triton.cdiv(n, 64))](part, out, n, splits, S_P2=max(2, triton.next_power_of_2(splits)), BLOCK=64)
     return out
 
 
