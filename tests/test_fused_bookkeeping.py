@@ -85,8 +85,19 @@ def test_the_cpu_keeps_the_eager_recall_and_page_bound():
     from sparsebench.attention.executor import fused_recall
     from tests.test_bookkeeping_long_context import random_block_pattern
 
+    from sparsebench import registry
+    from sparsebench.attention import Budget
+    from sparsebench.attention.select import block_min_max, group_max
+    from sparsebench.registry import sibling_module
+
     p = random_block_pattern(0, "prefill", 0, 64, 16, 0)
     assert not fused_recall(torch.zeros(1, 3, 64, 16), p)
+    quest = sibling_module(sys.modules[registry.method("quest-prefill").cls.__module__].__file__, "quest")
+    g = torch.Generator().manual_seed(1)
+    q, k = torch.randn(1, 2, 200, 16, generator=g), torch.randn(1, 2, 200, 16, generator=g)
+    kmin, kmax = block_min_max(k, 16)
+    assert torch.equal(quest.page_scores(q, k, Budget(0.25, "prefill", 0, 200, query_block=32), 16),
+                       group_max(quest.page_upper_bound(q, kmin, kmax), 32))
 
 
 @pytest.mark.gpu

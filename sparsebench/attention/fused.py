@@ -5,8 +5,8 @@ step wrote and re-read tensors of (rows x keys) or (rows x pages) entries:
 
 - :func:`block_pattern_recall`: the recall of a :class:`~sparsebench.attention.pattern.BlockPattern` on its
   sampled rows, i.e. the share of each row's dense causal softmax mass that falls on its kept keys. One pass
-  over the keys per tile of 16 sampled rows, with a running maximum and two running sums (all causal keys,
-  the kept ones), the kept rule (selected blocks, local region, sinks, the row itself) evaluated from the
+  over each chunk of KEY_CHUNK keys per tile of 16 sampled rows, with a running maximum and two running sums
+  (all causal keys, the kept ones), merged over the chunks by a second small kernel; the kept rule (selected blocks, local region, sinks, the row itself) evaluated from the
   block table in registers: no score matrix (9 heads x 512 rows x 32k keys a layer at 32k, 300 MB in
   float16, read five times by two logsumexps) and no token mask of the sampled rows (150 M entries).
 - :func:`page_bound_group_max`: Quest's page upper bound ``sum_d max(q_d * kmax_d, q_d * kmin_d)`` maximised
