@@ -126,6 +126,8 @@ def steady(args, reps: int = 4):
             if name == "sparse" and dev.type == "cuda":
                 out["sparse"]["parts_ms_per_forward"] = {k: v / reps if k != "calls" else v // reps
                                                          for k, v in session.parts_ms().get("prefill", {}).items()}
+        if dev.type == "cuda":  # one more sparse forward counting the host's waits for the device, and where
+            out["sparse"]["syncs"] = _syncs(lambda: model(prompt, use_cache=True, logits_to_keep=1), session)
         if dev.type == "cuda":  # one more sparse forward under the profiler: where its host and GPU time go
             try:
                 from torch.profiler import ProfilerActivity, profile
@@ -140,6 +142,36 @@ def steady(args, reps: int = 4):
             except Exception as exc:  # noqa: BLE001 - the timings above stand without the profile
                 out["profile_failed"] = repr(exc)[:500]
     return out
+
+
+def _syncs(forward, session) -> dict:
+    """Host synchronisations of one sparse forward (torch.cuda.set_sync_debug_mode): how many, and the
+    innermost project frames that caused them."""
+    import traceback
+    import warnings
+    from collections import Counter
+
+    sites = Counter()
+    original = warnings.showwarning
+
+    def record(message, category, filename, lineno, file=None, line=None):
+        frames = [f for f in traceback.extract_stack() if "/sparsebench/" in f.filename or "/methods/" in f.filename]
+        sites[" < ".join(f"{Path(f.filename).name}:{f.lineno}" for f in frames[::-1][:3]) or "outside"] += 1
+
+    warnings.showwarning = record
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")
+            warnings.showwarning = record
+            torch.cuda.set_sync_debug_mode("warn")
+            try:
+                with session.sparse("prefill"):
+                    forward()
+            finally:
+                torch.cuda.set_sync_debug_mode(0)
+    finally:
+        warnings.showwarning = original
+    return {"count": sum(sites.values()), "sites": dict(sites.most_common(10))}
 
 
 class _null:
@@ -176,6 +208,11 @@ def table(r: dict):
     if sp:
         print(f"steady prefill forward: {sp * 1000:.1f} ms -> {(sp - a) / a:.1f}x "
               f"(dense {((st.get('dense') or {}).get('steady_s') or 0) * 1000:.1f} ms)")
+        parts = st["sparse"].get("parts_ms_per_forward") or {}
+        dense = (st.get("dense") or {}).get("steady_s") or 0
+        print("per steady sparse forward, ms (x attention): " + ", ".join(
+            f"{k} {v:.1f} ({v / att:.2f}x)" for k, v in parts.items() if k != "calls")
+            + f"; syncs {(st['sparse'].get('syncs') or {}).get('count')}; sparse - dense {(sp - dense) * 1000:.1f} ms")
 
 
 STEPS = {"build": build, "job_cold": lambda a: job(a, "job_cold"), "job_warm": lambda a: job(a, "job_warm"),

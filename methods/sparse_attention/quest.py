@@ -37,6 +37,20 @@ def page_upper_bound(q, kmin, kmax, fused: bool | None = None):
     return q.clamp(min=0) @ kmax.transpose(-1, -2) + q.clamp(max=0) @ kmin.transpose(-1, -2)
 
 
+def page_scores(q, k, budget, page: int):
+    """(B, H, groups, pages): each row group's largest page bound (its rows' queries against every page of
+    ``page`` keys). On CUDA, for groups of >= 16 rows (prefill's query blocks), one fused kernel
+    (``sparsebench.attention.fused``: the (rows x pages) bound never written; pages after a group's last row
+    -inf, never its candidates); elsewhere the bound then the group maximum (the CPU's exact floats)."""
+    kmin, kmax = block_min_max(k, page)
+    if q.is_cuda and budget.row_block >= 16:
+        from sparsebench.attention.fused import fits, page_bound_group_max
+
+        if fits(q):
+            return page_bound_group_max(q, kmin, kmax, budget.row_block, budget.q0, page)
+    return group_max(page_upper_bound(q, kmin, kmax), budget.row_block)
+
+
 class Quest(SparseAttentionMethod):
     name = "quest"
     display_name = "Quest"
@@ -60,6 +74,4 @@ class Quest(SparseAttentionMethod):
         return layer >= self.params.dense_layers
 
     def decide(self, q, k, budget, q_prev):
-        kmin, kmax = block_min_max(k, self.params.block)
-        bound = group_max(page_upper_bound(q, kmin, kmax), budget.row_block)
-        return select_blocks(bound, budget, self.params.block)
+        return select_blocks(page_scores(q, k, budget, self.params.block), budget, self.params.block)

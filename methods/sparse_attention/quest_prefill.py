@@ -11,12 +11,12 @@ the method followed the paper; its prefill numbers measure our extension.
 from dataclasses import dataclass
 
 from sparsebench.attention.budget import PHASES
-from sparsebench.attention.select import block_min_max, group_max, select_blocks
+from sparsebench.attention.select import select_blocks
 from sparsebench.families.sparse_attention import SparseAttentionMethod
 from sparsebench.method import Paper
 from sparsebench.registry import sibling_module
 
-page_upper_bound = sibling_module(__file__, "quest").page_upper_bound
+page_scores = sibling_module(__file__, "quest").page_scores
 
 
 class QuestPrefill(SparseAttentionMethod):
@@ -32,6 +32,4 @@ class QuestPrefill(SparseAttentionMethod):
         block: int = 16  # page size: Quest's 16 tokens
 
     def decide(self, q, k, budget, q_prev):
-        kmin, kmax = block_min_max(k, self.params.block)
-        bound = group_max(page_upper_bound(q, kmin, kmax), budget.row_block)
-        return select_blocks(bound, budget, self.params.block)
+        return select_blocks(page_scores(q, k, budget, self.params.block), budget, self.params.block)

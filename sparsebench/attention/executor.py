@@ -237,7 +237,8 @@ def mask_stats(q, k, keep, scaling: float, q0: int, recall_stride: int = RECALL_
     blocks or lines (:meth:`kept_pairs`) and only the sampled rows' masks are built (:meth:`row_mask`),
     so a 32k-token call never builds its 32k x 32k mask; or, as in :func:`masked_attention`, a mask or a
     function of a row range, whose every row is built and counted. Both give the same numbers: the same
-    rows, chunked alike on the CPU (so the very same float operations).
+    rows, chunked alike on the CPU (so the very same float operations). On CUDA a block pattern's recall is
+    one fused kernel over the sampled rows (:func:`fused_recall`; equal to float tolerance).
     """
     b, h, rows, _ = q.shape
     stats = MaskStats(causal_pairs=_causal_pairs(rows, q0) * b * h, rows_total=b * h * rows)
@@ -247,6 +248,12 @@ def mask_stats(q, k, keep, scaling: float, q0: int, recall_stride: int = RECALL_
         return stats
     stats.kept_pairs = keep.kept_pairs()
     stride = recall_stride_for(rows, recall_stride)
+    if fused_recall(q, keep) and chunk is None:
+        from sparsebench.attention.fused import block_pattern_recall
+
+        sample = _recall_rows(0, rows, rows, stride, q.device)  # the rows any chunking samples
+        _add_recall(stats, [block_pattern_recall(keep, q[:, :, sample], k, sample, scaling)])
+        return stats
     step = recall_chunk(q, q0 + rows, stride, chunk)
     recall = []
     for r0 in range(0, rows, step):
@@ -266,6 +273,19 @@ def mask_stats(q, k, keep, scaling: float, q0: int, recall_stride: int = RECALL_
         recall.append(_recall_of(q[:, :, r0:r1][:, :, sample], k, kept, positions, scaling))
     _add_recall(stats, recall)
     return stats
+
+
+def fused_recall(q, keep) -> bool:
+    """Whether :func:`mask_stats` computes the recall in one fused kernel (sparsebench.attention.fused): on
+    CUDA, for a block pattern, at a head size the kernel takes. Elsewhere (the CPU: every default job) the
+    eager formula in row chunks, whose floats the CPU results are."""
+    from sparsebench.attention.pattern import BlockPattern
+
+    if not q.is_cuda or not isinstance(keep, BlockPattern):
+        return False
+    from sparsebench.attention.fused import fits
+
+    return fits(q)
 
 
 def recall_chunk(q, keys: int, stride: int, chunk: int | None = None) -> int:

@@ -22,6 +22,7 @@ applies on top of every pattern.
 from __future__ import annotations
 
 import functools
+import weakref
 from dataclasses import dataclass
 
 import torch
@@ -37,6 +38,23 @@ def _pad_to(x: torch.Tensor, size: int, dim: int, value) -> torch.Tensor:
     shape = list(x.shape)
     shape[dim] = missing
     return torch.cat([x, torch.full(shape, value, dtype=x.dtype, device=x.device)], dim=dim)
+
+
+_DERIVED: dict = {}  # id(tensor) -> (a weak reference to it, {key: a table derived from it})
+
+
+def _derived(tensor: torch.Tensor, key, make):
+    """``make()``, computed once per (``tensor``, ``key``) while ``tensor`` lives (by identity). A method's plan
+    gives every layer of a forward the same local-start tensor (Quest's regions), so what depends on it alone
+    (the clipped starts, the local and sink tiles, the per-row pair counts) is built once per forward shape,
+    not per layer: tens of kernel launches a call fewer. Read only; ``make()`` must return new tensors (a
+    value holding ``tensor`` itself would keep it alive)."""
+    slot = _DERIVED.get(id(tensor))
+    if slot is None or slot[0]() is not tensor:
+        slot = _DERIVED[id(tensor)] = (weakref.ref(tensor, lambda _, i=id(tensor), d=_DERIVED: d.pop(i, None)), {})
+    if key not in slot[1]:
+        slot[1][key] = make()
+    return slot[1][key]
 
 
 @functools.lru_cache(maxsize=64)
@@ -131,9 +149,16 @@ class BlockPattern(_TileCache):
 
     def __post_init__(self):
         dev = self.blocks.device if self.blocks is not None else getattr(self.local_start, "device", None)
-        pos = torch.arange(self.budget.q0, self.budget.q0 + self.budget.rows, device=dev)
-        start = pos if self.local_start is None else self.local_start.to(dev)
-        self.local_start = torch.minimum(start, pos)  # a row always keeps itself
+        b = self.budget
+
+        def clipped(start=None):  # a row always keeps itself
+            pos = torch.arange(b.q0, b.q0 + b.rows, device=dev)
+            return pos if start is None else torch.minimum(start, pos)
+        if self.local_start is None:
+            self.local_start = clipped()
+        else:
+            start = self.local_start.to(dev)
+            self.local_start = _derived(start, ("clipped", b.q0, b.rows), lambda: clipped(start))
 
     @property
     def group(self) -> int:
@@ -177,27 +202,40 @@ class BlockPattern(_TileCache):
         device), counted from the block table and each row's intervals, never from a token mask: row i keeps
         its sinks [0, s), its local region [local_start, i] and, in the gap between them, the keys of its
         group's selected blocks (a prefix count over the table)."""
+        b = self.budget
+        nkb = -(-b.keys // self.block)
+        total, gap, ends = _derived(self.local_start, ("pairs", b.q0, b.rows, self.sinks, self.block, self.group),
+                                    lambda: self._row_intervals(nkb))
+        total = total * (self.batch * self.heads)
+        if self.blocks is None:
+            return total
+        sel = _pad_to(self.blocks[..., :nkb], nkb + 1, -1, False)  # a column for a boundary at the last key
+        prefix = torch.nn.functional.pad(sel.to(torch.int32).cumsum(dim=-1), (1, 0))  # blocks before column c
+
+        def selected_below(at_prefix, at_sel, partial):  # (B, H, rows): keys < x in the row's selected blocks
+            p = prefix.flatten(2).gather(2, at_prefix.expand(self.batch, self.heads, -1))
+            inside = sel.flatten(2).gather(2, at_sel.expand(self.batch, self.heads, -1))
+            return p.long() * self.block + inside.long() * partial
+
+        extra = torch.where(gap, selected_below(*ends[0]) - selected_below(*ends[1]), 0)
+        return total + extra.sum()
+
+    def _row_intervals(self, nkb: int):
+        """What :meth:`kept_pairs` needs of the rows alone: the kept pairs of one (batch, head) outside the
+        selected blocks, the rows with a gap [sinks, local_start), and for the gap's two ends x (local_start,
+        the causal sinks s) the table positions of x's block and the keys of that block below x."""
         b, dev = self.budget, self._device()
         pos = torch.arange(b.q0, b.q0 + b.rows, device=dev)
         start = self.local_start.to(dev)
         s = torch.clamp(pos + 1, max=self.sinks)  # the causal sinks: keys [0, s)
         gap = start > s  # keys [s, start) are kept only through selected blocks
-        total = torch.where(gap, s + pos - start + 1, pos + 1).sum() * (self.batch * self.heads)
-        if self.blocks is None:
-            return total
-        nkb = -(-b.keys // self.block)
-        sel = _pad_to(self.blocks[..., :nkb], nkb + 1, -1, False)  # a column for a boundary at the last key
-        prefix = torch.nn.functional.pad(sel.to(torch.int32).cumsum(dim=-1), (1, 0))  # blocks before column c
+        total = torch.where(gap, s + pos - start + 1, pos + 1).sum()
         group = torch.arange(b.rows, device=dev) // self.group
 
-        def selected_below(x):  # (rows,) -> (B, H, rows): keys < x that lie in the row's selected blocks
+        def at(x):
             c = x // self.block
-            p = prefix.flatten(2).gather(2, (group * (nkb + 2) + c).expand(self.batch, self.heads, -1))
-            inside = sel.flatten(2).gather(2, (group * (nkb + 1) + c).expand(self.batch, self.heads, -1))
-            return p.long() * self.block + inside.long() * (x - c * self.block)
-
-        extra = torch.where(gap, selected_below(start) - selected_below(s), 0)
-        return total + extra.sum()
+            return group * (nkb + 2) + c, group * (nkb + 1) + c, x - c * self.block
+        return total, gap, (at(start), at(s))
 
     def block_table(self) -> torch.Tensor:
         """(B, H, groups, key_blocks): whole blocks kept per group, the local region counted where it is
@@ -216,6 +254,25 @@ class BlockPattern(_TileCache):
     def _tiles(self, tiling: Tiling):
         b, g, dev = self.budget, self.group, self._device()
         assert tiling.q_tile % g == 0 and tiling.kv_block == self.block
+        local_any, local_all, g_causal, g_real = _derived(self.local_start, ("tiles", tiling, self.sinks),
+                                                          lambda: self._local_tiles(tiling))
+        any_ = local_any.expand(self.batch, self.heads, -1, -1)
+        all_ = local_all.expand(self.batch, self.heads, -1, -1)
+        if self.blocks is not None:
+            causal_all = tiling.causal_tiles(dev)[1]
+            per = tiling.q_tile // g
+            sel = _pad_to(self.blocks, tiling.n_q * per, 2, False)
+            shape = (self.batch, self.heads, tiling.n_q, per, tiling.n_kv)
+            # a group's block needs a causal pair; groups past the last row do not count for a whole tile
+            any_ = any_ | (sel & g_causal).reshape(shape).any(dim=3)
+            whole = (sel | ~g_real[:, None]).reshape(shape).all(dim=3)
+            all_ = all_ | (whole & causal_all)
+        return any_, all_ & any_
+
+    def _local_tiles(self, tiling: Tiling):
+        """The tiles of the rows' local regions and sinks (any kept pair, kept whole), (n_q, n_kv); and for the
+        selected blocks, which (group, key block) pairs hold a causal pair and which groups hold rows."""
+        b, g, dev = self.budget, self.group, self._device()
         causal_any, causal_all = tiling.causal_tiles(dev)
         k_first, k_last = tiling.key_span(dev)
         q_first, q_last = tiling.row_span(dev)
@@ -233,27 +290,20 @@ class BlockPattern(_TileCache):
         local_all = (ls_max[:, None] <= k_first[None, :]) & causal_all
         sink_any = (k_first[None, :] < self.sinks) & causal_any
         sink_all = (k_last[None, :] < self.sinks) & causal_all
-        any_ = (local_any | sink_any).expand(self.batch, self.heads, -1, -1)
-        all_ = (local_all | sink_all).expand(self.batch, self.heads, -1, -1)
-        if self.blocks is not None:
-            per = tiling.q_tile // g
-            groups = tiling.n_q * per
-            sel = _pad_to(self.blocks, groups, 2, False)
-            g_last = torch.clamp(b.q0 + (torch.arange(groups, device=dev) + 1) * g, max=b.keys) - 1
-            sel_causal = sel & (k_first[None, :] <= g_last[:, None])  # a group's block needs a causal pair
-            shape = (self.batch, self.heads, tiling.n_q, per, tiling.n_kv)
-            any_ = any_ | sel_causal.reshape(shape).any(dim=3)
-            real = torch.arange(groups, device=dev) * g < b.rows  # groups past the last row do not count
-            whole = (sel | ~real[:, None]).reshape(shape).all(dim=3)
-            all_ = all_ | (whole & causal_all)
-        return any_, all_ & any_
+        groups = tiling.n_q * (tiling.q_tile // g)
+        g_last = torch.clamp(b.q0 + (torch.arange(groups, device=dev) + 1) * g, max=b.keys) - 1
+        g_causal = k_first[None, :] <= g_last[:, None]
+        g_real = torch.arange(groups, device=dev) * g < b.rows
+        return local_any | sink_any, local_all | sink_all, g_causal, g_real
 
     def mask_mod(self, tiling: Tiling):
         """The exact per-token rule over local row and key indices, for the kernel's partial tiles."""
         b, g, q0, sinks, block = self.budget, self.group, self.budget.q0, self.sinks, self.block
         dev = self._device()
         rows_pad, keys_pad = tiling.n_q * tiling.q_tile, tiling.n_kv * tiling.kv_block
-        local_start = _pad_to(self.local_start.to(dev), rows_pad, 0, 0)
+        local_start = self.local_start.to(dev)
+        if local_start.shape[0] < rows_pad:
+            local_start = _derived(local_start, ("padded", rows_pad), lambda: _pad_to(local_start, rows_pad, 0, 0))
         if self.blocks is None:
             def mask_mod(bi, hi, q, kv):
                 pos = q + q0
@@ -346,41 +396,4 @@ class LinePattern(_TileCache):
         return mask_mod
 
 
-def block_mask(pattern, device=None):
-    """The FlexAttention BlockMask of ``pattern``: key-block lists from its tiles, its exact rule as mask_mod.
-
-    Tiles kept whole are passed as *full* blocks (no mask_mod evaluated),
-    tiles with some kept pairs as partial blocks, all other tiles are skipped.
-    """
-    from torch.nn.attention.flex_attention import BlockMask
-
-    tiling = pattern.tiling()
-    any_, full = pattern.tiles(tiling)
-    partial = any_ & ~full
-
-    def ordered(table):  # kept block indices first, then the others, each in key order (a stable partition)
-        kept = table.to(torch.int32)
-        kept_before = kept.cumsum(dim=-1, dtype=torch.int32) - kept
-        counts = kept_before[..., -1] + kept[..., -1]
-        col = torch.arange(table.shape[-1], dtype=torch.int32, device=table.device)
-        slot = torch.where(table, kept_before, counts[..., None] + col - kept_before).long()
-        order = torch.empty_like(kept_before).scatter_(-1, slot, col.expand_as(kept_before))
-        return counts.to(device), order.to(device)
-
-    kv_num, kv_idx = ordered(partial)
-    full_num, full_idx = ordered(full)
-    # the query-side lists serve only the backward pass: under no_grad they are not built (torch >= the
-    # versions whose from_kv_blocks has compute_q_blocks), which was most of a BlockMask's build time
-    skip_q = {"compute_q_blocks": False} if not torch.is_grad_enabled() and _takes_compute_q_blocks() else {}
-    return BlockMask.from_kv_blocks(kv_num, kv_idx, full_num, full_idx, BLOCK_SIZE=(tiling.q_tile, tiling.kv_block),
-                                    mask_mod=pattern.mask_mod(tiling),
-                                    seq_lengths=(pattern.budget.rows, pattern.budget.keys), **skip_q)
-
-
-@functools.lru_cache(maxsize=1)
-def _takes_compute_q_blocks() -> bool:
-    import inspect
-
-    from torch.nn.attention.flex_attention import BlockMask
-
-    return "compute_q_blocks" in inspect.signature(BlockMask.from_kv_blocks).parameters
+from sparsebench.attention.blockmask import _takes_compute_q_blocks, block_mask  # noqa: E402,F401 (re-exported)
