@@ -111,7 +111,7 @@ def _sampled_error(out: torch.Tensor, q, k, v, keep: torch.Tensor, env: Env, n_r
 
 def build_block_attention(case: Case, env: Env) -> Bench:
     """Our Triton block-sparse attention (``block_attention.py``) on the same block tables as FlexAttention."""
-    from sparsebench.kernels.block_attention import CONFIG_KEYS, CONFIGS, block_sparse_attention, prepare
+    from sparsebench.kernels.block_attention import CONFIGS, block_sparse_attention, prepare
 
     h, kvh, d, s, qs, ks, vs = rotated_qkv(case, env)
     keep = block_table(s // BLOCK, case.density, env.generator).to(env.device)
@@ -133,7 +133,7 @@ def build_block_attention(case: Case, env: Env) -> Bench:
     return Bench(dense, sparse, len(qs), flops, flops * density, io, io, 1.0 / density, err,
                  min_calls=_min_calls(flops),
                  info={"block": BLOCK, "block_density": density, "heads": h, "kv_heads": kvh, "head_dim": d,
-                       "config": dict(zip(CONFIG_KEYS, config))})
+                       "config": dict(zip(("block_m", "block_n", "num_warps", "num_stages", "tma"), config))})
 
 
 def _tune_attention(run, keep, configs, env: Env):

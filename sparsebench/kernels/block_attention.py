@@ -41,56 +41,11 @@ def kv_lists(keep: torch.Tensor, sub: int = 1) -> tuple[torch.Tensor, torch.Tens
 
 
 @triton.jit
-def _tile_scores(q, K, kv_off, kv_row, start, offs_n, offs_d, sks, SEQ_K,
-                 EVEN: tl.constexpr, TMA: tl.constexpr):
-    """Raw scores q k^T of the key tile at ``start`` (-inf past SEQ_K)."""
-    # one return at the end: the compiler still lowers a branch after an early return, with K a descriptor
-    if TMA:  # the copy engine fetches the whole tile (no per-element addresses in registers)
-        s = tl.dot(q, K.load([kv_row + start, 0]).T)
-    else:
-        cols = start + offs_n
-        if EVEN:
-            s = tl.dot(q, tl.load(K + kv_off + cols[None, :] * sks + offs_d[:, None]))
-        else:
-            k = tl.load(K + kv_off + cols[None, :] * sks + offs_d[:, None], mask=cols[None, :] < SEQ_K, other=0.0)
-            s = tl.where(cols[None, :] < SEQ_K, tl.dot(q, k), float("-inf"))
-    return s
-
-
-@triton.jit
-def _tile_update(s, m_i, l_i, acc, V, kv_off, kv_row, start, offs_n, offs_d, svs, SEQ_K, pos, first_pos,
-                 scale_log2, BLOCK_N: tl.constexpr, EVEN: tl.constexpr, CAUSAL: tl.constexpr, TMA: tl.constexpr):
-    """The online-softmax step over one key tile's scores ``s``: (m_i, l_i, acc) after it."""
-    cols = start + offs_n
-    if CAUSAL:
-        # only a tile that reaches past its first query can hold a key after a query: the mask is paid
-        # on the diagonal tiles alone
-        if start + BLOCK_N - 1 > first_pos:
-            s = tl.where(cols[None, :] <= pos[:, None], s, float("-inf"))
-    # the running max m_i is kept in units of the raw scores times scale_log2; the scale is folded into
-    # one multiply-add per score (s * scale - m). A row whose keys so far are all masked: keep exp2 away
-    # from (-inf) - (-inf)
-    m_new = tl.maximum(tl.maximum(m_i, tl.max(s, 1) * scale_log2), -1e30)
-    p = tl.math.exp2(s * scale_log2 - m_new[:, None])
-    alpha = tl.math.exp2(m_i - m_new)
-    l_i = l_i * alpha + tl.sum(p, 1)
-    if TMA:
-        v = V.load([kv_row + start, 0])
-    elif EVEN:
-        v = tl.load(V + kv_off + cols[:, None] * svs + offs_d[None, :])
-    else:
-        v = tl.load(V + kv_off + cols[:, None] * svs + offs_d[None, :], mask=cols[:, None] < SEQ_K, other=0.0)
-    acc = tl.dot(p.to(v.dtype), v, acc * alpha[:, None])
-    return m_new, l_i, acc
-
-
-@triton.jit
 def _block_attn_fwd(Q, K, V, O, Counts, Idx, scale_log2,
                     sqb, sqh, sqs, skb, skh, sks, svb, svh, svs, sob, soh, sos,
                     s_ch, s_ih, s_iq, H: tl.constexpr, GROUP: tl.constexpr, SEQ_Q, SEQ_K, Q0,
                     D: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, Q_PER_TABLE: tl.constexpr,
-                    EVEN: tl.constexpr, CAUSAL: tl.constexpr, TMA: tl.constexpr, LOOKAHEAD: tl.constexpr,
-                    WS: tl.constexpr):
+                    EVEN: tl.constexpr, CAUSAL: tl.constexpr, TMA: tl.constexpr):
     qb = tl.program_id(0)
     bh = tl.program_id(1)
     b = bh // H
@@ -106,45 +61,47 @@ def _block_attn_fwd(Q, K, V, O, Counts, Idx, scale_log2,
     tq = qb // Q_PER_TABLE  # the table's query block (it may be coarser than the kernel's query tile)
     count = tl.load(Counts + h * s_ch + tq)
     idx_row = Idx + h * s_ih + tq * s_iq
-    # TMA: K and V are tensor descriptors over (batch * kv_heads * SEQ_K, D), kv_row this head's first row;
-    # else pointers, k_off / v_off this head's offsets
-    kv_row = (b * (H // GROUP) + kvh) * SEQ_K
-    k_off = b * skb + kvh * skh
-    v_off = b * svb + kvh * svh
+    if TMA:  # K and V are tensor descriptors over (batch * kv_heads * SEQ_K, D): this head's first row
+        kv_row = (b * (H // GROUP) + kvh) * SEQ_K
+    else:
+        k_base = K + b * skb + kvh * skh
+        v_base = V + b * svb + kvh * svh
     pos = offs_m + Q0  # absolute positions of the tile's queries (the last SEQ_Q of SEQ_K)
     first_pos = qb * BLOCK_M + Q0
     m_i = tl.full([BLOCK_M], float("-inf"), tl.float32)
     l_i = tl.zeros([BLOCK_M], tl.float32)
     acc = tl.zeros([BLOCK_M, D], tl.float32)
-    if LOOKAHEAD:
-        # the next tile's q k^T is issued before this tile's softmax, so the tensor cores work on it while
-        # the exponentials run (Shah et al., "FlashAttention-3", arXiv:2407.08608, intra-warpgroup overlap)
-        if count > 0:
-            start = tl.load(idx_row) * BLOCK_N
-            s = _tile_scores(q, K, k_off, kv_row, start, offs_n, offs_d, sks, SEQ_K, EVEN, TMA)
-            for j in range(1, count):
-                nxt = tl.load(idx_row + j) * BLOCK_N
-                s_next = _tile_scores(q, K, k_off, kv_row, nxt, offs_n, offs_d, sks, SEQ_K, EVEN, TMA)
-                m_i, l_i, acc = _tile_update(s, m_i, l_i, acc, V, v_off, kv_row, start, offs_n, offs_d, svs, SEQ_K,
-                                             pos, first_pos, scale_log2, BLOCK_N, EVEN, CAUSAL, TMA)
-                s = s_next
-                start = nxt
-            m_i, l_i, acc = _tile_update(s, m_i, l_i, acc, V, v_off, kv_row, start, offs_n, offs_d, svs, SEQ_K,
-                                         pos, first_pos, scale_log2, BLOCK_N, EVEN, CAUSAL, TMA)
-    elif WS:
-        # Triton's automatic warp specialisation (loads in a producer partition) where the chip and compiler
-        # support it; plain software pipelining otherwise
-        for j in tl.range(0, count, warp_specialize=True):
-            start = tl.load(idx_row + j) * BLOCK_N
-            s = _tile_scores(q, K, k_off, kv_row, start, offs_n, offs_d, sks, SEQ_K, EVEN, TMA)
-            m_i, l_i, acc = _tile_update(s, m_i, l_i, acc, V, v_off, kv_row, start, offs_n, offs_d, svs, SEQ_K,
-                                         pos, first_pos, scale_log2, BLOCK_N, EVEN, CAUSAL, TMA)
-    else:
-        for j in range(0, count):
-            start = tl.load(idx_row + j) * BLOCK_N
-            s = _tile_scores(q, K, k_off, kv_row, start, offs_n, offs_d, sks, SEQ_K, EVEN, TMA)
-            m_i, l_i, acc = _tile_update(s, m_i, l_i, acc, V, v_off, kv_row, start, offs_n, offs_d, svs, SEQ_K,
-                                         pos, first_pos, scale_log2, BLOCK_N, EVEN, CAUSAL, TMA)
+    for j in range(0, count):
+        start = tl.load(idx_row + j) * BLOCK_N
+        cols = start + offs_n
+        # the running max m_i is kept in units of the raw scores times scale_log2; the scale is folded into
+        # one multiply-add per score (s * scale - m)
+        if TMA:  # the copy engine fetches the whole tile (no per-element addresses in registers)
+            s = tl.dot(q, K.load([kv_row + start, 0]).T)
+        elif EVEN:
+            k = tl.load(k_base + cols[None, :] * sks + offs_d[:, None])
+            s = tl.dot(q, k)
+        else:
+            k = tl.load(k_base + cols[None, :] * sks + offs_d[:, None], mask=cols[None, :] < SEQ_K, other=0.0)
+            s = tl.where(cols[None, :] < SEQ_K, tl.dot(q, k), float("-inf"))
+        if CAUSAL:
+            # only a tile that reaches past its first query can hold a key after a query: the mask is paid
+            # on the diagonal tiles alone
+            if start + BLOCK_N - 1 > first_pos:
+                s = tl.where(cols[None, :] <= pos[:, None], s, float("-inf"))
+        # a row whose keys so far are all masked: keep exp2 away from (-inf) - (-inf)
+        m_new = tl.maximum(tl.maximum(m_i, tl.max(s, 1) * scale_log2), -1e30)
+        p = tl.math.exp2(s * scale_log2 - m_new[:, None])
+        alpha = tl.math.exp2(m_i - m_new)
+        l_i = l_i * alpha + tl.sum(p, 1)
+        if TMA:
+            v = V.load([kv_row + start, 0])
+        elif EVEN:
+            v = tl.load(v_base + cols[:, None] * svs + offs_d[None, :])
+        else:
+            v = tl.load(v_base + cols[:, None] * svs + offs_d[None, :], mask=cols[:, None] < SEQ_K, other=0.0)
+        acc = tl.dot(p.to(v.dtype), v, acc * alpha[:, None])
+        m_i = m_new
     out = acc / tl.where(l_i > 0, l_i, 1.0)[:, None]
     o_ptrs = O + b * sob + h * soh + offs_m[:, None] * sos + offs_d[None, :]
     if EVEN:
@@ -153,25 +110,16 @@ def _block_attn_fwd(Q, K, V, O, Counts, Idx, scale_log2,
         tl.store(o_ptrs, out.to(O.dtype.element_ty), mask=offs_m[:, None] < SEQ_Q)
 
 
-# (BLOCK_M, BLOCK_N, num_warps, num_stages[, tma[, lookahead[, warp_specialize]]]): candidates for Hopper at
-# head_dim 64-128, the first the default. Swept on an H200 at 8k and 32k tokens, LLaMA-7B heads (32 x 128),
-# densities 0.05 / 0.5 / 1: 128x64 with 4 warps and 3 stages won everywhere (485-524 TFLOP/s), 128x128 with 8
-# warps next (429-458); the suite's per-case timing then picked 2 stages on most LLaMA-7B cases and 64x64 on
-# SmolLM2's 64-wide heads.
+# (BLOCK_M, BLOCK_N, num_warps, num_stages[, tma]): candidates for Hopper at head_dim 64-128, the first the default.
+# Swept on an H200 at 8k and 32k tokens, LLaMA-7B heads (32 x 128), densities 0.05 / 0.5 / 1: 128x64 with 4
+# warps and 3 stages won everywhere (485-524 TFLOP/s), 128x128 with 8 warps next (429-458); the suite's
+# per-case timing then picked 2 stages on most LLaMA-7B cases and 64x64 on SmolLM2's 64-wide heads.
 # tma=True: K and V tiles through tensor descriptors (Hopper's TMA; pointer loads where the layout does not
 # allow it: lengths not multiples of the tiles, or k / v not contiguous).
-# lookahead=True: the next key tile's q k^T issued before this tile's softmax (8 warps keep both score tiles
-# in registers at 128 x 64; 4 warps at 128 rows may spill, the tuner decides).
-# warp_specialize=True: the key loop as tl.range(..., warp_specialize=True); with pointer loads Triton 3.6's Hopper
-# warp specialisation fails to compile this loop (an MLIR pass failure), so only the TMA variants are listed.
 CONFIGS = [(128, 64, 4, 3), (128, 64, 4, 4), (128, 64, 4, 2), (128, 128, 8, 3), (64, 64, 4, 3), (128, 32, 4, 3),
-           (128, 128, 8, 4), (128, 64, 8, 3), (128, 128, 8, 2),
+           (128, 128, 8, 4), (128, 64, 8, 3),
            (128, 64, 4, 3, True), (128, 64, 4, 2, True), (128, 64, 4, 4, True), (128, 128, 8, 3, True),
-           (128, 128, 8, 2, True), (64, 64, 4, 3, True), (128, 128, 4, 2, True),
-           (128, 64, 8, 2, False, True), (128, 64, 8, 3, False, True), (128, 64, 4, 2, False, True),
-           (128, 128, 8, 2, False, True), (128, 64, 8, 3, True, True), (64, 64, 4, 3, False, True),
-           (128, 64, 4, 3, True, False, True), (128, 128, 8, 3, True, False, True)]
-CONFIG_KEYS = ("block_m", "block_n", "num_warps", "num_stages", "tma", "lookahead", "warp_specialize")
+           (128, 128, 8, 2, True), (64, 64, 4, 3, True), (128, 128, 4, 2, True)]
 
 
 def block_sparse_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, keep: torch.Tensor, block: int,
@@ -211,8 +159,7 @@ def block_sparse_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, ke
     scale = 1.0 / math.sqrt(dim) if scale is None else scale
     grid = (triton.cdiv(seq_q, bm), bsz * heads)
     even = seq_q % bm == 0 and seq_k % bn == 0
-    tma_asked, lookahead, ws = (bool(x) for x in (*opt, False, False, False)[:3])
-    tma = tma_asked and even and k.is_contiguous() and v.is_contiguous()
+    tma = bool(opt and opt[0]) and even and k.is_contiguous() and v.is_contiguous()
     kv_strides = (*k.stride()[:3], *v.stride()[:3])
     if tma:
         from triton.tools.tensor_descriptor import TensorDescriptor
@@ -222,8 +169,7 @@ def block_sparse_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, ke
                           *q.stride()[:3], *kv_strides, *o.stride()[:3],
                           s_ch, s_ih, s_iq, H=heads, GROUP=heads // kvh, SEQ_Q=seq_q, SEQ_K=seq_k,
                           Q0=seq_k - seq_q, D=dim, BLOCK_M=bm, BLOCK_N=bn, Q_PER_TABLE=q_block // bm,
-                          EVEN=even, CAUSAL=causal, TMA=tma, LOOKAHEAD=lookahead, WS=ws, num_warps=warps,
-                          num_stages=stages)
+                          EVEN=even, CAUSAL=causal, TMA=tma, num_warps=warps, num_stages=stages)
     return o
 
 
