@@ -6,23 +6,7 @@
 # lands in $OUT/kernels5.tgz, a short table is printed last.
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 SPARSEBENCH_ROOT=$PWD
 BUDGET_S=${BUDGET_S:-420}
-T0=$(date +%s)
-R=$OUT/r
-mkdir -p $R
-now() { echo $(( $(date +%s) - T0 )); }
-limit() {  # seconds a stage may take: min(its cap, what is left less 15 s for packing up); 0 = skip it
-    local t=$(( BUDGET_S - $(now) - 15 ))
-    (( t > $1 )) && t=$1
-    (( t < 20 )) && t=0
-    echo $t
-}
-suite() {  # suite ONLY NAME CAP
-    local t=$(limit $3)
-    echo "== $2: ${t}s at $(now)s"
-    (( t == 0 )) && return
-    timeout $t python3 -m sparsebench kernels run --profile h200 --only "$1" --out $R/$2.json 2>$R/$2.log > $R/$2.table
-    echo "== $2 rc=$? at $(now)s: $(grep -c '"id"' $R/$2.json 2>/dev/null) rows"
-}
+source "$(dirname "$0")/device_call.sh"  # now, limit, suite; $R
 python3 -c "import torch, triton; print(torch.__version__, triton.__version__, torch.cuda.get_device_name())" \
     | tee $R/versions.txt
 t=$(limit 100); echo "== tests: ${t}s"

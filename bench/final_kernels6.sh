@@ -5,17 +5,9 @@
 # left. Run from this tree's root with $OUT set; everything lands in $OUT/kernels6.tgz, a short table last.
 export PYTHONUNBUFFERED=1
 BUDGET_S=${BUDGET_S:-190}
-T0=$(date +%s)
-R=$OUT/r
-mkdir -p $R
+PACK_S=10
+source "$(dirname "$0")/device_call.sh"  # now, limit, suite; $R
 HERE=$PWD
-now() { echo $(( $(date +%s) - T0 )); }
-limit() {  # seconds a stage may take: min(its cap, what is left less 10 s for packing up); 0 = skip it
-    local t=$(( BUDGET_S - $(now) - 10 ))
-    (( t > $1 )) && t=$1
-    (( t < 20 )) && t=0
-    echo $t
-}
 t=$(limit 70); echo "== sweep: ${t}s"
 (( t > 0 )) && (cd ../s8-exp && PYTHONPATH=$PWD SPARSEBENCH_ROOT=$PWD timeout $t python3 bench/sweep_attention.py \
     --out $R/sweep.json > $R/sweep.log 2>$R/sweep.err)
