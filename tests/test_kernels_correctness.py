@@ -210,3 +210,14 @@ def test_triton_gemvs_match_dense_on_cuda(out_f, in_f, density):
     ref = w24.float() @ x.float()
     y = gemv_2_4(x, *pack_2_4(w24))
     assert float((y.float() - ref).norm() / ref.norm()) < 1e-2
+
+
+@pytest.mark.gpu
+def test_every_cusparselt_algorithm_and_layout_computes_the_dense_product_on_cuda():
+    from sparsebench.kernels.linear_cases import build_semi_structured_tuned, cusparselt_candidates
+
+    assert (0, False) in cusparselt_candidates()  # to_sparse_semi_structured's choice is always a candidate
+    env = Env("cuda", torch.float16, 1, torch.Generator().manual_seed(0))
+    bench = build_semi_structured_tuned(Case("semi_structured_tuned", "m", "l", 1024, 512, 256, 0.5), env)
+    assert bench.rel_error < 1e-2 and bench.info["candidates"] >= 2
+    torch.testing.assert_close(bench.sparse(1).float(), bench.dense(1).float(), rtol=2e-2, atol=2e-2)

@@ -70,6 +70,38 @@ def build_semi_structured(case: Case, env: Env) -> Bench:
                    stored, 2.0, out0, info={"backend": type(sp[0]).__name__})
 
 
+def cusparselt_candidates() -> list[tuple[int, bool]]:
+    """cuSPARSELt's matmul algorithms (``alg_id`` 0 .. torch's maximum) each with and without the result
+    written transposed (``transpose_result``: y as (tokens, out) straight from the kernel, or (out, tokens)
+    read through a transposed view): the layout and algorithm search cuSPARSELt leaves to its caller.
+    ``to_sparse_semi_structured`` always runs algorithm 0, untransposed."""
+    import torch.backends.cusparselt as cslt
+
+    top = cslt.get_max_alg_id() if hasattr(cslt, "get_max_alg_id") else None
+    return [(alg, tr) for alg in range((top or 0) + 1) for tr in (False, True)]
+
+
+def build_semi_structured_tuned(case: Case, env: Env) -> Bench:
+    """2:4 through cuSPARSELt directly (``torch._cslt_compress`` / ``torch._cslt_sparse_mm``), with the
+    algorithm and output layout picked per shape by measurement (:func:`cusparselt_candidates`; a candidate
+    that raises or differs is dropped)."""
+    ws, xs, copies = _weights(case, env, lambda: mask_2_4(case.out_features, case.in_features, env))
+    packed = [torch._cslt_compress(w) for w in ws]
+    xts = [x.t() for x in xs]  # (in, tokens) views: y^T = W x^T with W the sparse operand, no copy of x
+
+    def run(cfg, i):
+        alg, tr = cfg
+        y = torch._cslt_sparse_mm(packed[i], xts[i], transpose_result=tr, alg_id=alg)
+        return y if tr else y.t()
+
+    candidates = cusparselt_candidates()
+    config = _tune(run, candidates, env, copies)
+    out0 = run(config, 0)
+    return _finish(case, env, ws, xs, copies, lambda i: F.linear(xs[i], ws[i]), lambda i: run(config, i),
+                   nbytes(packed[0]), 2.0, out0,
+                   info={"alg_id": config[0], "transpose_result": config[1], "candidates": len(candidates)})
+
+
 _DENSE_TUNED: dict = {}
 
 
@@ -209,6 +241,9 @@ OPS = {
     "bsr": Op(build_bsr, False, "BSR (b x b blocks) weight x dense activations (torch.sparse)", "bsr"),
     "semi_structured": Op(build_semi_structured, True, "2:4 weight via to_sparse_semi_structured (cuSPARSELt)",
                           "semi_structured_cusparselt"),
+    "semi_structured_tuned": Op(build_semi_structured_tuned, True,
+                                "2:4 weight, cuSPARSELt called directly, algorithm and output layout searched per shape",
+                                "semi_structured_cusparselt"),
     "gemv_2_4": Op(build_gemv_2_4, True, "2:4 weight, one token: our Triton GEMV on packed values + 2-bit indices",
                    "triton_2_4_gemv"),
     "act_sparse_gemv": Op(build_act_sparse_gemv, True,

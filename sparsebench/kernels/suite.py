@@ -50,6 +50,7 @@ def full_set() -> list[Case]:
     for s in (LLAMA7B["up_proj"], LLAMA7B["down_proj"], LLAMA8B["up_proj"], LLAMA8B["down_proj"]):
         lin = (s.model, s.layer, s.out_features, s.in_features)
         cases += [Case("semi_structured", *lin, t, 0.5) for t in (4096, 8192)]
+        cases += [Case("semi_structured_tuned", *lin, t, 0.5) for t in (2048, 4096, 8192)]
     for model in ("smollm2-135m", "llama-7b"):
         cases += [Case("flex_attention", model, "attention", 0, 0, 8192, d) for d in (0.05, 0.1, 0.15, 0.3, 0.5, 1.0)]
         cases += [Case("block_attention", model, "attention", 0, 0, 8192, d) for d in (0.05, 0.15, 0.5, 1.0)]
