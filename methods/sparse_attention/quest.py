@@ -25,14 +25,12 @@ from sparsebench.families.sparse_attention import SparseAttentionMethod
 from sparsebench.method import Paper
 
 
-def page_upper_bound(q, kmin, kmax, fused: bool | None = None):
-    """(B, H, rows, pages): sum_d max(q_d * kmax_d, q_d * kmin_d), as two matmuls; ``fused`` (default: on
-    CUDA) as one matmul of [q+, q-] with [kmax, kmin], whose accumulator adds the two halves before one
-    rounding: the same bound, with half the (rows x pages) output written and no sum of two of them (at
-    32k tokens, ~1.2 GB each a layer). The CPU keeps the two matmuls (its default jobs' exact floats)."""
-    if fused is None:
-        fused = q.is_cuda
-    if fused:
+def page_upper_bound(q, kmin, kmax):
+    """(B, H, rows, pages): sum_d max(q_d * kmax_d, q_d * kmin_d), as two matmuls; on CUDA as one matmul of
+    [q+, q-] with [kmax, kmin], whose accumulator adds the two halves before one rounding: the same bound,
+    with half the (rows x pages) output written and no sum of two of them (at 32k tokens, ~1.2 GB each a
+    layer). The CPU keeps the two matmuls (its default jobs' exact floats)."""
+    if q.is_cuda:
         return torch.cat([q.clamp(min=0), q.clamp(max=0)], dim=-1) @ torch.cat([kmax, kmin], dim=-1).transpose(-1, -2)
     return q.clamp(min=0) @ kmax.transpose(-1, -2) + q.clamp(max=0) @ kmin.transpose(-1, -2)
 

@@ -60,22 +60,25 @@ def group_max(x: torch.Tensor, group: int) -> torch.Tensor:
     return x.reshape(*x.shape[:-2], -1, group, x.shape[-1]).amax(dim=-2)
 
 
-def block_stats(k: torch.Tensor, block: int):
-    """Per key block: elementwise min and max of the keys, and their mean (B, H, blocks, D)."""
+def _key_blocks(k: torch.Tensor, block: int) -> torch.Tensor:
+    """(B, H, S, D) -> (B, H, blocks, block, D); a ragged last block is padded with copies of the last key
+    (its min and max unchanged)."""
     b, h, s, d = k.shape
     pad = (-s) % block
     kp = torch.cat([k, k[:, :, -1:].expand(b, h, pad, d)], dim=2) if pad else k
-    kb = kp.reshape(b, h, -1, block, d)
+    return kp.reshape(b, h, -1, block, d)
+
+
+def block_stats(k: torch.Tensor, block: int):
+    """Per key block: elementwise min and max of the keys, and their mean (B, H, blocks, D)."""
+    kb = _key_blocks(k, block)
     return kb.amin(dim=3), kb.amax(dim=3), kb.mean(dim=3)
 
 
 def block_min_max(k: torch.Tensor, block: int):
     """Per key block: elementwise min and max of the keys (B, H, blocks, D), in one pass (Quest's pages;
     the same values as :func:`block_stats`' first two, without its mean)."""
-    b, h, s, d = k.shape
-    pad = (-s) % block
-    kp = torch.cat([k, k[:, :, -1:].expand(b, h, pad, d)], dim=2) if pad else k
-    return torch.aminmax(kp.reshape(b, h, -1, block, d), dim=3)
+    return torch.aminmax(_key_blocks(k, block), dim=3)
 
 
 def select_blocks(scores: torch.Tensor, budget: Budget, block: int, local: int = 0) -> BlockPattern:
