@@ -24,7 +24,7 @@ import torch
 
 from sparsebench.kernels.attention_cases import build_block_attention
 from sparsebench.kernels.cases import Case, Env
-from sparsebench.kernels.timing import _event_ms, _graphed, calls_for, median_event_ms, time_pair
+from sparsebench.kernels.timing import _event_ms, _graphed, calls_for, graph_ms, median_event_ms, time_pair
 
 
 def clock() -> float | None:
@@ -32,13 +32,6 @@ def clock() -> float | None:
         return float(torch.cuda.clock_rate())
     except Exception:  # noqa: BLE001 - no NVML binding on this machine: the clock is not reported
         return None
-
-
-def alone(fn, copies: int, reps: int = 15) -> float:
-    replay = _graphed(fn, copies, 2)
-    replay()
-    torch.cuda.synchronize()
-    return statistics.median(_event_ms(replay) / calls_for(copies, 2) for _ in range(reps))
 
 
 def with_gap(dense, sparse, copies: int, reps: int = 10, gap_s: float = 0.05) -> tuple[float, float]:
@@ -68,7 +61,8 @@ def main() -> None:
         row["suite"] = {"dense_ms": t.dense_ms, "sparse_ms": t.sparse_ms, "clock_mhz": clock()}
         t = time_pair(b.sparse, b.dense, b.copies, "cuda", 10, 50, min_calls=2)
         row["suite_reversed"] = {"dense_ms": t.sparse_ms, "sparse_ms": t.dense_ms, "clock_mhz": clock()}
-        row["alone_graph"] = {"dense_ms": alone(b.dense, b.copies), "sparse_ms": alone(b.sparse, b.copies),
+        row["alone_graph"] = {"dense_ms": graph_ms(b.dense, b.copies, 15, min_calls=2),
+                              "sparse_ms": graph_ms(b.sparse, b.copies, 15, min_calls=2),
                               "clock_mhz": clock()}
         row["alone_eager_one_copy"] = {"dense_ms": median_event_ms(lambda: b.dense(0), 10),
                                        "sparse_ms": median_event_ms(lambda: b.sparse(0), 15), "clock_mhz": clock()}

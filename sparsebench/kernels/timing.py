@@ -130,12 +130,12 @@ def median_event_ms(fn: Callable[[], None], repeats: int, warmup: int = 1) -> fl
     return statistics.median(_event_ms(fn) for _ in range(repeats))
 
 
-def graph_ms(fn: Kernel, copies: int, repeats: int = 10) -> float:
+def graph_ms(fn: Kernel, copies: int, repeats: int = 10, min_calls: int = CALLS_PER_PASS) -> float:
     """Median ms per call of ``fn`` on CUDA, one repetition = one replayed graph pass cycling over the
     copies (events around eager passes if it cannot be captured): a quick measure for tuning."""
-    replay = _graphed(fn, copies) or _pass(fn, copies)
+    replay = _graphed(fn, copies, min_calls) or _pass(fn, copies, min_calls)
     replay()
-    return statistics.median(_event_ms(replay) / calls_for(copies) for _ in range(repeats))
+    return statistics.median(_event_ms(replay) / calls_for(copies, min_calls) for _ in range(repeats))
 
 
 def _time_cuda(dense: Kernel, sparse: Kernel, copies: int, warmup: int, repeats: int, graph: bool,
