@@ -70,36 +70,90 @@ def build_semi_structured(case: Case, env: Env) -> Bench:
                    stored, 2.0, out0, info={"backend": type(sp[0]).__name__})
 
 
-def cusparselt_candidates() -> list[tuple[int, bool]]:
-    """cuSPARSELt's matmul algorithms (``alg_id`` 0 .. torch's maximum) each with and without the result
-    written transposed (``transpose_result``: y as (tokens, out) straight from the kernel, or (out, tokens)
-    read through a transposed view): the layout and algorithm search cuSPARSELt leaves to its caller.
-    ``to_sparse_semi_structured`` always runs algorithm 0, untransposed."""
+MAX_ALG_IDS = 16  # cuSPARSELt algorithm ids screened per transpose choice (0 .. 15; cuSPARSELt 0.6 has 38)
+
+
+def cusparselt_search(packed: torch.Tensor, dense_b: torch.Tensor, transpose_result: bool) -> tuple | None:
+    """cuSPARSELt's own search for this product (``cusparseLtMatmulSearch``: it times its algorithms and
+    split-K settings on these very operands): ``(alg_id, split_k, split_k_mode, max_alg_id)``, or None where
+    this torch does not expose it (``torch._C._cusparselt.mm_search``)."""
+    search = getattr(getattr(torch._C, "_cusparselt", None), "mm_search", None)
+    if search is None:
+        return None
+    return tuple(int(v) for v in search(packed, dense_b, None, None, None, transpose_result))
+
+
+def cusparselt_candidates(searched: dict | None = None, max_algs: int = MAX_ALG_IDS) -> list[tuple]:
+    """``(alg_id, transpose_result, split_k, split_k_mode)`` to time: cuSPARSELt's matmul algorithms 0 .. its
+    maximum (``max_alg_id`` from its own search, else ``torch.backends.cusparselt.get_max_alg_id()``, which
+    knows only the versions torch lists; at most ``max_algs``), each with and without the result written
+    transposed (y as (tokens, out) straight from the kernel, or (out, tokens) read through a transposed view),
+    no split-K; plus cuSPARSELt's own pick per transpose choice, split-K included (``searched``: transpose ->
+    :func:`cusparselt_search`'s tuple). ``to_sparse_semi_structured`` always runs ``(0, False, 1, -1)``."""
     import torch.backends.cusparselt as cslt
 
-    top = cslt.get_max_alg_id() if hasattr(cslt, "get_max_alg_id") else None
-    return [(alg, tr) for alg in range((top or 0) + 1) for tr in (False, True)]
+    searched = {tr: s for tr, s in (searched or {}).items() if s is not None}
+    top = max((s[3] for s in searched.values()), default=None)
+    if top is None:
+        top = cslt.get_max_alg_id() if hasattr(cslt, "get_max_alg_id") else None
+    out = [(alg, tr, 1, -1) for alg in range(min((top or 0) + 1, max_algs)) for tr in (False, True)]
+    for tr, (alg, split_k, mode, _) in sorted(searched.items()):
+        pick = (alg, tr, 1, -1) if split_k <= 1 else (alg, tr, split_k, mode)
+        if pick not in out:
+            out.append(pick)
+    return out
+
+
+_SPLIT_MODE_KW: list = []  # the keyword this torch names split-K's mode by (resolved on the first split call)
+
+
+def cslt_mm(packed: torch.Tensor, dense_b: torch.Tensor, alg: int, transpose_result: bool, split_k: int = 1,
+            split_k_mode: int = -1) -> torch.Tensor:
+    """``torch._cslt_sparse_mm`` with split-K passed the way this torch names it: ``split_k_mode`` (an int,
+    cuSPARSELt's enum: 1 one kernel, 2 two kernels) in recent releases, ``split_k_one_kernel`` (a bool) before."""
+    kw = {"transpose_result": transpose_result, "alg_id": alg}
+    if split_k > 1:
+        kw["split_k"] = split_k
+        if not _SPLIT_MODE_KW:
+            try:
+                y = torch._cslt_sparse_mm(packed, dense_b, **kw, split_k_mode=split_k_mode)
+                _SPLIT_MODE_KW.append("split_k_mode")
+                return y
+            except TypeError:
+                _SPLIT_MODE_KW.append("split_k_one_kernel")
+        kw.update({"split_k_mode": split_k_mode} if _SPLIT_MODE_KW[0] == "split_k_mode"
+                  else {"split_k_one_kernel": split_k_mode == 1})
+    return torch._cslt_sparse_mm(packed, dense_b, **kw)
 
 
 def build_semi_structured_tuned(case: Case, env: Env) -> Bench:
     """2:4 through cuSPARSELt directly (``torch._cslt_compress`` / ``torch._cslt_sparse_mm``), with the
-    algorithm and output layout picked per shape by measurement (:func:`cusparselt_candidates`; a candidate
-    that raises or differs is dropped)."""
+    algorithm, split-K and output layout picked per shape by measurement among :func:`cusparselt_candidates`
+    (cuSPARSELt's own search's picks among them; a candidate that raises or differs is dropped)."""
     ws, xs, copies = _weights(case, env, lambda: mask_2_4(case.out_features, case.in_features, env))
     packed = [torch._cslt_compress(w) for w in ws]
     xts = [x.t() for x in xs]  # (in, tokens) views: y^T = W x^T with W the sparse operand, no copy of x
 
     def run(cfg, i):
-        alg, tr = cfg
-        y = torch._cslt_sparse_mm(packed[i], xts[i], transpose_result=tr, alg_id=alg)
+        alg, tr, split_k, mode = cfg
+        y = cslt_mm(packed[i], xts[i], alg, tr, split_k, mode)
         return y if tr else y.t()
 
-    candidates = cusparselt_candidates()
+    searched = {}
+    if env.device == "cuda":
+        for tr in (False, True):
+            try:
+                searched[tr] = cusparselt_search(packed[0], xts[0], tr)
+            except RuntimeError:  # a search cuSPARSELt refuses leaves the listed algorithms
+                searched[tr] = None
+    candidates = cusparselt_candidates(searched)
     config = _tune(run, candidates, env, copies)
     out0 = run(config, 0)
     return _finish(case, env, ws, xs, copies, lambda i: F.linear(xs[i], ws[i]), lambda i: run(config, i),
                    nbytes(packed[0]), 2.0, out0,
-                   info={"alg_id": config[0], "transpose_result": config[1], "candidates": len(candidates)})
+                   info={"alg_id": config[0], "transpose_result": config[1], "split_k": config[2],
+                         "split_k_mode": config[3], "candidates": len(candidates),
+                         "cusparselt_search": {str(tr).lower(): s and list(s) for tr, s in searched.items()}})
 
 
 _DENSE_TUNED: dict = {}
