@@ -212,35 +212,37 @@ def test_triton_gemvs_match_dense_on_cuda(out_f, in_f, density):
     assert float((y.float() - ref).norm() / ref.norm()) < 1e-2
 
 
-def test_cusparselt_candidates_cover_every_algorithm_both_layouts_and_the_searched_split_k():
-    from sparsebench.kernels.linear_cases import cusparselt_candidates
+def test_cusparselt_candidates_are_both_layouts_stock_and_searched_picks():
+    from sparsebench.kernels.linear_cases import cusparselt_candidates, dense_b
 
-    assert (0, False, 1, -1) in cusparselt_candidates()  # to_sparse_semi_structured's choice, always
-    # cuSPARSELt's own search says 3 algorithms exist and picks alg 2 with split-K 4 (one kernel) untransposed,
-    # alg 1 without split-K transposed: every algorithm both ways, plus the split-K pick (alg 1 is there already)
-    got = cusparselt_candidates({False: (2, 4, 1, 2), True: (1, 1, -1, 2)})
-    assert got == [(0, False, 1, -1), (0, True, 1, -1), (1, False, 1, -1), (1, True, 1, -1), (2, False, 1, -1),
-                   (2, True, 1, -1), (2, False, 4, 1)]
-    assert len(cusparselt_candidates({False: (0, 1, -1, 37)}, max_algs=16)) == 32  # capped
-    assert cusparselt_candidates({False: None, True: None}) == cusparselt_candidates()  # no search: the listed ones
+    stock = [(0, "view", 1, -1), (0, "contiguous", 1, -1)]
+    assert cusparselt_candidates() == stock  # to_sparse_semi_structured's choice (alg 0 on the view) is first
+    # cuSPARSELt's search picks alg 38 with no split-K (-1) on the copy and alg 2 with split-K 4 on the view
+    got = cusparselt_candidates({"view": (2, 4, 1, 27), "contiguous": (38, -1, 2, 47)})
+    assert got == stock + [(38, "contiguous", 1, -1), (2, "view", 4, 1)]
+    assert cusparselt_candidates({"view": (0, 1, -1, 27), "contiguous": None}) == stock  # no new pick
+    x = torch.arange(6.0).reshape(2, 3)
+    assert dense_b(x, "view").is_contiguous() is False and dense_b(x, "contiguous").is_contiguous()
+    assert torch.equal(dense_b(x, "view"), dense_b(x, "contiguous"))
+    with pytest.raises(ValueError, match="layout='rows'; allowed: view, contiguous"):
+        dense_b(x, "rows")
 
 
 @pytest.mark.gpu
 def test_every_cusparselt_candidate_computes_the_dense_product_on_cuda():
     from sparsebench.kernels.linear_cases import (build_semi_structured_tuned, cslt_mm, cusparselt_candidates,
-                                                  cusparselt_search)
+                                                  cusparselt_search, dense_b)
 
     env = Env("cuda", torch.float16, 1, torch.Generator().manual_seed(0))
     w = (torch.randn(1024, 512, device="cuda") * mask_2_4(1024, 512, env)).half()
     x = torch.randn(256, 512, device="cuda", dtype=torch.float16)
     packed, ref = torch._cslt_compress(w), (x.float() @ w.float().t())
-    searched = {tr: cusparselt_search(packed, x.t(), tr) for tr in (False, True)}
+    searched = {layout: cusparselt_search(packed, dense_b(x, layout)) for layout in ("view", "contiguous")}
     candidates = cusparselt_candidates(searched)
     assert len(candidates) >= 2
-    for alg, tr, split_k, mode in candidates:
-        y = cslt_mm(packed, x.t(), alg, tr, split_k, mode)
-        y = y if tr else y.t()
-        assert float((y.float() - ref).norm() / ref.norm()) < 1e-2, (alg, tr, split_k, mode)
+    for alg, layout, split_k, mode in candidates:
+        y = cslt_mm(packed, dense_b(x, layout), alg, split_k, mode).t()
+        assert float((y.float() - ref).norm() / ref.norm()) < 1e-2, (alg, layout, split_k, mode)
     bench = build_semi_structured_tuned(Case("semi_structured_tuned", "m", "l", 1024, 512, 256, 0.5), env)
     assert bench.rel_error < 1e-2 and bench.info["candidates"] >= 2
     torch.testing.assert_close(bench.sparse(1).float(), bench.dense(1).float(), rtol=2e-2, atol=2e-2)

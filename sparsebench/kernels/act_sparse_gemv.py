@@ -170,7 +170,68 @@ def _act_sparse_gather(x_ptr, wt_ptr, y_ptr, part_ptr, count_ptr, K, N, stride_w
     _finish(y_ptr, part_ptr, count_ptr, tl.sum(acc, axis=0), offs_n, n_ok, pid_n, pid_k, N, SPLITS, REDUCE)
 
 
-KERNELS = {"mma": _act_sparse_mma, "fma": _act_sparse_fma, "gather": _act_sparse_gather}
+@triton.jit
+def _act_sparse_scratch(x_ptr, wt_ptr, y_ptr, part_ptr, count_ptr, K, N, stride_wp, stride_wk, K_PER_PROG, SPLITS,
+                        thresh,
+                        BLOCK_K: tl.constexpr, BLOCK_N: tl.constexpr, STAGES: tl.constexpr, REDUCE: tl.constexpr,
+                        CHUNK: tl.constexpr, idx_ptr, USE_DOT: tl.constexpr):
+    # The program's CHUNK inputs are compacted first: each live input's offset is stored at its rank among the
+    # live ones (a prefix sum) in this program's own scratch row, so a tile of live rows is then one plain load
+    # of BLOCK_K offsets -- no sort, no per-tile search -- and every weight row loaded is a live one (the last
+    # tile's tail aside). USE_DOT: the tile as a tensor-core product, pipelined by Triton over STAGES tiles;
+    # else FMAs, with the offsets two tiles ahead and the weights one tile ahead, by hand.
+    pid_n = tl.program_id(0)
+    pid_k = tl.program_id(1)
+    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    n_ok = offs_n < N
+    k_lo = pid_k * K_PER_PROG
+    k_hi = tl.minimum(k_lo + K_PER_PROG, K)
+    local = tl.arange(0, CHUNK)
+    x = tl.load(x_ptr + k_lo + local, mask=k_lo + local < k_hi, other=0.0)
+    live = (tl.abs(x) > thresh) & (x != 0)
+    rank = tl.cumsum(live.to(tl.int32), axis=0) - 1
+    count = tl.sum(live.to(tl.int32), axis=0)
+    scratch = idx_ptr + (pid_k * tl.num_programs(0) + pid_n).to(tl.int64) * CHUNK
+    tl.store(scratch + rank, k_lo + local, mask=live)
+    tl.debug_barrier()  # the program's stores are visible to all its threads before they read them back
+    slots = tl.arange(0, BLOCK_K)
+    w_base = wt_ptr + pid_n * stride_wp + tl.arange(0, BLOCK_N)[None, :]
+    if USE_DOT:
+        acc = tl.zeros((16, BLOCK_N), dtype=tl.float32)
+        for t in tl.range(0, count, BLOCK_K, num_stages=STAGES):
+            ok = t + slots < count
+            rows = tl.load(scratch + t + slots, mask=ok, other=0, cache_modifier=".cg")
+            xv = tl.load(x_ptr + rows, mask=ok, other=0.0)
+            w = tl.load(w_base + rows[:, None] * stride_wk, mask=ok[:, None] & n_ok[None, :], other=0.0)
+            acc = tl.dot(tl.broadcast_to(xv[None, :], (16, BLOCK_K)), w, acc)
+        part = tl.sum(tl.where(tl.arange(0, 16)[:, None] == 0, acc, 0.0), axis=0)  # the 16 rows are equal
+    else:
+        ok = slots < count
+        rows = tl.load(scratch + slots, mask=ok, other=0, cache_modifier=".cg")
+        x_cur = tl.load(x_ptr + rows, mask=ok, other=0.0)
+        w_cur = tl.load(w_base + rows[:, None] * stride_wk, mask=ok[:, None] & n_ok[None, :], other=0.0,
+                        eviction_policy="evict_first")
+        ok_nxt = BLOCK_K + slots < count
+        rows_nxt = tl.load(scratch + BLOCK_K + slots, mask=ok_nxt, other=0, cache_modifier=".cg")
+        acc = tl.zeros((BLOCK_K, BLOCK_N), dtype=tl.float32)
+        for t in range(BLOCK_K, count, BLOCK_K):
+            x_nxt = tl.load(x_ptr + rows_nxt, mask=ok_nxt, other=0.0)
+            w_nxt = tl.load(w_base + rows_nxt[:, None] * stride_wk, mask=ok_nxt[:, None] & n_ok[None, :], other=0.0,
+                            eviction_policy="evict_first")
+            ok_after = t + BLOCK_K + slots < count
+            rows_after = tl.load(scratch + t + BLOCK_K + slots, mask=ok_after, other=0, cache_modifier=".cg")
+            acc += w_cur.to(tl.float32) * x_cur.to(tl.float32)[:, None]
+            x_cur = x_nxt
+            w_cur = w_nxt
+            rows_nxt = rows_after
+            ok_nxt = ok_after
+        acc += w_cur.to(tl.float32) * x_cur.to(tl.float32)[:, None]
+        part = tl.sum(acc, axis=0)
+    _finish(y_ptr, part_ptr, count_ptr, part, offs_n, n_ok, pid_n, pid_k, N, SPLITS, REDUCE)
+
+
+KERNELS = {"mma": _act_sparse_mma, "fma": _act_sparse_fma, "gather": _act_sparse_gather,
+           "scratch": _act_sparse_scratch, "scratch_fma": _act_sparse_scratch}
 _WORKSPACES: dict = {}
 
 
@@ -182,6 +243,15 @@ def _workspace(splits: int, n_dim: int, n_blocks: int, device) -> tuple[torch.Te
     if key not in _WORKSPACES:
         _WORKSPACES[key] = (torch.empty(splits, n_dim, dtype=torch.float32, device=device),
                             torch.zeros(n_blocks, dtype=torch.int32, device=device))
+    return _WORKSPACES[key]
+
+
+def _scratch(numel: int, device) -> torch.Tensor:
+    """The scratch engines' per-program rows of live offsets (int32), allocated once per size (eagerly, on the
+    first call: never inside a CUDA-graph capture); every call overwrites what it reads."""
+    key = (str(device), "scratch", numel)
+    if key not in _WORKSPACES:
+        _WORKSPACES[key] = torch.empty(numel, dtype=torch.int32, device=device)
     return _WORKSPACES[key]
 
 
@@ -213,7 +283,9 @@ def activation_sparse_gemv(x: torch.Tensor, wt: torch.Tensor, engine: str = "fma
     part, count = _workspace(splits, n_dim, n_blocks, x.device) if mode == "last" else (y, y)
     if engine not in KERNELS:
         raise ValueError(f"engine={engine!r}; allowed: {', '.join(KERNELS)}")
-    extra = {"CHUNK": triton.next_power_of_2(k_per_prog)} if engine == "gather" else {}
+    extra = {"CHUNK": triton.next_power_of_2(k_per_prog)} if engine in ("gather", "scratch", "scratch_fma") else {}
+    if engine.startswith("scratch"):
+        extra.update(idx_ptr=_scratch(splits * n_blocks * extra["CHUNK"], x.device), USE_DOT=engine == "scratch")
     KERNELS[engine][(n_blocks, splits)](x, wt, y, part, count, k_dim, n_dim, stride_wp, stride_wk, k_per_prog,
                                         splits, float(threshold), BLOCK_K=block_k, BLOCK_N=block_n, STAGES=stages,
                                         REDUCE=REDUCE[mode], num_warps=num_warps, **extra)

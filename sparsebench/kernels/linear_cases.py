@@ -70,35 +70,32 @@ def build_semi_structured(case: Case, env: Env) -> Bench:
                    stored, 2.0, out0, info={"backend": type(sp[0]).__name__})
 
 
-MAX_ALG_IDS = 16  # cuSPARSELt algorithm ids screened per transpose choice (0 .. 15; cuSPARSELt 0.6 has 38)
-
-
-def cusparselt_search(packed: torch.Tensor, dense_b: torch.Tensor, transpose_result: bool) -> tuple | None:
+def cusparselt_search(packed: torch.Tensor, dense_b: torch.Tensor) -> tuple | None:
     """cuSPARSELt's own search for this product (``cusparseLtMatmulSearch``: it times its algorithms and
-    split-K settings on these very operands): ``(alg_id, split_k, split_k_mode, max_alg_id)``, or None where
-    this torch does not expose it (``torch._C._cusparselt.mm_search``)."""
+    split-K settings on these very operands, result untransposed): ``(alg_id, split_k, split_k_mode,
+    max_alg_id)``, or None where this torch does not expose it (``torch._C._cusparselt.mm_search``). Never
+    with ``transpose_result=True``: on the H200 with cuSPARSELt 0.8 that search fails inside the library and
+    leaves the CUDA context unusable (illegal instruction)."""
     search = getattr(getattr(torch._C, "_cusparselt", None), "mm_search", None)
     if search is None:
         return None
-    return tuple(int(v) for v in search(packed, dense_b, None, None, None, transpose_result))
+    return tuple(int(v) for v in search(packed, dense_b, None, None, None, False))
 
 
-def cusparselt_candidates(searched: dict | None = None, max_algs: int = MAX_ALG_IDS) -> list[tuple]:
-    """``(alg_id, transpose_result, split_k, split_k_mode)`` to time: cuSPARSELt's matmul algorithms 0 .. its
-    maximum (``max_alg_id`` from its own search, else ``torch.backends.cusparselt.get_max_alg_id()``, which
-    knows only the versions torch lists; at most ``max_algs``), each with and without the result written
-    transposed (y as (tokens, out) straight from the kernel, or (out, tokens) read through a transposed view),
-    no split-K; plus cuSPARSELt's own pick per transpose choice, split-K included (``searched``: transpose ->
-    :func:`cusparselt_search`'s tuple). ``to_sparse_semi_structured`` always runs ``(0, False, 1, -1)``."""
-    import torch.backends.cusparselt as cslt
-
-    searched = {tr: s for tr, s in (searched or {}).items() if s is not None}
-    top = max((s[3] for s in searched.values()), default=None)
-    if top is None:
-        top = cslt.get_max_alg_id() if hasattr(cslt, "get_max_alg_id") else None
-    out = [(alg, tr, 1, -1) for alg in range(min((top or 0) + 1, max_algs)) for tr in (False, True)]
-    for tr, (alg, split_k, mode, _) in sorted(searched.items()):
-        pick = (alg, tr, 1, -1) if split_k <= 1 else (alg, tr, split_k, mode)
+def cusparselt_candidates(searched: dict | None = None) -> list[tuple]:
+    """``(alg_id, dense_b, split_k, split_k_mode)`` to time, for ``y^T = W x^T`` with the 2:4 weight ``W`` as
+    cuSPARSELt's sparse operand. ``dense_b``: ``"view"`` passes ``x^T`` as a transposed view of the
+    activations (no copy; what ``to_sparse_semi_structured`` does), ``"contiguous"`` copies it row-major first
+    (the copy is inside the timed call) -- cuSPARSELt offers different algorithms for the two (0.8 on the
+    H200: 27 and 47). Per layout: algorithm 0 (the stock choice) and cuSPARSELt's own pick for it (``searched``:
+    layout -> :func:`cusparselt_search`'s tuple), split-K included where it chose one. The result is always
+    written untransposed: ``transpose_result=True`` re-plans for ~250 ms per eager call there (measured)."""
+    out = [(0, "view", 1, -1), (0, "contiguous", 1, -1)]
+    for layout, found in sorted((searched or {}).items()):
+        if found is None:
+            continue
+        alg, split_k, mode, _ = found
+        pick = (alg, layout, 1, -1) if split_k <= 1 else (alg, layout, split_k, mode)
         if pick not in out:
             out.append(pick)
     return out
@@ -107,11 +104,12 @@ def cusparselt_candidates(searched: dict | None = None, max_algs: int = MAX_ALG_
 _SPLIT_MODE_KW: list = []  # the keyword this torch names split-K's mode by (resolved on the first split call)
 
 
-def cslt_mm(packed: torch.Tensor, dense_b: torch.Tensor, alg: int, transpose_result: bool, split_k: int = 1,
+def cslt_mm(packed: torch.Tensor, dense_b: torch.Tensor, alg: int, split_k: int = 1,
             split_k_mode: int = -1) -> torch.Tensor:
-    """``torch._cslt_sparse_mm`` with split-K passed the way this torch names it: ``split_k_mode`` (an int,
-    cuSPARSELt's enum: 1 one kernel, 2 two kernels) in recent releases, ``split_k_one_kernel`` (a bool) before."""
-    kw = {"transpose_result": transpose_result, "alg_id": alg}
+    """``torch._cslt_sparse_mm`` (untransposed result) with split-K passed the way this torch names it:
+    ``split_k_mode`` (an int, cuSPARSELt's enum: 1 one kernel, 2 two kernels) in recent releases,
+    ``split_k_one_kernel`` (a bool) before."""
+    kw = {"alg_id": alg}
     if split_k > 1:
         kw["split_k"] = split_k
         if not _SPLIT_MODE_KW:
@@ -126,34 +124,39 @@ def cslt_mm(packed: torch.Tensor, dense_b: torch.Tensor, alg: int, transpose_res
     return torch._cslt_sparse_mm(packed, dense_b, **kw)
 
 
+def dense_b(x: torch.Tensor, layout: str) -> torch.Tensor:
+    """``x^T`` (in, tokens) for cuSPARSELt: a view, or a row-major copy."""
+    if layout not in ("view", "contiguous"):
+        raise ValueError(f"dense_b layout={layout!r}; allowed: view, contiguous")
+    return x.t() if layout == "view" else x.t().contiguous()
+
+
 def build_semi_structured_tuned(case: Case, env: Env) -> Bench:
     """2:4 through cuSPARSELt directly (``torch._cslt_compress`` / ``torch._cslt_sparse_mm``), with the
-    algorithm, split-K and output layout picked per shape by measurement among :func:`cusparselt_candidates`
-    (cuSPARSELt's own search's picks among them; a candidate that raises or differs is dropped)."""
+    algorithm, split-K and activation layout picked per shape by measurement among
+    :func:`cusparselt_candidates` (cuSPARSELt's own search's picks among them; a candidate that raises or
+    differs is dropped)."""
     ws, xs, copies = _weights(case, env, lambda: mask_2_4(case.out_features, case.in_features, env))
     packed = [torch._cslt_compress(w) for w in ws]
-    xts = [x.t() for x in xs]  # (in, tokens) views: y^T = W x^T with W the sparse operand, no copy of x
 
     def run(cfg, i):
-        alg, tr, split_k, mode = cfg
-        y = cslt_mm(packed[i], xts[i], alg, tr, split_k, mode)
-        return y if tr else y.t()
+        alg, layout, split_k, mode = cfg
+        return cslt_mm(packed[i], dense_b(xs[i], layout), alg, split_k, mode).t()
 
     searched = {}
     if env.device == "cuda":
-        for tr in (False, True):
+        for layout in ("view", "contiguous"):
             try:
-                searched[tr] = cusparselt_search(packed[0], xts[0], tr)
-            except RuntimeError:  # a search cuSPARSELt refuses leaves the listed algorithms
-                searched[tr] = None
+                searched[layout] = cusparselt_search(packed[0], dense_b(xs[0], layout))
+            except RuntimeError:  # a search cuSPARSELt refuses leaves the stock candidates
+                searched[layout] = None
     candidates = cusparselt_candidates(searched)
     config = _tune(run, candidates, env, copies)
     out0 = run(config, 0)
     return _finish(case, env, ws, xs, copies, lambda i: F.linear(xs[i], ws[i]), lambda i: run(config, i),
                    nbytes(packed[0]), 2.0, out0,
-                   info={"alg_id": config[0], "transpose_result": config[1], "split_k": config[2],
-                         "split_k_mode": config[3], "candidates": len(candidates),
-                         "cusparselt_search": {str(tr).lower(): s and list(s) for tr, s in searched.items()}})
+                   info={"alg_id": config[0], "dense_b": config[1], "split_k": config[2], "split_k_mode": config[3],
+                         "candidates": len(candidates), "cusparselt_search": {k: v and list(v) for k, v in searched.items()}})
 
 
 _DENSE_TUNED: dict = {}
@@ -271,7 +274,15 @@ TUNE_ACT = [("fma", 16, 64, 1, 4, 1, "atomic"), ("fma", 16, 64, 1, 1, 1, "atomic
             ("mma", 128, 64, 4, 8, 3, "last"), ("mma", 128, 128, 4, 8, 3, "last"), ("mma", 64, 64, 2, 16, 3, "last"),
             ("mma", 128, 64, 4, 16, 3, "last"), ("mma", 32, 128, 4, 16, 4, "last"),
             ("mma", 32, 256, 4, 16, 4, "atomic"),
-            ("mma", 128, 128, 4, 16, 3, "last")]  # chosen for LLaMA-7B's fused gate/up (22016x4096) by bench decode
+            ("mma", 128, 128, 4, 16, 3, "last"),  # chosen for LLaMA-7B's fused gate/up (22016x4096) by bench decode
+            # scratch engines: each program ranks its chunk's live inputs (a prefix sum) into a scratch row, then
+            # loads whole tiles of live weight rows only (act_sparse_gemv.py)
+            ("scratch", 64, 64, 4, 8, 3, "last"), ("scratch", 64, 128, 4, 8, 3, "last"),
+            ("scratch", 32, 128, 4, 16, 4, "last"), ("scratch", 64, 64, 4, 4, 3, "last"),
+            ("scratch", 128, 64, 4, 8, 3, "last"), ("scratch", 64, 256, 8, 8, 3, "last"),
+            ("scratch", 32, 64, 2, 8, 4, "atomic"),
+            ("scratch_fma", 16, 64, 1, 16, 1, "last"), ("scratch_fma", 32, 64, 2, 16, 1, "last"),
+            ("scratch_fma", 16, 128, 2, 32, 1, "last"), ("scratch_fma", 8, 64, 1, 32, 1, "atomic")]
 # (The gather engine -- each program compacts its chunk of inputs first -- won no shape: 7-17 % slower than the
 # best of this list at 50 % on the LLaMA shapes in bench/sweep_gather.py on the H200, the sort costing more than
 # the masked rows it saves; six of its candidates were in this list when the H200 rows of 9b2153f were tuned.)
