@@ -42,5 +42,5 @@ def test_an_unknown_engine_is_refused_naming_the_allowed_ones():
 
     from sparsebench.kernels.act_sparse_gemv import activation_sparse_gemv
 
-    with pytest.raises(ValueError, match="engine='dot'; allowed: mma, fma, gather"):
+    with pytest.raises(ValueError, match="engine='dot'; allowed: mma, fma, gather, scratch, scratch_fma"):
         activation_sparse_gemv(torch.randn(8), torch.randn(8, 8), "dot")

@@ -102,7 +102,9 @@ assert ((y - ref24).norm() / ref24.norm()) < 1e-5, "2:4 GEMV"
 # every engine x reduction, twice each: the "last" reduction must leave its counters at zero
 for cfg in [("fma", 32, 64, 4, 1, 1, "atomic"), ("fma", 16, 32, 1, 2, 1, "last"), ("fma", 16, 64, 2, 100, 1, "atomic"),
             ("mma", 16, 32, 4, 2, 3, "atomic"), ("mma", 16, 32, 1, 1, 2, "last"), ("mma", 32, 64, 4, 100, 2, "last"),
-            ("gather", 16, 32, 1, 4, 1, "last"), ("gather", 8, 64, 2, 2, 1, "atomic"), ("gather", 16, 32, 1, 100, 1, "last")]:
+            ("gather", 16, 32, 1, 4, 1, "last"), ("gather", 8, 64, 2, 2, 1, "atomic"), ("gather", 16, 32, 1, 100, 1, "last"),
+            ("scratch", 16, 32, 1, 4, 2, "last"), ("scratch", 16, 64, 4, 100, 3, "atomic"),
+            ("scratch_fma", 8, 64, 1, 8, 1, "atomic"), ("scratch_fma", 16, 32, 2, 100, 1, "last")]:
     for _ in range(2):
         y = activation_sparse_gemv(x, w.t().contiguous(), *cfg)
         assert ((y - ref).norm() / ref.norm()) < 1e-5, ("activation-sparse GEMV", cfg)
@@ -212,15 +214,18 @@ def test_triton_gemvs_match_dense_on_cuda(out_f, in_f, density):
     assert float((y.float() - ref).norm() / ref.norm()) < 1e-2
 
 
-def test_cusparselt_candidates_are_both_layouts_stock_and_searched_picks():
+def test_cusparselt_candidates_are_every_view_algorithm_and_the_copys_stock_and_searched_picks():
     from sparsebench.kernels.linear_cases import cusparselt_candidates, dense_b
 
     stock = [(0, "view", 1, -1), (0, "contiguous", 1, -1)]
     assert cusparselt_candidates() == stock  # to_sparse_semi_structured's choice (alg 0 on the view) is first
-    # cuSPARSELt's search picks alg 38 with no split-K (-1) on the copy and alg 2 with split-K 4 on the view
-    got = cusparselt_candidates({"view": (2, 4, 1, 27), "contiguous": (38, -1, 2, 47)})
-    assert got == stock + [(38, "contiguous", 1, -1), (2, "view", 4, 1)]
-    assert cusparselt_candidates({"view": (0, 1, -1, 27), "contiguous": None}) == stock  # no new pick
+    # the search reports 3 algorithms on the view (picking alg 2 with split-K 4, one kernel) and picks alg 38
+    # with no split-K (-1) on the copy
+    got = cusparselt_candidates({"view": (2, 4, 1, 2), "contiguous": (38, -1, 2, 47)})
+    assert got == [(0, "view", 1, -1), (1, "view", 1, -1), (2, "view", 1, -1), (0, "contiguous", 1, -1),
+                   (38, "contiguous", 1, -1), (2, "view", 4, 1)]
+    assert cusparselt_candidates({"view": (0, 1, -1, 0), "contiguous": None}) == stock  # no new pick
+    assert len(cusparselt_candidates({"view": (0, 1, -1, 40)}, max_algs=32)) == 33  # capped
     x = torch.arange(6.0).reshape(2, 3)
     assert dense_b(x, "view").is_contiguous() is False and dense_b(x, "contiguous").is_contiguous()
     assert torch.equal(dense_b(x, "view"), dense_b(x, "contiguous"))

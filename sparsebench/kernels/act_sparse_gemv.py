@@ -26,6 +26,12 @@ for its ``x`` first:
   for its x and no register slot holds a masked row. (A compaction over all of x first, one launch of its
   own, is ``triton_gemv.activation_sparse_gemv_compact``: the extra launch costs more than it saves.)
 
+* ``scratch_fma`` / ``scratch``: each program ranks its chunk's live inputs by a prefix sum (``tl.cumsum``) and
+  stores their offsets at those ranks in a scratch row of its own (global memory, read back after a barrier),
+  so a tile of live rows is one plain load of offsets: no sort and no per-tile search (what made ``gather``
+  slow), every weight row loaded is live but the last tile's tail. FMAs with the offsets two tiles ahead
+  (``scratch_fma``), or tensor-core tiles pipelined by Triton (``scratch``).
+
 Split-K partial sums (``tiles`` smaller than K) meet by ``reduce``: ``"atomic"``
 adds into a zeroed ``y`` (a zeroing launch first, as TEAL), ``"last"`` stores
 float32 partials and the program of each output block that arrives last sums

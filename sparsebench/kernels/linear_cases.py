@@ -82,19 +82,22 @@ def cusparselt_search(packed: torch.Tensor, dense_b: torch.Tensor) -> tuple | No
     return tuple(int(v) for v in search(packed, dense_b, None, None, None, False))
 
 
-def cusparselt_candidates(searched: dict | None = None) -> list[tuple]:
+MAX_ALG_IDS = 32  # cuSPARSELt algorithms screened on the view layout (0.8 on the H200 offers 27 there)
+
+
+def cusparselt_candidates(searched: dict | None = None, max_algs: int = MAX_ALG_IDS) -> list[tuple]:
     """``(alg_id, dense_b, split_k, split_k_mode)`` to time, for ``y^T = W x^T`` with the 2:4 weight ``W`` as
     cuSPARSELt's sparse operand. ``dense_b``: ``"view"`` passes ``x^T`` as a transposed view of the
     activations (no copy; what ``to_sparse_semi_structured`` does), ``"contiguous"`` copies it row-major first
-    (the copy is inside the timed call) -- cuSPARSELt offers different algorithms for the two (0.8 on the
-    H200: 27 and 47). Per layout: algorithm 0 (the stock choice) and cuSPARSELt's own pick for it (``searched``:
-    layout -> :func:`cusparselt_search`'s tuple), split-K included where it chose one. The result is always
-    written untransposed: ``transpose_result=True`` re-plans for ~250 ms per eager call there (measured)."""
-    out = [(0, "view", 1, -1), (0, "contiguous", 1, -1)]
-    for layout, found in sorted((searched or {}).items()):
-        if found is None:
-            continue
-        alg, split_k, mode, _ = found
+    (the copy is inside the timed call); cuSPARSELt offers different algorithms for the two (0.8 on the H200:
+    27 and 47). The view: every algorithm up to the maximum its search reports (``searched``: layout ->
+    :func:`cusparselt_search`'s tuple; at most ``max_algs``; algorithm 0 alone without a search). The copy:
+    algorithm 0 and cuSPARSELt's own pick. Split-K where the search chose one. The result is always written
+    untransposed: ``transpose_result=True`` re-plans for ~250 ms per eager call there (measured)."""
+    searched = {k: v for k, v in (searched or {}).items() if v is not None}
+    top = searched["view"][3] if "view" in searched else 0
+    out = [(alg, "view", 1, -1) for alg in range(min(top + 1, max_algs))] + [(0, "contiguous", 1, -1)]
+    for layout, (alg, split_k, mode, _) in sorted(searched.items()):
         pick = (alg, layout, 1, -1) if split_k <= 1 else (alg, layout, split_k, mode)
         if pick not in out:
             out.append(pick)
@@ -275,14 +278,14 @@ TUNE_ACT = [("fma", 16, 64, 1, 4, 1, "atomic"), ("fma", 16, 64, 1, 1, 1, "atomic
             ("mma", 128, 64, 4, 16, 3, "last"), ("mma", 32, 128, 4, 16, 4, "last"),
             ("mma", 32, 256, 4, 16, 4, "atomic"),
             ("mma", 128, 128, 4, 16, 3, "last"),  # chosen for LLaMA-7B's fused gate/up (22016x4096) by bench decode
-            # scratch engines: each program ranks its chunk's live inputs (a prefix sum) into a scratch row, then
-            # loads whole tiles of live weight rows only (act_sparse_gemv.py)
-            ("scratch", 64, 64, 4, 8, 3, "last"), ("scratch", 64, 128, 4, 8, 3, "last"),
-            ("scratch", 32, 128, 4, 16, 4, "last"), ("scratch", 64, 64, 4, 4, 3, "last"),
-            ("scratch", 128, 64, 4, 8, 3, "last"), ("scratch", 64, 256, 8, 8, 3, "last"),
-            ("scratch", 32, 64, 2, 8, 4, "atomic"),
+            # the scratch engine (FMA): each program ranks its chunk's live inputs (a prefix sum) into a scratch row,
+            # then loads whole tiles of live weight rows only (act_sparse_gemv.py); it won LLaMA-7B down and
+            # LLaMA-3-8B up/down at 50 % on the H200 (sparsebench.kernels.gemv_ceiling); its tensor-core variant
+            # ("scratch", 7 candidates of 32-128 x 64-256 tiles, 3-4 stages) won none there
             ("scratch_fma", 16, 64, 1, 16, 1, "last"), ("scratch_fma", 32, 64, 2, 16, 1, "last"),
-            ("scratch_fma", 16, 128, 2, 32, 1, "last"), ("scratch_fma", 8, 64, 1, 32, 1, "atomic")]
+            ("scratch_fma", 16, 128, 2, 32, 1, "last"), ("scratch_fma", 8, 64, 1, 32, 1, "atomic"),
+            ("scratch_fma", 8, 64, 1, 64, 1, "atomic"), ("scratch_fma", 8, 128, 1, 32, 1, "atomic"),
+            ("scratch_fma", 16, 64, 1, 32, 1, "last")]
 # (The gather engine -- each program compacts its chunk of inputs first -- won no shape: 7-17 % slower than the
 # best of this list at 50 % on the LLaMA shapes in bench/sweep_gather.py on the H200, the sort costing more than
 # the masked rows it saves; six of its candidates were in this list when the H200 rows of 9b2153f were tuned.)
