@@ -1,7 +1,7 @@
 #!/bin/bash
 # Device call(s) after the scratch engines and the wider cuSPARSELt search (STAGES picks what runs, default all):
 # gpu -- the GPU tests of every TUNE_ACT config and every cuSPARSELt candidate; tuned -- the suite's 12
-# semi_structured_tuned rows; act -- the suite's act_sparse_gemv rows (TUNE_ACT changed); ceiling -- python -m
+# semi_structured_tuned rows (or those of $TUNED); act -- the suite's act_sparse_gemv rows (TUNE_ACT changed); ceiling -- python -m
 # sparsebench.kernels.gemv_ceiling; decode -- bench decode without prefill. Everything lands in $OUT/kernels9.tgz.
 export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD SPARSEBENCH_ROOT=$PWD
 BUDGET_S=${BUDGET_S:-540}
@@ -15,7 +15,7 @@ if has gpu; then
         -k "cusparselt or test_triton_gemvs_match_dense_on_cuda" -p no:cacheprovider > $R/gputest.log 2>&1
     echo "== gpu tests rc=$? at $(now)s: $(tail -1 $R/gputest.log)"
 fi
-has tuned && suite semi_structured_tuned/ tuned 240
+has tuned && suite "${TUNED:-semi_structured_tuned/}" tuned 240
 has act && suite act_sparse_gemv/ act 330
 if has ceiling; then
     t=$(limit 120); echo "== ceiling: ${t}s at $(now)s"
