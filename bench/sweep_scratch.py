@@ -1,12 +1,13 @@
 """The activation-sparse GEMV's scratch engine at 50 % zeros on the LLaMA shapes, on W^T and on panels.
 
-    python3 bench/sweep_scratch.py [--dry]      # one device call, ~3 min; --dry: CPU, Triton interpreter, tiny shape
+    python3 bench/sweep_scratch.py [--wide] [--dry]   # one device call, ~1-3 min; --dry: CPU, Triton interpreter, tiny shape
 
 Every TUNE_ACT candidate and a grid of scratch_fma / scratch candidates, each on the weight stored as W^T (in, out)
 and, where the candidate's block_n divides out, as panels (``act_sparse_gemv.to_panels``: each program's block of
 outputs one contiguous stretch over all inputs, so its live rows lie block_n values apart). Timed as the suite's
 tuner screens (graph_ms: a CUDA-graph pass over copies spanning 256 MB, median of 10), beside cuBLAS and the best
-of TUNE_DENSE; every candidate checked against the float32 product first. Prints the best five per shape.
+of TUNE_DENSE; every candidate checked against the float32 product first. Prints the best five per shape. ``--wide``: instead
+of the grid, output blocks of 512-1024 columns (each live row read as 1-2 KB contiguous), the scratch engine's FMA variant, W^T only.
 """
 
 from __future__ import annotations
@@ -31,6 +32,11 @@ GRID = [("scratch_fma", bk, bn, w, chunk // bk, 1, red)
         if bk * bn // (32 * w) in (16, 32)]  # 16-32 weights per thread per tile
 GRID += [("scratch", bk, bn, w, chunk // bk, st, "last") for bk, bn, w, chunk, st in
          [(64, 64, 4, 512, 3), (64, 128, 4, 512, 3), (32, 128, 4, 512, 4), (64, 256, 4, 1024, 3)]]
+if "--wide" in sys.argv:  # output blocks of 512-1024 columns: each live row read as 1-2 KB contiguous
+    GRID = [(eng, bk, bn, w, chunk // bk, 1, red)
+            for eng, bk, bn, w, chunk, red in itertools.product(("scratch_fma",), (4, 8), (512, 1024), (4, 8),
+                                                                (64, 128, 256), ("atomic", "last"))
+            if 16 <= bk * bn // (32 * w) <= 32 and chunk // bk >= 2]
 if DRY:
     graph_ms = lambda fn, copies: (fn(0), 1.0)[1]  # noqa: E731
     GRID = [("scratch_fma", 8, 32, 1, 4, 1, "last"), ("scratch", 16, 32, 1, 2, 2, "atomic")]
@@ -52,7 +58,8 @@ for n, k in SHAPES:
     del ws
     panels: dict = {}
     rows = []
-    for cfg, layout in [(c, lay) for c in TUNE_ACT + GRID for lay in ("wt", "panels")]:
+    layouts = ("wt",) if "--wide" in sys.argv else ("wt", "panels")
+    for cfg, layout in [(c, lay) for c in TUNE_ACT + GRID for lay in layouts]:
         bn = cfg[2]
         if layout == "panels":
             if n % bn:
