@@ -71,24 +71,11 @@ def summarise(rounds: dict[str, list[float]]) -> dict:
     return out
 
 
-def _interleaved_rounds(fns: dict, copies: int, rounds: int) -> dict[str, list[float]]:
-    from sparsebench.kernels.timing import _event_ms, _graphed, _pass, calls_for
-
-    names = list(fns)
-    replays = {k: _graphed(fns[k], copies) or _pass(fns[k], copies) for k in names}
-    for k in names:
-        replays[k]()
-    times: dict[str, list[float]] = {k: [] for k in names}
-    for r in range(rounds):
-        for k in names[r % len(names):] + names[:r % len(names)]:
-            times[k].append(_event_ms(replays[k]) / calls_for(copies))
-    return times
-
-
 def measure_shape(model: str, layer: str, out_f: int, in_f: int, env, rounds: int) -> dict:
     from sparsebench.kernels.cases import Case, random_normal
     from sparsebench.kernels.linear_cases import _tune, build_act_sparse_gemv, build_gemv_2_4
     from sparsebench.kernels.row_gemv import TUNE_DENSE, dense_gemv
+    from sparsebench.kernels.tuning import interleaved_rounds
 
     fns, configs = {}, {}
     for op, build in (("act_sparse_gemv", build_act_sparse_gemv), ("gemv_2_4", build_gemv_2_4)):
@@ -106,7 +93,8 @@ def measure_shape(model: str, layer: str, out_f: int, in_f: int, env, rounds: in
         fns[f"cublas@{op}"] = lambda i, ws=ws, xs=xs: F.linear(xs[i], ws[i])
         fns[f"triton@{op}"] = lambda i, ws=ws, xs=xs, cfg=cfg: dense_gemv(xs[i], ws[i], *cfg)
         configs[f"triton@{op}"] = list(cfg)
-    times = _interleaved_rounds(fns, copies, rounds)
+    names = list(fns)
+    times = dict(zip(names, interleaved_rounds([fns[k] for k in names], copies, rounds, rotate=True)))
     return {"shape": f"{model}.{layer}", "out_features": out_f, "in_features": in_f, "copies": copies,
             "configs": configs, "round_ms": times, **summarise(times)}
 

@@ -43,19 +43,28 @@ def pick_fastest(configs: Sequence, screen: Callable, final: Callable, finalists
     return min(zip(times, (t[1] for t in top), (t[2] for t in top)), key=lambda t: (t[0], t[1]))[2]
 
 
-def interleaved_ms(fns: Sequence[Callable[[int], object]], copies: int, rounds: int = ROUNDS) -> list[float]:
-    """Median ms per call of each ``fn(i)`` (copy i of the inputs) over ``rounds`` rounds that replay one
-    captured pass of every fn in turn (CUDA)."""
+def interleaved_rounds(fns: Sequence[Callable[[int], object]], copies: int, rounds: int = ROUNDS,
+                       rotate: bool = False) -> list[list[float]]:
+    """Ms per call of each ``fn(i)`` (copy i of the inputs), one value per round: each round replays one
+    captured pass of every fn in turn (CUDA); ``rotate``: the order shifts by one each round, so no fn always
+    follows the same one."""
     from sparsebench.kernels.timing import _event_ms, _graphed, _pass, calls_for
 
     replays = [_graphed(fn, copies) or _pass(fn, copies) for fn in fns]
     for replay in replays:
         replay()
     times: list[list[float]] = [[] for _ in replays]
-    for _ in range(rounds):
-        for replay, t in zip(replays, times):
-            t.append(_event_ms(replay) / calls_for(copies))
-    return [statistics.median(t) for t in times]
+    order = list(range(len(replays)))
+    for r in range(rounds):
+        shift = r % len(order) if rotate else 0
+        for j in order[shift:] + order[:shift]:
+            times[j].append(_event_ms(replays[j]) / calls_for(copies))
+    return times
+
+
+def interleaved_ms(fns: Sequence[Callable[[int], object]], copies: int, rounds: int = ROUNDS) -> list[float]:
+    """Median ms per call of each ``fn(i)`` over ``rounds`` interleaved rounds (:func:`interleaved_rounds`)."""
+    return [statistics.median(t) for t in interleaved_rounds(fns, copies, rounds)]
 
 
 def tune(run: Callable, configs: Sequence, device: str, copies: int):
