@@ -75,15 +75,28 @@ def _finish(y_ptr, part_ptr, count_ptr, part, offs_n, n_ok, pid_n, pid_k, N, SPL
 
 
 @triton.jit
-def _act_sparse_mma(x_ptr, wt_ptr, y_ptr, part_ptr, count_ptr, K, N, stride_wp, stride_wk, K_PER_PROG, SPLITS,
-                    thresh,
-                    BLOCK_K: tl.constexpr, BLOCK_N: tl.constexpr, STAGES: tl.constexpr, REDUCE: tl.constexpr):
+def _program_tile(K, N, K_PER_PROG, BLOCK_N: tl.constexpr):
+    """This program's block of outputs (axis 0) and its split of the inputs (axis 1)."""
     pid_n = tl.program_id(0)
     pid_k = tl.program_id(1)
     offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
-    n_ok = offs_n < N
     k_lo = pid_k * K_PER_PROG
-    k_hi = tl.minimum(k_lo + K_PER_PROG, K)
+    return pid_n, pid_k, offs_n, offs_n < N, k_lo, tl.minimum(k_lo + K_PER_PROG, K)
+
+
+@triton.jit
+def _live_chunk(x_ptr, k_lo, k_hi, thresh, CHUNK: tl.constexpr):
+    """The program's CHUNK inputs (offsets from k_lo) and which of them are live (non-zero, above thresh)."""
+    local = tl.arange(0, CHUNK)
+    x = tl.load(x_ptr + k_lo + local, mask=k_lo + local < k_hi, other=0.0)
+    return local, (tl.abs(x) > thresh) & (x != 0)
+
+
+@triton.jit
+def _act_sparse_mma(x_ptr, wt_ptr, y_ptr, part_ptr, count_ptr, K, N, stride_wp, stride_wk, K_PER_PROG, SPLITS,
+                    thresh,
+                    BLOCK_K: tl.constexpr, BLOCK_N: tl.constexpr, STAGES: tl.constexpr, REDUCE: tl.constexpr):
+    pid_n, pid_k, offs_n, n_ok, k_lo, k_hi = _program_tile(K, N, K_PER_PROG, BLOCK_N)
     w_base = wt_ptr + pid_n * stride_wp + tl.arange(0, BLOCK_N)[None, :]  # this program's output columns
     acc = tl.zeros((16, BLOCK_N), dtype=tl.float32)
     for k in tl.range(k_lo, k_hi, BLOCK_K, num_stages=STAGES):
@@ -104,13 +117,8 @@ def _act_sparse_fma(x_ptr, wt_ptr, y_ptr, part_ptr, count_ptr, K, N, stride_wp, 
     # Triton pipelines only loads that feed a dot, so this one pipelines by hand (STAGES unused): a tile's
     # weight loads can only be issued once its x has arrived, so x runs two tiles ahead and the weights
     # one; while a tile is multiplied, the next one's weights are in flight.
-    pid_n = tl.program_id(0)
-    pid_k = tl.program_id(1)
-    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
-    n_ok = offs_n < N
+    pid_n, pid_k, offs_n, n_ok, k_lo, k_hi = _program_tile(K, N, K_PER_PROG, BLOCK_N)
     rows = tl.arange(0, BLOCK_K)
-    k_lo = pid_k * K_PER_PROG
-    k_hi = tl.minimum(k_lo + K_PER_PROG, K)
     w_base = wt_ptr + pid_n * stride_wp + tl.arange(0, BLOCK_N)[None, :]  # this program's output columns
     x_cur = tl.load(x_ptr + k_lo + rows, mask=k_lo + rows < k_hi, other=0.0, eviction_policy="evict_last")
     x_cur = tl.where(tl.abs(x_cur) > thresh, x_cur, tl.zeros_like(x_cur))
@@ -143,15 +151,8 @@ def _act_sparse_gather(x_ptr, wt_ptr, y_ptr, part_ptr, count_ptr, K, N, stride_w
     # The program's CHUNK inputs are compacted first, in registers: a sort puts the live inputs' offsets
     # first, so every tile of BLOCK_K rows it then loads is a tile of live rows (the last one partly), no
     # tile waits for x, and the tiles' weight loads are issued one tile ahead of the FMAs.
-    pid_n = tl.program_id(0)
-    pid_k = tl.program_id(1)
-    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
-    n_ok = offs_n < N
-    k_lo = pid_k * K_PER_PROG
-    k_hi = tl.minimum(k_lo + K_PER_PROG, K)
-    local = tl.arange(0, CHUNK)
-    x = tl.load(x_ptr + k_lo + local, mask=k_lo + local < k_hi, other=0.0)
-    live = (tl.abs(x) > thresh) & (x != 0)
+    pid_n, pid_k, offs_n, n_ok, k_lo, k_hi = _program_tile(K, N, K_PER_PROG, BLOCK_N)
+    local, live = _live_chunk(x_ptr, k_lo, k_hi, thresh, CHUNK)
     count = tl.sum(live.to(tl.int32), axis=0)
     order = tl.reshape(tl.sort(tl.where(live, local, CHUNK + local)), (CHUNK // BLOCK_K, BLOCK_K))
     tile_ids = tl.arange(0, CHUNK // BLOCK_K)[:, None]
@@ -186,15 +187,8 @@ def _act_sparse_scratch(x_ptr, wt_ptr, y_ptr, part_ptr, count_ptr, K, N, stride_
     # of BLOCK_K offsets -- no sort, no per-tile search -- and every weight row loaded is a live one (the last
     # tile's tail aside). USE_DOT: the tile as a tensor-core product, pipelined by Triton over STAGES tiles;
     # else FMAs, with the offsets two tiles ahead and the weights one tile ahead, by hand.
-    pid_n = tl.program_id(0)
-    pid_k = tl.program_id(1)
-    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
-    n_ok = offs_n < N
-    k_lo = pid_k * K_PER_PROG
-    k_hi = tl.minimum(k_lo + K_PER_PROG, K)
-    local = tl.arange(0, CHUNK)
-    x = tl.load(x_ptr + k_lo + local, mask=k_lo + local < k_hi, other=0.0)
-    live = (tl.abs(x) > thresh) & (x != 0)
+    pid_n, pid_k, offs_n, n_ok, k_lo, k_hi = _program_tile(K, N, K_PER_PROG, BLOCK_N)
+    local, live = _live_chunk(x_ptr, k_lo, k_hi, thresh, CHUNK)
     rank = tl.cumsum(live.to(tl.int32), axis=0) - 1
     count = tl.sum(live.to(tl.int32), axis=0)
     scratch = idx_ptr + (pid_k * tl.num_programs(0) + pid_n).to(tl.int64) * CHUNK
@@ -241,24 +235,24 @@ KERNELS = {"mma": _act_sparse_mma, "fma": _act_sparse_fma, "gather": _act_sparse
 _WORKSPACES: dict = {}
 
 
+def _cached(key: tuple, make):
+    """A workspace made once per key (eagerly, on the first call: never inside a CUDA-graph capture)."""
+    if key not in _WORKSPACES:
+        _WORKSPACES[key] = make()
+    return _WORKSPACES[key]
+
+
 def _workspace(splits: int, n_dim: int, n_blocks: int, device) -> tuple[torch.Tensor, torch.Tensor]:
     """Partials (splits, N) float32 and one int32 counter per output block (zeroed once; every call
-    leaves its counters at zero). Shared by calls on one stream; the first call, eager, allocates
-    them (never inside a CUDA-graph capture)."""
-    key = (str(device), splits, n_dim, n_blocks)
-    if key not in _WORKSPACES:
-        _WORKSPACES[key] = (torch.empty(splits, n_dim, dtype=torch.float32, device=device),
-                            torch.zeros(n_blocks, dtype=torch.int32, device=device))
-    return _WORKSPACES[key]
+    leaves its counters at zero). Shared by calls on one stream."""
+    return _cached((str(device), splits, n_dim, n_blocks),
+                   lambda: (torch.empty(splits, n_dim, dtype=torch.float32, device=device),
+                            torch.zeros(n_blocks, dtype=torch.int32, device=device)))
 
 
 def _scratch(numel: int, device) -> torch.Tensor:
-    """The scratch engines' per-program rows of live offsets (int32), allocated once per size (eagerly, on the
-    first call: never inside a CUDA-graph capture); every call overwrites what it reads."""
-    key = (str(device), "scratch", numel)
-    if key not in _WORKSPACES:
-        _WORKSPACES[key] = torch.empty(numel, dtype=torch.int32, device=device)
-    return _WORKSPACES[key]
+    """The scratch engines' per-program rows of live offsets (int32); every call overwrites what it reads."""
+    return _cached((str(device), "scratch", numel), lambda: torch.empty(numel, dtype=torch.int32, device=device))
 
 
 def activation_sparse_gemv(x: torch.Tensor, wt: torch.Tensor, engine: str = "fma", block_k: int = 16,
