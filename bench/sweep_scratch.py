@@ -16,12 +16,13 @@ import itertools
 import sys
 
 import torch
-import torch.nn.functional as F
 
 from sparsebench.kernels.act_sparse_gemv import activation_sparse_gemv, to_panels
 from sparsebench.kernels.linear_cases import TUNE_ACT
-from sparsebench.kernels.row_gemv import TUNE_DENSE, dense_gemv
-from sparsebench.kernels.timing import copies_for, graph_ms
+from sparsebench.kernels.row_gemv import TUNE_DENSE
+from sparsebench.kernels.timing import graph_ms
+
+from act_sweep_inputs import shape_inputs  # noqa: E402 - this directory
 
 DRY = "--dry" in sys.argv
 DEV = "cpu" if DRY else "cuda"
@@ -44,18 +45,8 @@ if DRY:
     TUNE_DENSE = TUNE_DENSE[:1]
 
 for n, k in SHAPES:
-    g = torch.Generator(device=DEV).manual_seed(0)
-    copies = copies_for(n * k * 2, 256) if not DRY else 2
-    dt = torch.float32 if DRY else torch.float16
-    ws = [(torch.randn(n, k, generator=g, device=DEV) * 0.02).to(dt) for _ in range(copies)]
-    xs = [torch.randn(k, generator=g, device=DEV).to(dt) * (torch.rand(k, generator=g, device=DEV) >= 0.5)
-          for _ in range(copies)]
-    ref = ws[0].float() @ xs[0].float()
-    cublas = graph_ms(lambda i: F.linear(xs[i], ws[i]), copies)
-    dense = min(graph_ms(lambda i, c=c: dense_gemv(xs[i], ws[i], *c), copies) for c in TUNE_DENSE)
+    copies, wts, xs, ref, cublas, dense = shape_inputs(n, k, DEV, graph_ms, TUNE_DENSE)
     best_dense = min(cublas, dense)
-    wts = [w.t().contiguous() for w in ws]
-    del ws
     panels: dict = {}
     rows = []
     layouts = ("wt",) if "--wide" in sys.argv else ("wt", "panels")
